@@ -1,0 +1,14 @@
+//! brine's domain: what a record and an account are, and the rules that input must satisfy
+//! before it reaches storage or crypto. Parse, don't validate: every type here is valid by
+//! construction. No I/O.
+
+mod account;
+mod error;
+mod record;
+
+pub use account::{AccountPassword, Email};
+pub use error::ValidationError;
+pub use record::{
+    Access, MAX_SECRET_BYTES, NewRecordPolicy, RecordKind, RecordName, RecordPassword,
+    RecordStatus, SecretValue, read_status,
+};

@@ -1,0 +1,290 @@
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::ValidationError;
+
+/// Largest secret value a record holds.
+pub const MAX_SECRET_BYTES: usize = 64 * 1024;
+
+/// Who may read a record through `/r/{uuid}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// Anyone with the link.
+    Public,
+    /// Callers presenting the record's X-API-Key (or its password, when one is set).
+    Private,
+    /// Nobody but the owner, through the dashboard.
+    OwnerOnly,
+}
+
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Public => "public",
+            Access::Private => "private",
+            Access::OwnerOnly => "owner_only",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "public" => Some(Access::Public),
+            "private" => Some(Access::Private),
+            "owner_only" => Some(Access::OwnerOnly),
+            _ => None,
+        }
+    }
+}
+
+/// What a record is. Bridges arrive with their own issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    Credential,
+}
+
+impl RecordKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Credential => "credential",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "credential" => Some(RecordKind::Credential),
+            _ => None,
+        }
+    }
+}
+
+/// A record's display name: 1 to 200 characters, no control characters, trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordName(String);
+
+impl RecordName {
+    pub fn parse(input: &str) -> Result<Self, ValidationError> {
+        let name = input.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(ValidationError::new(
+                "name",
+                "The name must be between 1 and 200 characters.",
+            ));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(ValidationError::new(
+                "name",
+                "The name must not contain control characters.",
+            ));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// The secret a credential holds: 1 byte to 64 KiB. Prints as `***`.
+pub struct SecretValue(String);
+
+impl SecretValue {
+    pub fn parse(input: String) -> Result<Self, ValidationError> {
+        if input.is_empty() {
+            return Err(ValidationError::new("data", "The value must not be empty."));
+        }
+        if input.len() > MAX_SECRET_BYTES {
+            return Err(ValidationError::new(
+                "data",
+                format!("The value must be at most {MAX_SECRET_BYTES} bytes."),
+            ));
+        }
+        Ok(Self(input))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretValue(***)")
+    }
+}
+
+/// A record password (opens a private record with `POST /r/{uuid}`): 8 to 1024 bytes.
+pub struct RecordPassword(String);
+
+impl RecordPassword {
+    pub const MIN_CHARS: usize = 8;
+
+    pub fn parse(input: String) -> Result<Self, ValidationError> {
+        if input.chars().count() < Self::MIN_CHARS || input.len() > 1024 {
+            return Err(ValidationError::new(
+                "password",
+                format!(
+                    "A record password must be between {} characters and 1024 bytes.",
+                    Self::MIN_CHARS
+                ),
+            ));
+        }
+        Ok(Self(input))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for RecordPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RecordPassword(***)")
+    }
+}
+
+/// The combination of options chosen for a record, checked as a whole.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRecordPolicy {
+    pub access: Access,
+    pub sealed: bool,
+    pub has_password: bool,
+    pub expires_at: Option<OffsetDateTime>,
+    pub max_reads: Option<i64>,
+}
+
+impl NewRecordPolicy {
+    pub fn check(&self, now: OffsetDateTime) -> Result<(), ValidationError> {
+        if self.sealed && self.access != Access::Private {
+            return Err(ValidationError::new(
+                "sealed",
+                "Only private records can be sealed: a sealed record opens only with its X-API-Key or password.",
+            ));
+        }
+        if self.has_password && self.access != Access::Private {
+            return Err(ValidationError::new(
+                "password",
+                "Only private records can have a record password.",
+            ));
+        }
+        if let Some(at) = self.expires_at
+            && at <= now
+        {
+            return Err(ValidationError::new(
+                "expires_at",
+                "The expiry must be in the future.",
+            ));
+        }
+        if let Some(n) = self.max_reads
+            && n < 1
+        {
+            return Err(ValidationError::new(
+                "max_reads",
+                "max_reads must be at least 1.",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `/r/{uuid}` may still serve a record, and if not, why (shown to the owner only;
+/// callers get the same 404 as for an unknown uuid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordStatus {
+    Active,
+    Expired,
+    Exhausted,
+}
+
+pub fn read_status(
+    expires_at: Option<OffsetDateTime>,
+    max_reads: Option<i64>,
+    reads: i64,
+    now: OffsetDateTime,
+) -> RecordStatus {
+    if expires_at.is_some_and(|at| at <= now) {
+        RecordStatus::Expired
+    } else if max_reads.is_some_and(|max| reads >= max) {
+        RecordStatus::Exhausted
+    } else {
+        RecordStatus::Active
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::Duration;
+
+    use super::*;
+
+    fn policy(access: Access) -> NewRecordPolicy {
+        NewRecordPolicy {
+            access,
+            sealed: false,
+            has_password: false,
+            expires_at: None,
+            max_reads: None,
+        }
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(RecordName::parse("  Stripe  ").map(|n| n.0), Ok("Stripe".into()));
+        assert!(RecordName::parse("   ").is_err());
+        assert!(RecordName::parse(&"x".repeat(201)).is_err());
+        assert!(RecordName::parse("a\nb").is_err());
+    }
+
+    #[test]
+    fn secret_values_are_bounded_and_hidden() {
+        assert!(SecretValue::parse(String::new()).is_err());
+        assert!(SecretValue::parse("x".repeat(MAX_SECRET_BYTES + 1)).is_err());
+        let v = SecretValue::parse("sk_live_canary".into());
+        assert!(matches!(&v, Ok(v) if !format!("{v:?}").contains("canary")));
+    }
+
+    #[test]
+    fn policy_rejects_contradictions() {
+        let now = OffsetDateTime::now_utc();
+        assert!(policy(Access::Private).check(now).is_ok());
+        let sealed_public = NewRecordPolicy { sealed: true, ..policy(Access::Public) };
+        assert_eq!(sealed_public.check(now).map_err(|e| e.field), Err("sealed"));
+        let pw_owner = NewRecordPolicy { has_password: true, ..policy(Access::OwnerOnly) };
+        assert_eq!(pw_owner.check(now).map_err(|e| e.field), Err("password"));
+        let past = NewRecordPolicy {
+            expires_at: Some(now - Duration::seconds(1)),
+            ..policy(Access::Public)
+        };
+        assert_eq!(past.check(now).map_err(|e| e.field), Err("expires_at"));
+        let zero = NewRecordPolicy { max_reads: Some(0), ..policy(Access::Public) };
+        assert_eq!(zero.check(now).map_err(|e| e.field), Err("max_reads"));
+    }
+
+    #[test]
+    fn status_reports_expiry_before_exhaustion() {
+        let now = OffsetDateTime::now_utc();
+        let past = Some(now - Duration::seconds(1));
+        let future = Some(now + Duration::hours(1));
+        assert_eq!(read_status(None, None, 5, now), RecordStatus::Active);
+        assert_eq!(read_status(future, Some(2), 1, now), RecordStatus::Active);
+        assert_eq!(read_status(future, Some(2), 2, now), RecordStatus::Exhausted);
+        assert_eq!(read_status(past, Some(2), 2, now), RecordStatus::Expired);
+    }
+
+    #[test]
+    fn enums_round_trip_their_names() {
+        for a in [Access::Public, Access::Private, Access::OwnerOnly] {
+            assert_eq!(Access::parse(a.as_str()), Some(a));
+        }
+        assert_eq!(RecordKind::parse("credential"), Some(RecordKind::Credential));
+        assert_eq!(RecordKind::parse("bridge"), None);
+    }
+}

@@ -1,0 +1,107 @@
+//! Storage for brine, behind traits split by capability. The backend is chosen once at start-up
+//! from the database URL ([`connect`]); the rest of the server only sees `Arc<dyn Store>`.
+//!
+//! Everything secret arrives here already encrypted: the store never sees a plaintext value,
+//! an X-API-Key or a password.
+
+mod model;
+mod sqlite;
+mod time_ms;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub use model::{
+    Account, AuditEvent, KeySlot, NewAuditEvent, Record, RecordChanges, SlotKind,
+};
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken (for example an email already registered).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// Stored data could not be decoded (for example an unknown enum value).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("unsupported database URL: {0}")]
+    UnsupportedUrl(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Small installation-wide values, such as the master key's check value.
+#[async_trait]
+pub trait MetaStore: Send + Sync {
+    async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores `value` unless the key exists; returns whether it was stored.
+    async fn insert_meta_if_absent(&self, key: &str, value: &[u8]) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Fails with [`StoreError::Conflict`] when the email is taken.
+    async fn create_account(&self, account: &Account) -> Result<()>;
+    async fn account_by_email(&self, email: &str) -> Result<Option<Account>>;
+    async fn create_session(
+        &self,
+        id: Uuid,
+        account: Uuid,
+        created_at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<()>;
+    /// The account of a session that exists and has not expired at `now`.
+    async fn session_account(&self, id: Uuid, now: OffsetDateTime) -> Result<Option<Uuid>>;
+    /// Returns whether a session was deleted.
+    async fn delete_session(&self, id: Uuid) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait RecordStore: Send + Sync {
+    /// Inserts a record with all its key slots, atomically.
+    async fn insert_record(&self, record: &Record) -> Result<()>;
+    /// A record with its key slots.
+    async fn record(&self, uuid: Uuid) -> Result<Option<Record>>;
+    /// The owner's records, newest first, with their key slots.
+    async fn records_of(&self, owner: Uuid) -> Result<Vec<Record>>;
+    /// Applies every change atomically if the record belongs to `owner`; returns whether it did.
+    async fn update_record(&self, uuid: Uuid, owner: Uuid, changes: &RecordChanges)
+    -> Result<bool>;
+    async fn delete_record(&self, uuid: Uuid, owner: Uuid) -> Result<bool>;
+    /// Atomically takes one read from a record with `max_reads`, if one is left and the record
+    /// has not expired at `now`. Returns whether the read was granted.
+    async fn claim_read(&self, uuid: Uuid, now: OffsetDateTime) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn append_event(&self, event: &NewAuditEvent<'_>) -> Result<()>;
+    /// A record's events, newest first, at most `limit`, older than `before` when given.
+    async fn events(&self, record: Uuid, limit: u32, before: Option<i64>)
+    -> Result<Vec<AuditEvent>>;
+}
+
+/// Everything the server needs from storage.
+pub trait Store: MetaStore + AccountStore + RecordStore + AuditStore {}
+impl<T: MetaStore + AccountStore + RecordStore + AuditStore> Store for T {}
+
+/// Opens the database named by `url`, applying pending migrations.
+///
+/// `sqlite:` URLs use the embedded SQLite backend.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else {
+        let scheme = url.split(':').next().unwrap_or_default();
+        Err(StoreError::UnsupportedUrl(format!(
+            "{scheme}: (this build supports sqlite: URLs)"
+        )))
+    }
+}

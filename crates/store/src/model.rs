@@ -1,0 +1,117 @@
+use brine_core::{Access, RecordKind};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: Uuid,
+    /// Normalised (lower-case) email.
+    pub email: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// Which way of opening a record a key slot serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SlotKind {
+    /// Wrapped under the master key. Absent on sealed records.
+    Server,
+    /// Wrapped under a key derived from the record's X-API-Key.
+    ApiKey,
+    /// Wrapped under Argon2id of the record password.
+    Password,
+}
+
+impl SlotKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotKind::Server => "server",
+            SlotKind::ApiKey => "api_key",
+            SlotKind::Password => "password",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "server" => Some(SlotKind::Server),
+            "api_key" => Some(SlotKind::ApiKey),
+            "password" => Some(SlotKind::Password),
+            _ => None,
+        }
+    }
+}
+
+/// A record's data key, wrapped under one key-encryption key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySlot {
+    pub kind: SlotKind,
+    /// Bound into the wrap's associated data; bumped on every rotation.
+    pub version: i64,
+    pub wrapped: Vec<u8>,
+    /// KDF parameters and salt (password slots only).
+    pub kdf: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub uuid: Uuid,
+    pub owner_id: Uuid,
+    pub name: String,
+    pub kind: RecordKind,
+    pub access: Access,
+    pub sealed: bool,
+    /// AES-256-GCM of the secret under the record's data key.
+    pub payload: Vec<u8>,
+    pub payload_version: i64,
+    pub expires_at: Option<OffsetDateTime>,
+    pub max_reads: Option<i64>,
+    /// Reads granted so far (counted only while `max_reads` is set).
+    pub reads: i64,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub slots: Vec<KeySlot>,
+}
+
+impl Record {
+    pub fn slot(&self, kind: SlotKind) -> Option<&KeySlot> {
+        self.slots.iter().find(|s| s.kind == kind)
+    }
+}
+
+/// A set of changes applied to one record in one transaction. `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct RecordChanges {
+    pub name: Option<String>,
+    pub access: Option<Access>,
+    /// New payload and the version it was sealed with.
+    pub payload: Option<(Vec<u8>, i64)>,
+    pub expires_at: Option<Option<OffsetDateTime>>,
+    pub max_reads: Option<Option<i64>>,
+    /// Slots to insert or replace.
+    pub put_slots: Vec<KeySlot>,
+    pub remove_slots: Vec<SlotKind>,
+    pub updated_at: Option<OffsetDateTime>,
+}
+
+/// One attempt on a record, as written to the audit log. Never holds a secret.
+#[derive(Debug, Clone)]
+pub struct NewAuditEvent<'a> {
+    pub record: Uuid,
+    pub at: OffsetDateTime,
+    pub channel: &'a str,
+    pub outcome: &'a str,
+    pub client_ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub record: Uuid,
+    pub at: OffsetDateTime,
+    pub channel: String,
+    pub outcome: String,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
