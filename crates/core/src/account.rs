@@ -14,8 +14,7 @@ impl Email {
             return Err(invalid());
         }
         let (local, domain) = email.split_once('@').ok_or_else(invalid)?;
-        if local.is_empty() || domain.is_empty() || domain.contains('@') || !domain.contains('.')
-        {
+        if local.is_empty() || domain.is_empty() || domain.contains('@') || !domain.contains('.') {
             return Err(invalid());
         }
         if domain.starts_with('.') || domain.ends_with('.') {
@@ -82,7 +81,16 @@ mod tests {
             Email::parse("  Ana@Example.COM ").map(|e| e.0),
             Ok("ana@example.com".to_string())
         );
-        for bad in ["", "ana", "@x.com", "ana@", "ana@x", "a b@x.com", "a@b@x.com", "a@.com"] {
+        for bad in [
+            "",
+            "ana",
+            "@x.com",
+            "ana@",
+            "ana@x",
+            "a b@x.com",
+            "a@b@x.com",
+            "a@.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} must be rejected");
         }
     }

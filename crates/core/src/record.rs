@@ -9,7 +9,7 @@ use crate::ValidationError;
 pub const MAX_SECRET_BYTES: usize = 64 * 1024;
 
 /// Who may read a record through `/r/{uuid}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Access {
     /// Anyone with the link.
@@ -40,7 +40,7 @@ impl Access {
 }
 
 /// What a record is. Bridges arrive with their own issue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordKind {
     Credential,
@@ -196,7 +196,7 @@ impl NewRecordPolicy {
 
 /// Whether `/r/{uuid}` may still serve a record, and if not, why (shown to the owner only;
 /// callers get the same 404 as for an unknown uuid).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordStatus {
     Active,
@@ -237,7 +237,10 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_bounded() {
-        assert_eq!(RecordName::parse("  Stripe  ").map(|n| n.0), Ok("Stripe".into()));
+        assert_eq!(
+            RecordName::parse("  Stripe  ").map(|n| n.0),
+            Ok("Stripe".into())
+        );
         assert!(RecordName::parse("   ").is_err());
         assert!(RecordName::parse(&"x".repeat(201)).is_err());
         assert!(RecordName::parse("a\nb").is_err());
@@ -255,16 +258,25 @@ mod tests {
     fn policy_rejects_contradictions() {
         let now = OffsetDateTime::now_utc();
         assert!(policy(Access::Private).check(now).is_ok());
-        let sealed_public = NewRecordPolicy { sealed: true, ..policy(Access::Public) };
+        let sealed_public = NewRecordPolicy {
+            sealed: true,
+            ..policy(Access::Public)
+        };
         assert_eq!(sealed_public.check(now).map_err(|e| e.field), Err("sealed"));
-        let pw_owner = NewRecordPolicy { has_password: true, ..policy(Access::OwnerOnly) };
+        let pw_owner = NewRecordPolicy {
+            has_password: true,
+            ..policy(Access::OwnerOnly)
+        };
         assert_eq!(pw_owner.check(now).map_err(|e| e.field), Err("password"));
         let past = NewRecordPolicy {
             expires_at: Some(now - Duration::seconds(1)),
             ..policy(Access::Public)
         };
         assert_eq!(past.check(now).map_err(|e| e.field), Err("expires_at"));
-        let zero = NewRecordPolicy { max_reads: Some(0), ..policy(Access::Public) };
+        let zero = NewRecordPolicy {
+            max_reads: Some(0),
+            ..policy(Access::Public)
+        };
         assert_eq!(zero.check(now).map_err(|e| e.field), Err("max_reads"));
     }
 
@@ -275,7 +287,10 @@ mod tests {
         let future = Some(now + Duration::hours(1));
         assert_eq!(read_status(None, None, 5, now), RecordStatus::Active);
         assert_eq!(read_status(future, Some(2), 1, now), RecordStatus::Active);
-        assert_eq!(read_status(future, Some(2), 2, now), RecordStatus::Exhausted);
+        assert_eq!(
+            read_status(future, Some(2), 2, now),
+            RecordStatus::Exhausted
+        );
         assert_eq!(read_status(past, Some(2), 2, now), RecordStatus::Expired);
     }
 
@@ -284,7 +299,10 @@ mod tests {
         for a in [Access::Public, Access::Private, Access::OwnerOnly] {
             assert_eq!(Access::parse(a.as_str()), Some(a));
         }
-        assert_eq!(RecordKind::parse("credential"), Some(RecordKind::Credential));
+        assert_eq!(
+            RecordKind::parse("credential"),
+            Some(RecordKind::Credential)
+        );
         assert_eq!(RecordKind::parse("bridge"), None);
     }
 }

@@ -14,9 +14,7 @@ mod password;
 
 pub use aead::{Binding, open, seal};
 pub use keys::{ApiKey, DataKey, Kek, MasterKey};
-pub use password::{
-    Argon2Settings, SlotKdf, hash_account_password, verify_account_password,
-};
+pub use password::{Argon2Settings, SlotKdf, hash_account_password, verify_account_password};
 
 /// Length in bytes of every symmetric key brine uses.
 pub const KEY_LEN: usize = 32;

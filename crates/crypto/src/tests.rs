@@ -74,8 +74,16 @@ fn master_key_slot_round_trip_and_check_value() {
 
     let other = MasterKey::generate().unwrap();
     assert!(other.kek().unwrap(b, &wrapped).is_err());
-    assert!(master.matches_check_value(&master.check_value().unwrap()).unwrap());
-    assert!(!other.matches_check_value(&master.check_value().unwrap()).unwrap());
+    assert!(
+        master
+            .matches_check_value(&master.check_value().unwrap())
+            .unwrap()
+    );
+    assert!(
+        !other
+            .matches_check_value(&master.check_value().unwrap())
+            .unwrap()
+    );
 }
 
 #[test]
@@ -145,11 +153,32 @@ fn password_slot_round_trip_and_encoding() {
     let record = Uuid::new_v4();
     let dek = DataKey::generate().unwrap();
     let bind = Binding::new(record, "slot:password", 1);
-    let wrapped = kdf.derive(b"correct horse").unwrap().wrap(bind, &dek).unwrap();
-    assert!(parsed.derive(b"correct horse").unwrap().unwrap(bind, &wrapped).is_ok());
-    assert!(parsed.derive(b"wrong horse").unwrap().unwrap(bind, &wrapped).is_err());
+    let wrapped = kdf
+        .derive(b"correct horse")
+        .unwrap()
+        .wrap(bind, &dek)
+        .unwrap();
+    assert!(
+        parsed
+            .derive(b"correct horse")
+            .unwrap()
+            .unwrap(bind, &wrapped)
+            .is_ok()
+    );
+    assert!(
+        parsed
+            .derive(b"wrong horse")
+            .unwrap()
+            .unwrap(bind, &wrapped)
+            .is_err()
+    );
 
-    for bad in ["", "argon2id$v=19$m=64,t=1$", "argon2i$v=19$m=64,t=1,p=1$AAAA", "argon2id$v=19$m=1,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA"] {
+    for bad in [
+        "",
+        "argon2id$v=19$m=64,t=1$",
+        "argon2i$v=19$m=64,t=1,p=1$AAAA",
+        "argon2id$v=19$m=1,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA",
+    ] {
         assert!(SlotKdf::parse(bad).is_err(), "{bad} must be rejected");
     }
 }

@@ -1,1 +1,122 @@
+//! The brine HTTP server. [`Server::bind`] opens the database, loads the master key and binds the
+//! listener; [`Server::run`] serves until the shutdown future completes. Tests start it on
+//! `127.0.0.1:0` with a fresh data directory.
 
+mod app;
+mod audit;
+mod auth;
+pub mod config;
+mod error;
+mod extract;
+mod kdf;
+mod master_key;
+mod routes;
+mod state;
+mod vault;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use brine_crypto::{Argon2Settings, hash_account_password};
+use tokio::net::TcpListener;
+
+pub use app::openapi;
+pub use config::Settings;
+
+use crate::auth::TokenKeys;
+use crate::kdf::KdfPool;
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("master key: {0}")]
+    MasterKey(String),
+    #[error("data directory: {0}")]
+    DataDir(String),
+    #[error("database: {0}")]
+    Store(#[from] brine_store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("invalid setting: {0}")]
+    Setting(String),
+    #[error("{0}")]
+    Crypto(#[from] brine_crypto::CryptoError),
+}
+
+pub struct Server {
+    listener: TcpListener,
+    router: axum::Router,
+}
+
+impl Server {
+    /// Prepares everything that can fail before the first request: data directory, database and
+    /// migrations, master key, listener.
+    pub async fn bind(settings: Settings) -> Result<Self, StartupError> {
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartupError::Listen {
+                    addr: settings.listen,
+                    source,
+                })?;
+        Self::with_listener(settings, listener).await
+    }
+
+    pub async fn with_listener(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> Result<Self, StartupError> {
+        if settings.database_url.is_none() {
+            master_key::ensure_data_dir(&settings.data_dir)?;
+        }
+        let token_ttl = i64::try_from(settings.token_ttl_secs)
+            .ok()
+            .filter(|s| *s > 0)
+            .map(time::Duration::seconds)
+            .ok_or_else(|| StartupError::Setting("token_ttl_secs must be positive".into()))?;
+        let store = brine_store::connect(&settings.database_url()).await?;
+        let master = master_key::load(&settings, store.as_ref()).await?;
+        let tokens = TokenKeys::new(master.derive_subkey("brine jwt v1")?.as_slice(), token_ttl);
+        let argon2 = Argon2Settings::default();
+        let kdf = KdfPool::new(settings.kdf_concurrency);
+        let decoy = kdf
+            .run(move || hash_account_password(b"decoy password, never a real one", argon2))
+            .await
+            .map_err(|_| StartupError::Setting("cannot run key derivation".into()))??;
+        let state = AppState {
+            store,
+            master: Arc::new(master),
+            tokens: Arc::new(tokens),
+            kdf,
+            argon2,
+            signup_open: settings.signup,
+            decoy_password_hash: decoy.into(),
+        };
+        Ok(Self {
+            listener,
+            router: app::router(state, settings.max_body_bytes),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+}

@@ -14,9 +14,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use model::{
-    Account, AuditEvent, KeySlot, NewAuditEvent, Record, RecordChanges, SlotKind,
-};
+pub use model::{Account, AuditEvent, KeySlot, NewAuditEvent, Record, RecordChanges, SlotKind};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -84,8 +82,12 @@ pub trait RecordStore: Send + Sync {
 pub trait AuditStore: Send + Sync {
     async fn append_event(&self, event: &NewAuditEvent<'_>) -> Result<()>;
     /// A record's events, newest first, at most `limit`, older than `before` when given.
-    async fn events(&self, record: Uuid, limit: u32, before: Option<i64>)
-    -> Result<Vec<AuditEvent>>;
+    async fn events(
+        &self,
+        record: Uuid,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<AuditEvent>>;
 }
 
 /// Everything the server needs from storage.

@@ -1,0 +1,120 @@
+//! `brine serve`: settings from defaults < TOML file < `BRINE_*` environment < flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use brine_server::{Server, Settings};
+use clap::Args;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::Serialize;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Args, Serialize, Default)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<SocketAddr>,
+    /// Directory for the SQLite database and the master key file [default: ./brine-data].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+    /// Database URL [default: sqlite://DATA_DIR/brine.db].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database_url: Option<String>,
+    /// Lifetime of dashboard tokens in seconds [default: 3600].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_ttl_secs: Option<u64>,
+    /// Refuse new sign-ups (existing accounts keep working).
+    #[arg(long)]
+    #[serde(skip)]
+    no_signup: bool,
+    /// A TOML file with any of the settings (keys as in docs/configuration.md).
+    #[arg(long, env = "BRINE_CONFIG")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "BRINE_LOG_FORMAT", value_parser = ["text", "json"], default_value = "text")]
+    #[serde(skip)]
+    log_format: String,
+}
+
+/// The settings `serve` would use, from every source in order of precedence.
+fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
+    // Settings fills anything not given from its own defaults.
+    let mut figment = Figment::new();
+    if let Some(path) = &args.config {
+        anyhow::ensure!(
+            path.exists(),
+            "config file {} does not exist",
+            path.display()
+        );
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    figment = figment
+        .merge(Env::prefixed("BRINE_").only(&[
+            "listen",
+            "data_dir",
+            "database_url",
+            "master_key",
+            "token_ttl_secs",
+            "signup",
+            "kdf_concurrency",
+            "max_body_bytes",
+        ]))
+        .merge(Serialized::defaults(args));
+    if args.no_signup {
+        figment = figment.merge(("signup", false));
+    }
+    figment.extract().context("invalid configuration")
+}
+
+fn init_logging(format: &str) {
+    let filter = EnvFilter::try_from_env("BRINE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging(&args.log_format);
+    let settings = settings(&args)?;
+    let server = Server::bind(settings).await?;
+    let addr = server.local_addr()?;
+    tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "brine is listening");
+    server.run(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,142 @@
+//! The router: routes, OpenAPI, and the middleware every response passes through.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::routes::{auth, health, public, records};
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "brine",
+        description = "A self-hosted credential vault. Every error answers with the \
+                       `{\"error\", \"message\"}` envelope.",
+    ),
+    modifiers(&SecuritySchemes),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "read", description = "Where code reads credentials"),
+        (name = "auth", description = "Accounts and dashboard tokens"),
+        (name = "records", description = "The owner's management API"),
+        (name = "health", description = "Probes"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+/// The routes and their OpenAPI description, from one source.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(public::read, public::unlock))
+        .routes(routes!(auth::signup))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(records::create, records::list))
+        .routes(routes!(records::show, records::update, records::delete))
+        .routes(routes!(records::reveal))
+        .routes(routes!(records::rotate))
+        .routes(routes!(records::events))
+}
+
+/// The OpenAPI document, as served at `/api/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
+
+fn set_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+}
+
+pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
+    let (router, spec) = api().split_for_parts();
+    let spec = std::sync::Arc::new(spec);
+    router
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(move || {
+                let spec = spec.clone();
+                async move { Json(spec.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { ApiError::route_not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+                "This address does not accept that method.",
+            )
+        })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            ApiError::internal().into_response()
+        }))
+        .layer(
+            ServiceBuilder::new()
+                .layer(set_header(header::CACHE_CONTROL, "no-store"))
+                .layer(set_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                .layer(set_header(header::REFERRER_POLICY, "no-referrer"))
+                .layer(set_header(header::X_FRAME_OPTIONS, "DENY"))
+                .layer(set_header(
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; frame-ancestors 'none'",
+                )),
+        )
+        .layer(
+            TraceLayer::new_for_http()
+                // Log the path only: query strings and headers may carry secrets.
+                .make_span_with(|req: &Request<_>| {
+                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                })
+                .on_response(
+                    |res: &Response, latency: Duration, _span: &tracing::Span| {
+                        tracing::info!(
+                            status = res.status().as_u16(),
+                            micros = latency.as_micros() as u64,
+                            "response"
+                        );
+                    },
+                ),
+        )
+}

@@ -1,0 +1,55 @@
+//! Server settings. The binary fills them from defaults, a TOML file, `BRINE_*` variables and
+//! flags (in that order of precedence, last wins); tests build them directly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database and the generated master key.
+    pub data_dir: PathBuf,
+    /// `sqlite:` URL; defaults to `DATA_DIR/brine.db`.
+    pub database_url: Option<String>,
+    /// Base64 of 32 bytes. When absent, `DATA_DIR/master.key` is used (created on first start).
+    pub master_key: Option<SecretString>,
+    /// Lifetime of a dashboard token, in seconds.
+    pub token_ttl_secs: u64,
+    /// Whether anyone may create an account with `POST /api/v1/auth/signup`.
+    pub signup: bool,
+    /// How many Argon2 computations may run at once (each uses ~19 MiB and one core).
+    pub kdf_concurrency: usize,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("brine-data"),
+            database_url: None,
+            master_key: None,
+            token_ttl_secs: 3600,
+            signup: true,
+            kdf_concurrency: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+impl Settings {
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("brine.db").display()),
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The one place where failures become HTTP responses. Every error body has the same shape:
+//! `{"error": "<short title>", "message": "<one sentence>"}`.
+
+use std::borrow::Cow;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use brine_core::ValidationError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The error envelope.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A short title, stable enough to match on.
+    #[schema(example = "Not found")]
+    pub error: Cow<'static, str>,
+    /// One sentence for a person.
+    #[schema(example = "No record exists at this address.")]
+    pub message: Cow<'static, str>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+    /// Seconds, for 429/503 answers.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        error: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            status,
+            body: ErrorBody {
+                error: error.into(),
+                message: message.into(),
+            },
+            retry_after: None,
+        }
+    }
+
+    /// The same answer for an unknown, expired, exhausted or foreign record: no existence oracle.
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "No record exists at this address.",
+        )
+    }
+
+    pub fn route_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is nothing at this address.",
+        )
+    }
+
+    /// Missing or wrong X-API-Key on `/r/{uuid}`.
+    pub fn api_key_required() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "Authentication required",
+            "Please provide your token in the X-API-Key header to decrypt the content.",
+        )
+    }
+
+    pub fn wrong_password() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "Authentication required",
+            "The password is not correct.",
+        )
+    }
+
+    /// Missing, expired, revoked or malformed dashboard token.
+    pub fn unauthenticated() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "Sign in and send the token as 'Authorization: Bearer <token>'.",
+        )
+    }
+
+    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "Invalid request", message)
+    }
+
+    pub fn conflict(
+        error: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self::new(StatusCode::CONFLICT, error, message)
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal error",
+            "The server could not complete the request. Try again later.",
+        )
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        Self::bad_request(e.message)
+    }
+}
+
+impl From<brine_store::StoreError> for ApiError {
+    fn from(e: brine_store::StoreError) -> Self {
+        // Store errors carry SQL and row details, never values (those are ciphertext anyway).
+        tracing::error!(error = %e, "storage failure");
+        Self::internal()
+    }
+}
+
+impl From<brine_crypto::CryptoError> for ApiError {
+    fn from(e: brine_crypto::CryptoError) -> Self {
+        tracing::error!(error = %e, "crypto failure");
+        Self::internal()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

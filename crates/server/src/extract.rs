@@ -1,0 +1,179 @@
+//! Request extractors that turn every kind of bad input into the error envelope.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// A JSON request body. Unlike `axum::Json`, its errors use the envelope, and they never echo
+/// the submitted values (which may be secrets), only field names and positions.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim();
+                mime.eq_ignore_ascii_case("application/json")
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported media type",
+                "Send the body as JSON with 'Content-Type: application/json'.",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Payload too large",
+                    "The request body is larger than this server accepts.",
+                )
+            } else {
+                ApiError::bad_request("The request body could not be read.")
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(ApiJson)
+            .map_err(|e| ApiError::bad_request(describe_json_error(&e)))
+    }
+}
+
+/// A safe description of a JSON error: which field or where, never the offending value.
+fn describe_json_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let detail = text.split(" at line ").next().unwrap_or_default();
+    let position = format!("line {}, column {}", e.line(), e.column());
+    if detail.starts_with("missing field") {
+        // A missing field's name comes from our own schema, so it is safe to repeat.
+        let field = detail.split('`').nth(1).unwrap_or("?");
+        return format!("Missing field '{field}' in the JSON body.");
+    }
+    if detail.starts_with("unknown field") {
+        return format!("Unknown field in the JSON body ({position}).");
+    }
+    match e.classify() {
+        serde_json::error::Category::Data => {
+            format!("A field in the JSON body has the wrong type or value ({position}).")
+        }
+        serde_json::error::Category::Eof => "The JSON body is incomplete.".to_owned(),
+        _ => format!("The request body is not valid JSON ({position})."),
+    }
+}
+
+/// The `{uuid}` of a record path. Anything that is not a uuid gets the same 404 as an unknown
+/// record, so malformed and missing ids are indistinguishable.
+pub struct RecordId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for RecordId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found())?;
+        Uuid::try_parse(&raw)
+            .map(RecordId)
+            .map_err(|_| ApiError::not_found())
+    }
+}
+
+/// Query parameters, with the error envelope on bad input.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|_| ApiError::bad_request("The query parameters are not valid."))
+    }
+}
+
+/// Who is calling, for the audit log: the peer address and a bounded user agent.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+const MAX_USER_AGENT: usize = 256;
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        // Forwarded headers are not trusted: trusted proxies are configured explicitly (later).
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| truncate(ua, MAX_USER_AGENT).to_owned());
+        Ok(Self { ip, user_agent })
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_errors_never_echo_values() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct T {
+            access: Option<brine_core::Access>,
+            n: Option<u32>,
+        }
+        for body in [
+            r#"{"access":"sk_live_canary"}"#,
+            r#"{"n":"sk_live_canary"}"#,
+            r#"{"sk_live_canary":1}"#,
+            r#"{"n": 1, "#,
+            r#"sk_live_canary"#,
+        ] {
+            let err = serde_json::from_str::<T>(body).err();
+            let msg = err.map(|e| describe_json_error(&e)).unwrap_or_default();
+            assert!(!msg.is_empty(), "{body} should fail");
+            assert!(!msg.contains("sk_live_canary"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}

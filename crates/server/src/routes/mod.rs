@@ -1,0 +1,4 @@
+pub mod auth;
+pub mod health;
+pub mod public;
+pub mod records;

@@ -1,0 +1,464 @@
+//! The owner's management API for records.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use brine_core::{
+    Access, NewRecordPolicy, RecordKind, RecordName, RecordPassword, RecordStatus, SecretValue,
+    read_status,
+};
+use brine_store::{AuditEvent, Record, SlotKind};
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::audit::{Channel, Outcome, record_event};
+use crate::auth::Owner;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiQuery, ClientInfo, RecordId};
+use crate::routes::public::{API_KEY_HEADER, DataBody};
+use crate::state::AppState;
+use crate::vault::{self, NewCredential, RecordPatch, RotationSource};
+
+/// A record as its owner sees it: metadata only, never the value.
+#[derive(Serialize, ToSchema)]
+pub struct RecordView {
+    pub uuid: Uuid,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: RecordKind,
+    pub access: Access,
+    /// Only the X-API-Key or the password opens it; the owner cannot view it.
+    pub sealed: bool,
+    pub has_api_key: bool,
+    pub has_password: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    pub max_reads: Option<i64>,
+    /// Reads counted against `max_reads`.
+    pub reads: i64,
+    /// Whether `/r/{uuid}` serves it, and if not, why.
+    pub status: RecordStatus,
+    /// Where code reads it.
+    #[schema(example = "/r/6f1c2a8e-0b7d-4f0e-9a51-2d3c4b5a6978")]
+    pub path: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl RecordView {
+    fn of(record: &Record, now: OffsetDateTime) -> Self {
+        Self {
+            uuid: record.uuid,
+            name: record.name.clone(),
+            kind: record.kind,
+            access: record.access,
+            sealed: record.sealed,
+            has_api_key: record.slot(SlotKind::ApiKey).is_some(),
+            has_password: record.slot(SlotKind::Password).is_some(),
+            expires_at: record.expires_at,
+            max_reads: record.max_reads,
+            reads: record.reads,
+            status: read_status(record.expires_at, record.max_reads, record.reads, now),
+            path: format!("/r/{}", record.uuid),
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RecordWithKey {
+    pub record: RecordView,
+    /// The record's X-API-Key. Shown in this response only: store it now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RecordList {
+    pub records: Vec<RecordView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyBody {
+    /// The new X-API-Key. Shown once; the previous key no longer works.
+    pub api_key: String,
+}
+
+/// An RFC 3339 timestamp in a request.
+#[derive(Deserialize, Clone, Copy)]
+#[serde(transparent)]
+pub struct Timestamp(#[serde(with = "time::serde::rfc3339")] OffsetDateTime);
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRecord {
+    #[schema(example = "Stripe live key")]
+    pub name: String,
+    /// Defaults to `credential`.
+    #[serde(rename = "type", default)]
+    pub kind: Option<RecordKind>,
+    pub access: Access,
+    /// The secret value.
+    #[schema(example = "sk_live_51H...")]
+    pub data: String,
+    /// A record password that also opens a private record (`POST /r/{uuid}`).
+    pub password: Option<String>,
+    /// No server slot: only the X-API-Key or the password decrypts it.
+    #[serde(default)]
+    pub sealed: bool,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Timestamp>,
+    #[schema(minimum = 1)]
+    pub max_reads: Option<i64>,
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRecord {
+    pub name: Option<String>,
+    pub access: Option<Access>,
+    /// A new value. On a sealed record this issues a new X-API-Key.
+    pub data: Option<String>,
+    /// Sets or changes the record password; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub password: Option<Option<String>>,
+    /// `null` removes the expiry.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Option<Timestamp>>,
+    /// `null` removes the limit.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub max_reads: Option<Option<i64>>,
+}
+
+/// Only for sealed records, which the server cannot re-wrap on its own.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRecord {
+    /// A new value, replacing the old one under a fresh data key.
+    pub data: Option<String>,
+    /// The record password to keep (required with `data` when the record has one); `null`
+    /// drops it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub password: Option<Option<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventView {
+    pub id: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// `read` (X-API-Key or public), `password` (record password) or `owner` (dashboard reveal).
+    pub channel: String,
+    /// `ok`, `denied`, `forbidden` or `gone`.
+    pub outcome: String,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl From<AuditEvent> for EventView {
+    fn from(e: AuditEvent) -> Self {
+        Self {
+            id: e.id,
+            at: e.at,
+            channel: e.channel,
+            outcome: e.outcome,
+            client_ip: e.client_ip,
+            user_agent: e.user_agent,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventList {
+    pub events: Vec<EventView>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventQuery {
+    /// At most this many events (1–500, default 100).
+    pub limit: Option<u32>,
+    /// Only events older than this event id (for paging).
+    pub before: Option<i64>,
+}
+
+fn parse_password(p: Option<String>) -> ApiResult<Option<RecordPassword>> {
+    Ok(p.map(RecordPassword::parse).transpose()?)
+}
+
+/// The caller's own record, or 404 (another account's record is indistinguishable from none).
+async fn owned_record(state: &AppState, owner: &Owner, uuid: Uuid) -> ApiResult<Record> {
+    match state.store.record(uuid).await? {
+        Some(record) if record.owner_id == owner.account => Ok(record),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+async fn reload(state: &AppState, uuid: Uuid, now: OffsetDateTime) -> ApiResult<RecordView> {
+    let record = state
+        .store
+        .record(uuid)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(RecordView::of(&record, now))
+}
+
+/// Store a credential.
+///
+/// For a private record the response holds its X-API-Key: it is shown here once and never again.
+#[utoipa::path(post, path = "/api/v1/records", tag = "records",
+    request_body = CreateRecord,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = RecordWithKey),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    owner: Owner,
+    ApiJson(body): ApiJson<CreateRecord>,
+) -> ApiResult<(StatusCode, Json<RecordWithKey>)> {
+    // Only credentials exist so far; an unknown `type` was already refused while parsing.
+    let RecordKind::Credential = body.kind.unwrap_or(RecordKind::Credential);
+    let now = OffsetDateTime::now_utc();
+    let policy = NewRecordPolicy {
+        access: body.access,
+        sealed: body.sealed,
+        has_password: body.password.is_some(),
+        expires_at: body.expires_at.map(|t| t.0),
+        max_reads: body.max_reads,
+    };
+    policy.check(now)?;
+    let input = NewCredential {
+        name: RecordName::parse(&body.name)?,
+        access: body.access,
+        sealed: body.sealed,
+        data: SecretValue::parse(body.data)?,
+        password: parse_password(body.password)?,
+        expires_at: policy.expires_at,
+        max_reads: body.max_reads,
+    };
+    let (record, api_key) = vault::create(&state, owner.account, input, now).await?;
+    tracing::info!(record = %record.uuid, access = record.access.as_str(), "record created");
+    Ok((
+        StatusCode::CREATED,
+        Json(RecordWithKey {
+            record: RecordView::of(&record, now),
+            api_key: api_key.map(|k| k.expose().to_owned()),
+        }),
+    ))
+}
+
+/// List your records.
+#[utoipa::path(get, path = "/api/v1/records", tag = "records",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Your records, newest first", body = RecordList),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+    ))]
+pub async fn list(State(state): State<AppState>, owner: Owner) -> ApiResult<Json<RecordList>> {
+    let now = OffsetDateTime::now_utc();
+    let records = state.store.records_of(owner.account).await?;
+    Ok(Json(RecordList {
+        records: records.iter().map(|r| RecordView::of(r, now)).collect(),
+    }))
+}
+
+/// A record's metadata (never its value).
+#[utoipa::path(get, path = "/api/v1/records/{uuid}", tag = "records",
+    params(("uuid" = Uuid, Path)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The record", body = RecordView),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such record of yours", body = ErrorBody),
+    ))]
+pub async fn show(
+    State(state): State<AppState>,
+    owner: Owner,
+    RecordId(uuid): RecordId,
+) -> ApiResult<Json<RecordView>> {
+    let record = owned_record(&state, &owner, uuid).await?;
+    Ok(Json(RecordView::of(&record, OffsetDateTime::now_utc())))
+}
+
+/// Reveal a record's value to its owner (audited; refused for sealed records).
+#[utoipa::path(get, path = "/api/v1/records/{uuid}/value", tag = "records",
+    params(("uuid" = Uuid, Path)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The value", body = DataBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such record of yours", body = ErrorBody),
+        (status = 409, description = "Sealed: the owner cannot view it", body = ErrorBody),
+    ))]
+pub async fn reveal(
+    State(state): State<AppState>,
+    owner: Owner,
+    RecordId(uuid): RecordId,
+    client: ClientInfo,
+) -> ApiResult<Json<DataBody>> {
+    let record = owned_record(&state, &owner, uuid).await?;
+    if record.sealed {
+        record_event(&state, uuid, Channel::Owner, Outcome::Forbidden, &client).await?;
+        return Err(vault::sealed_error());
+    }
+    let dek = vault::data_key_from_server(&state, &record)?;
+    let data = vault::decrypt(&record, &dek)?;
+    record_event(&state, uuid, Channel::Owner, Outcome::Ok, &client).await?;
+    Ok(Json(DataBody { data }))
+}
+
+/// Change a record's name, access, value, password, expiry or read limit.
+///
+/// Making a record private, or replacing a sealed record's value, issues a new X-API-Key, returned
+/// once in this response.
+#[utoipa::path(patch, path = "/api/v1/records/{uuid}", tag = "records",
+    params(("uuid" = Uuid, Path)),
+    request_body = UpdateRecord,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Updated", body = RecordWithKey),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such record of yours", body = ErrorBody),
+        (status = 409, description = "Not possible on a sealed record", body = ErrorBody),
+    ))]
+pub async fn update(
+    State(state): State<AppState>,
+    owner: Owner,
+    RecordId(uuid): RecordId,
+    ApiJson(body): ApiJson<UpdateRecord>,
+) -> ApiResult<Json<RecordWithKey>> {
+    let record = owned_record(&state, &owner, uuid).await?;
+    let now = OffsetDateTime::now_utc();
+    let patch = RecordPatch {
+        name: body.name.as_deref().map(RecordName::parse).transpose()?,
+        access: body.access,
+        data: body.data.map(SecretValue::parse).transpose()?,
+        password: body.password.map(parse_password).transpose()?,
+        expires_at: body.expires_at.map(|t| t.map(|t| t.0)),
+        max_reads: body.max_reads,
+    };
+    let api_key = vault::update(&state, &record, patch, now).await?;
+    tracing::info!(record = %uuid, "record updated");
+    Ok(Json(RecordWithKey {
+        record: reload(&state, uuid, now).await?,
+        api_key: api_key.map(|k| k.expose().to_owned()),
+    }))
+}
+
+/// Delete a record. It stops answering at once.
+#[utoipa::path(delete, path = "/api/v1/records/{uuid}", tag = "records",
+    params(("uuid" = Uuid, Path)),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such record of yours", body = ErrorBody),
+    ))]
+pub async fn delete(
+    State(state): State<AppState>,
+    owner: Owner,
+    RecordId(uuid): RecordId,
+) -> ApiResult<StatusCode> {
+    if state.store.delete_record(uuid, owner.account).await? {
+        tracing::info!(record = %uuid, "record deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+/// Rotate a private record's X-API-Key. The old key fails from the moment this returns.
+///
+/// A sealed record needs either its current key in the `X-API-Key` header, or a new value in
+/// the body (which replaces the old one).
+#[utoipa::path(post, path = "/api/v1/records/{uuid}/api-key", tag = "records",
+    params(("uuid" = Uuid, Path)),
+    request_body(content = Option<RotateRecord>, description = "Sealed records only"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The new key, shown once", body = ApiKeyBody),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "Not signed in, or wrong current key", body = ErrorBody),
+        (status = 404, description = "No such record of yours", body = ErrorBody),
+        (status = 409, description = "Not private, or sealed without key or value", body = ErrorBody),
+    ))]
+pub async fn rotate(
+    State(state): State<AppState>,
+    owner: Owner,
+    RecordId(uuid): RecordId,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<ApiKeyBody>> {
+    let record = owned_record(&state, &owner, uuid).await?;
+    let body: RotateRecord = if body.is_empty() {
+        RotateRecord::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|_| ApiError::bad_request("The body must be JSON: {\"data\": \"...\"}."))?
+    };
+    let source = match (record.sealed, body.data) {
+        (false, None) => RotationSource::Server,
+        (false, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "To change the value, use PATCH; rotating takes no body.",
+            ));
+        }
+        (true, Some(data)) => RotationSource::NewValue {
+            data: SecretValue::parse(data)?,
+            password: body.password.map(parse_password).transpose()?,
+        },
+        (true, None) => match headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok()) {
+            Some(current) => RotationSource::CurrentKey(current.trim().to_owned()),
+            None => RotationSource::Server,
+        },
+    };
+    let key = vault::rotate_api_key(&state, &record, source, OffsetDateTime::now_utc()).await?;
+    tracing::info!(record = %uuid, "api key rotated");
+    Ok(Json(ApiKeyBody {
+        api_key: key.expose().to_owned(),
+    }))
+}
+
+/// Who opened a record, when and from where: newest first.
+#[utoipa::path(get, path = "/api/v1/records/{uuid}/events", tag = "records",
+    params(("uuid" = Uuid, Path), EventQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Audit events", body = EventList),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such record of yours", body = ErrorBody),
+    ))]
+pub async fn events(
+    State(state): State<AppState>,
+    owner: Owner,
+    RecordId(uuid): RecordId,
+    ApiQuery(query): ApiQuery<EventQuery>,
+) -> ApiResult<Json<EventList>> {
+    owned_record(&state, &owner, uuid).await?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 500);
+    let events = state.store.events(uuid, limit, query.before).await?;
+    Ok(Json(EventList {
+        events: events.into_iter().map(EventView::from).collect(),
+    }))
+}

@@ -1,0 +1,21 @@
+use std::sync::Arc;
+
+use brine_crypto::{Argon2Settings, MasterKey};
+use brine_store::Store;
+
+use crate::auth::TokenKeys;
+use crate::kdf::KdfPool;
+
+/// Shared by every request. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub master: Arc<MasterKey>,
+    pub tokens: Arc<TokenKeys>,
+    pub kdf: KdfPool,
+    pub argon2: Argon2Settings,
+    pub signup_open: bool,
+    /// A hash of a random password, verified when a login names an unknown email, so that the
+    /// answer takes as long as for a known one.
+    pub decoy_password_hash: Arc<str>,
+}

@@ -1,0 +1,426 @@
+//! Record operations that combine crypto and storage: creating a record, opening it through one
+//! of its key slots, and changing it. Handlers call these; these never see HTTP.
+
+use brine_core::{Access, RecordKind, RecordName, RecordPassword, SecretValue};
+use brine_crypto::{ApiKey, Binding, DataKey, Kek, SlotKdf};
+use brine_store::{KeySlot, Record, RecordChanges, SlotKind};
+use time::OffsetDateTime;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+const DATA_FIELD: &str = "data";
+
+fn slot_field(kind: SlotKind) -> &'static str {
+    match kind {
+        SlotKind::Server => "slot:server",
+        SlotKind::ApiKey => "slot:api_key",
+        SlotKind::Password => "slot:password",
+    }
+}
+
+fn version_u32(v: i64) -> ApiResult<u32> {
+    u32::try_from(v).map_err(|_| {
+        tracing::error!(version = v, "stored key version out of range");
+        ApiError::internal()
+    })
+}
+
+fn payload_binding(record: Uuid, version: i64) -> ApiResult<Binding<'static>> {
+    Ok(Binding::new(record, DATA_FIELD, version_u32(version)?))
+}
+
+fn wrap(
+    kek: &Kek,
+    record: Uuid,
+    kind: SlotKind,
+    version: i64,
+    dek: &DataKey,
+) -> ApiResult<Vec<u8>> {
+    let binding = Binding::new(record, slot_field(kind), version_u32(version)?);
+    Ok(kek.wrap(binding, dek)?)
+}
+
+fn unwrap(kek: &Kek, record: Uuid, slot: &KeySlot) -> Option<DataKey> {
+    let binding = Binding::new(
+        record,
+        slot_field(slot.kind),
+        u32::try_from(slot.version).ok()?,
+    );
+    kek.unwrap(binding, &slot.wrapped).ok()
+}
+
+fn next_version(record: &Record, kind: SlotKind) -> i64 {
+    record.slot(kind).map_or(1, |s| s.version + 1)
+}
+
+fn server_slot(state: &AppState, record: Uuid, dek: &DataKey) -> ApiResult<KeySlot> {
+    let version = i64::from(state.master.version());
+    Ok(KeySlot {
+        kind: SlotKind::Server,
+        version,
+        wrapped: wrap(&state.master.kek(), record, SlotKind::Server, version, dek)?,
+        kdf: None,
+    })
+}
+
+fn api_key_slot(record: Uuid, version: i64, dek: &DataKey) -> ApiResult<(KeySlot, ApiKey)> {
+    let key = ApiKey::generate()?;
+    let slot = KeySlot {
+        kind: SlotKind::ApiKey,
+        version,
+        wrapped: wrap(&key.kek(record)?, record, SlotKind::ApiKey, version, dek)?,
+        kdf: None,
+    };
+    Ok((slot, key))
+}
+
+async fn password_slot(
+    state: &AppState,
+    record: Uuid,
+    version: i64,
+    password: RecordPassword,
+    dek: &DataKey,
+) -> ApiResult<KeySlot> {
+    let kdf = SlotKdf::new(state.argon2)?;
+    let params = kdf.clone();
+    let kek = state
+        .kdf
+        .run(move || params.derive(password.as_bytes()))
+        .await??;
+    Ok(KeySlot {
+        kind: SlotKind::Password,
+        version,
+        wrapped: wrap(&kek, record, SlotKind::Password, version, dek)?,
+        kdf: Some(kdf.encode()),
+    })
+}
+
+/// What a new credential is made of, already validated.
+pub struct NewCredential {
+    pub name: RecordName,
+    pub access: Access,
+    pub sealed: bool,
+    pub data: SecretValue,
+    pub password: Option<RecordPassword>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub max_reads: Option<i64>,
+}
+
+/// Encrypts and stores a new credential. Returns it and, for a private record, its X-API-Key:
+/// the only time that key exists outside the caller's hands.
+pub async fn create(
+    state: &AppState,
+    owner: Uuid,
+    input: NewCredential,
+    now: OffsetDateTime,
+) -> ApiResult<(Record, Option<ApiKey>)> {
+    let uuid = Uuid::new_v4();
+    let dek = DataKey::generate()?;
+    let payload = dek.seal(payload_binding(uuid, 1)?, input.data.as_bytes())?;
+    let mut slots = Vec::with_capacity(3);
+    if !input.sealed {
+        slots.push(server_slot(state, uuid, &dek)?);
+    }
+    let api_key = if input.access == Access::Private {
+        let (slot, key) = api_key_slot(uuid, 1, &dek)?;
+        slots.push(slot);
+        Some(key)
+    } else {
+        None
+    };
+    if let Some(password) = input.password {
+        slots.push(password_slot(state, uuid, 1, password, &dek).await?);
+    }
+    let record = Record {
+        uuid,
+        owner_id: owner,
+        name: input.name.into_string(),
+        kind: RecordKind::Credential,
+        access: input.access,
+        sealed: input.sealed,
+        payload,
+        payload_version: 1,
+        expires_at: input.expires_at,
+        max_reads: input.max_reads,
+        reads: 0,
+        created_at: now,
+        updated_at: now,
+        slots,
+    };
+    state.store.insert_record(&record).await?;
+    Ok((record, api_key))
+}
+
+/// The data key through the server slot (public records, owner reveal). Sealed records have none.
+pub fn data_key_from_server(state: &AppState, record: &Record) -> ApiResult<DataKey> {
+    let slot = record.slot(SlotKind::Server).ok_or_else(sealed_error)?;
+    unwrap(&state.master.kek(), record.uuid, slot).ok_or_else(|| {
+        tracing::error!(record = %record.uuid, "server slot does not open with the master key");
+        ApiError::internal()
+    })
+}
+
+/// The data key through the api-key slot, if `presented` is the record's X-API-Key.
+pub fn data_key_from_api_key(record: &Record, presented: &str) -> Option<DataKey> {
+    let slot = record.slot(SlotKind::ApiKey)?;
+    let kek = Kek::from_api_key(presented.as_bytes(), record.uuid).ok()?;
+    unwrap(&kek, record.uuid, slot)
+}
+
+/// The data key through the password slot, if `password` is the record's password.
+/// Runs Argon2id on the bounded blocking pool.
+pub async fn data_key_from_password(
+    state: &AppState,
+    record: &Record,
+    password: Zeroizing<String>,
+) -> ApiResult<Option<DataKey>> {
+    let Some(slot) = record.slot(SlotKind::Password) else {
+        return Ok(None);
+    };
+    let kdf = SlotKdf::parse(slot.kdf.as_deref().unwrap_or_default())?;
+    let kek = state
+        .kdf
+        .run(move || kdf.derive(password.as_bytes()))
+        .await??;
+    Ok(unwrap(&kek, record.uuid, slot))
+}
+
+/// Decrypts a record's value.
+pub fn decrypt(record: &Record, dek: &DataKey) -> ApiResult<String> {
+    let plain = dek.open(
+        payload_binding(record.uuid, record.payload_version)?,
+        &record.payload,
+    )?;
+    String::from_utf8(plain.to_vec()).map_err(|_| ApiError::internal())
+}
+
+pub fn sealed_error() -> ApiError {
+    ApiError::conflict(
+        "Sealed record",
+        "A sealed record opens only with its X-API-Key or password; its owner can replace the \
+         value but not view it.",
+    )
+}
+
+/// A change to a record, already validated field by field. `None` leaves a field as it is;
+/// `Some(None)` clears an optional one.
+#[derive(Default)]
+pub struct RecordPatch {
+    pub name: Option<RecordName>,
+    pub access: Option<Access>,
+    pub data: Option<SecretValue>,
+    pub password: Option<Option<RecordPassword>>,
+    pub expires_at: Option<Option<OffsetDateTime>>,
+    pub max_reads: Option<Option<i64>>,
+}
+
+/// Applies a patch. Returns a new X-API-Key when one had to be issued: the record became
+/// private, or a sealed record's value was replaced (the server cannot wrap a new data key for
+/// a key it never knew).
+pub async fn update(
+    state: &AppState,
+    record: &Record,
+    patch: RecordPatch,
+    now: OffsetDateTime,
+) -> ApiResult<Option<ApiKey>> {
+    let access = patch.access.unwrap_or(record.access);
+    if record.sealed && access != Access::Private {
+        return Err(ApiError::bad_request(
+            "A sealed record stays private: create a new record to share it another way.",
+        ));
+    }
+    if matches!(patch.password, Some(Some(_))) && access != Access::Private {
+        return Err(ApiError::bad_request(
+            "Only private records can have a record password.",
+        ));
+    }
+    if let Some(Some(at)) = patch.expires_at
+        && at <= now
+    {
+        return Err(ApiError::bad_request("The expiry must be in the future."));
+    }
+    if let Some(Some(n)) = patch.max_reads
+        && n < 1
+    {
+        return Err(ApiError::bad_request("max_reads must be at least 1."));
+    }
+
+    let mut changes = RecordChanges {
+        name: patch.name.map(RecordName::into_string),
+        access: patch.access,
+        expires_at: patch.expires_at,
+        max_reads: patch.max_reads,
+        updated_at: Some(now),
+        ..RecordChanges::default()
+    };
+
+    let new_key = if record.sealed {
+        match (patch.data, patch.password) {
+            (Some(data), password) => {
+                Some(reseal(state, record, data, password, &mut changes).await?)
+            }
+            (None, Some(Some(_))) => {
+                return Err(ApiError::conflict(
+                    "Sealed record",
+                    "The server cannot wrap a sealed record's key under a new password: send the \
+                     value again as data together with the password.",
+                ));
+            }
+            (None, Some(None)) => {
+                changes.remove_slots.push(SlotKind::Password);
+                None
+            }
+            (None, None) => None,
+        }
+    } else {
+        let clears_password = matches!(patch.password, Some(None));
+        let needs_key = patch.data.is_some()
+            || matches!(patch.password, Some(Some(_)))
+            || (access == Access::Private && record.slot(SlotKind::ApiKey).is_none());
+        let dek = if needs_key {
+            Some(data_key_from_server(state, record)?)
+        } else {
+            None
+        };
+        let mut new_key = None;
+        if let Some(dek) = &dek {
+            if let Some(data) = &patch.data {
+                let version = record.payload_version + 1;
+                let payload = dek.seal(payload_binding(record.uuid, version)?, data.as_bytes())?;
+                changes.payload = Some((payload, version));
+            }
+            if let Some(Some(password)) = patch.password {
+                let version = next_version(record, SlotKind::Password);
+                changes
+                    .put_slots
+                    .push(password_slot(state, record.uuid, version, password, dek).await?);
+            }
+            if access == Access::Private && record.slot(SlotKind::ApiKey).is_none() {
+                let (slot, key) = api_key_slot(record.uuid, 1, dek)?;
+                changes.put_slots.push(slot);
+                new_key = Some(key);
+            }
+        }
+        if clears_password {
+            changes.remove_slots.push(SlotKind::Password);
+        }
+        new_key
+    };
+
+    // Leaving private access retires the key and password for good, so that returning to
+    // private later cannot revive them.
+    if access != Access::Private {
+        changes
+            .remove_slots
+            .extend([SlotKind::ApiKey, SlotKind::Password]);
+    }
+    commit(state, record, &changes).await?;
+    Ok(new_key)
+}
+
+/// Replaces a sealed record's value under a fresh data key, with a fresh X-API-Key. The password
+/// slot is rebuilt when a password is given and dropped when it is explicitly cleared; leaving
+/// it unspecified is refused, so a password never disappears silently.
+async fn reseal(
+    state: &AppState,
+    record: &Record,
+    data: SecretValue,
+    password: Option<Option<RecordPassword>>,
+    changes: &mut RecordChanges,
+) -> ApiResult<ApiKey> {
+    if record.slot(SlotKind::Password).is_some() && password.is_none() {
+        return Err(ApiError::bad_request(
+            "Replacing a sealed record's value needs its password again (or \"password\": null \
+             to remove it).",
+        ));
+    }
+    let dek = DataKey::generate()?;
+    let version = record.payload_version + 1;
+    let payload = dek.seal(payload_binding(record.uuid, version)?, data.as_bytes())?;
+    changes.payload = Some((payload, version));
+    let (slot, key) = api_key_slot(record.uuid, next_version(record, SlotKind::ApiKey), &dek)?;
+    changes.put_slots.push(slot);
+    match password {
+        Some(Some(password)) => {
+            let version = next_version(record, SlotKind::Password);
+            changes
+                .put_slots
+                .push(password_slot(state, record.uuid, version, password, &dek).await?);
+        }
+        _ => changes.remove_slots.push(SlotKind::Password),
+    }
+    Ok(key)
+}
+
+/// How a rotation recovers the data key it re-wraps under the new X-API-Key.
+pub enum RotationSource {
+    /// Through the server slot (records that are not sealed).
+    Server,
+    /// A sealed record, opened with its current key.
+    CurrentKey(String),
+    /// A sealed record whose value is replaced at the same time.
+    NewValue {
+        data: SecretValue,
+        password: Option<Option<RecordPassword>>,
+    },
+}
+
+/// Issues a new X-API-Key. The old key stops working when this returns: its slot is replaced.
+pub async fn rotate_api_key(
+    state: &AppState,
+    record: &Record,
+    source: RotationSource,
+    now: OffsetDateTime,
+) -> ApiResult<ApiKey> {
+    if record.access != Access::Private {
+        return Err(ApiError::conflict(
+            "Not a private record",
+            "Only private records have an X-API-Key to rotate.",
+        ));
+    }
+    let mut changes = RecordChanges {
+        updated_at: Some(now),
+        ..RecordChanges::default()
+    };
+    let dek = match (record.sealed, source) {
+        (true, RotationSource::NewValue { data, password }) => {
+            let key = reseal(state, record, data, password, &mut changes).await?;
+            return commit(state, record, &changes).await.map(|()| key);
+        }
+        (true, RotationSource::CurrentKey(current)) => {
+            data_key_from_api_key(record, &current).ok_or_else(ApiError::api_key_required)?
+        }
+        (true, RotationSource::Server) => {
+            return Err(ApiError::conflict(
+                "Sealed record",
+                "To rotate a sealed record's key, send its current key in the X-API-Key header, \
+                 or a new value as data.",
+            ));
+        }
+        (false, RotationSource::Server) => data_key_from_server(state, record)?,
+        (false, _) => {
+            return Err(ApiError::bad_request(
+                "Rotating the key of a record that is not sealed takes no body.",
+            ));
+        }
+    };
+    let (slot, key) = api_key_slot(record.uuid, next_version(record, SlotKind::ApiKey), &dek)?;
+    changes.put_slots.push(slot);
+    commit(state, record, &changes).await?;
+    Ok(key)
+}
+
+async fn commit(state: &AppState, record: &Record, changes: &RecordChanges) -> ApiResult<()> {
+    if state
+        .store
+        .update_record(record.uuid, record.owner_id, changes)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(ApiError::not_found())
+    }
+}
