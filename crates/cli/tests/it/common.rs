@@ -1,0 +1,161 @@
+//! The test harness: a real brine server on 127.0.0.1:0 with a fresh data directory, spoken to
+//! over HTTP.
+
+use std::path::{Path, PathBuf};
+
+use brine_server::{Server, Settings};
+use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestServer {
+    pub base: String,
+    pub http: Client,
+    pub data_dir: PathBuf,
+    _tmp: Option<TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+pub fn settings_in(dir: &Path) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_path_buf(),
+        ..Settings::default()
+    }
+}
+
+impl TestServer {
+    /// A server on a fresh, empty data directory.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Settings)) -> Self {
+        let tmp = TempDir::new().unwrap();
+        let mut settings = settings_in(tmp.path());
+        adjust(&mut settings);
+        let mut server = Self::start_settings(settings).await.unwrap();
+        server._tmp = Some(tmp);
+        server
+    }
+
+    /// A server with exactly these settings; fails as start-up fails.
+    pub async fn start_settings(settings: Settings) -> Result<Self, brine_server::StartupError> {
+        let data_dir = settings.data_dir.clone();
+        let server = Server::bind(settings).await?;
+        let addr = server.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = rx.await;
+        }));
+        Ok(Self {
+            base: format!("http://{addr}"),
+            http: Client::builder().no_proxy().build().unwrap(),
+            data_dir,
+            _tmp: None,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// Stops the server and hands back its data directory, for a restart on the same data.
+    pub async fn stop(mut self) -> Option<TempDir> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        self._tmp.take()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, self.url(path))
+    }
+
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        self.request(Method::GET, path)
+    }
+
+    pub fn post(&self, path: &str) -> RequestBuilder {
+        self.request(Method::POST, path)
+    }
+
+    /// Signs up a new account and returns its token.
+    pub async fn signup(&self, email: &str) -> String {
+        let res = self
+            .post("/api/v1/auth/signup")
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        body(res).await["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a record and returns the whole 201 body (`record` and maybe `api_key`).
+    pub async fn create(&self, token: &str, spec: Value) -> Value {
+        let res = self
+            .post("/api/v1/records")
+            .bearer_auth(token)
+            .json(&spec)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED, "creating {spec}");
+        body(res).await
+    }
+
+    /// `GET /r/{uuid}` with an optional X-API-Key.
+    pub async fn read(&self, uuid: &str, key: Option<&str>) -> Response {
+        let mut req = self.get(&format!("/r/{uuid}"));
+        if let Some(key) = key {
+            req = req.header("X-API-Key", key);
+        }
+        req.send().await.unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub async fn body(res: Response) -> Value {
+    let text = res.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+/// Asserts the error envelope: exactly `error` and `message`, both non-empty strings.
+pub async fn expect_error(res: Response, status: StatusCode) -> Value {
+    assert_eq!(res.status(), status);
+    let value = body(res).await;
+    let object = value.as_object().expect("error body is an object");
+    assert_eq!(object.len(), 2, "envelope has exactly error and message: {value}");
+    assert!(!value["error"].as_str().unwrap().is_empty());
+    assert!(!value["message"].as_str().unwrap().is_empty());
+    value
+}
+
+pub fn uuid_of(created: &Value) -> String {
+    created["record"]["uuid"].as_str().unwrap().to_owned()
+}
+
+pub fn key_of(created: &Value) -> String {
+    created["api_key"].as_str().unwrap().to_owned()
+}
+
+pub const MISSING_KEY: &str =
+    r#"{"error":"Authentication required","message":"Please provide your token in the X-API-Key header to decrypt the content."}"#;
