@@ -24,12 +24,20 @@ impl KdfPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let _permit = self
+        let permit = self
             .permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| ApiError::internal())?;
-        tokio::task::spawn_blocking(work).await.map_err(|e| {
+        // The permit moves into the blocking task: a caller that goes away mid-computation does
+        // not free its slot before the work really ends.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|e| {
             tracing::error!(error = %e, "key derivation task failed");
             ApiError::internal()
         })

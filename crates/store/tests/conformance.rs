@@ -1,0 +1,272 @@
+//! The storage conformance suite: every store method and error case, written once against
+//! `dyn Store` and run on every backend (SQLite here; each new backend joins the list).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use brine_core::{Access, RecordKind};
+use brine_store::{
+    Account, KeySlot, NewAuditEvent, Record, RecordChanges, SlotKind, Store, StoreError,
+};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+/// A fresh SQLite database in a temporary directory (kept alive by the returned guard).
+async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    (brine_store::connect(&url).await.unwrap(), dir)
+}
+
+fn now() -> OffsetDateTime {
+    // Millisecond precision is what every backend keeps.
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.millisecond() as u32 * 1_000_000).unwrap()
+}
+
+async fn account(store: &dyn Store, email: &str) -> Account {
+    let account = Account {
+        id: Uuid::new_v4(),
+        email: email.into(),
+        password_hash: "$argon2id$stub".into(),
+        created_at: now(),
+    };
+    store.create_account(&account).await.unwrap();
+    account
+}
+
+fn slot(kind: SlotKind, version: i64) -> KeySlot {
+    KeySlot {
+        kind,
+        version,
+        wrapped: vec![kind as u8; 60],
+        kdf: (kind == SlotKind::Password).then(|| "argon2id$v=19$m=64,t=1,p=1$AAAA".into()),
+    }
+}
+
+fn record(owner: Uuid) -> Record {
+    let t = now();
+    Record {
+        uuid: Uuid::new_v4(),
+        owner_id: owner,
+        name: "Stripe".into(),
+        kind: RecordKind::Credential,
+        access: Access::Private,
+        sealed: false,
+        payload: vec![1, 2, 3],
+        payload_version: 1,
+        expires_at: None,
+        max_reads: None,
+        reads: 0,
+        created_at: t,
+        updated_at: t,
+        slots: vec![slot(SlotKind::Server, 1), slot(SlotKind::ApiKey, 1)],
+    }
+}
+
+async fn meta(store: &dyn Store) {
+    assert_eq!(store.meta("k").await.unwrap(), None);
+    assert!(store.insert_meta_if_absent("k", b"v1").await.unwrap());
+    assert!(!store.insert_meta_if_absent("k", b"v2").await.unwrap());
+    assert_eq!(store.meta("k").await.unwrap(), Some(b"v1".to_vec()));
+}
+
+async fn accounts_and_sessions(store: &dyn Store) {
+    let ana = account(store, "ana@example.com").await;
+    let found = store.account_by_email("ana@example.com").await.unwrap().unwrap();
+    assert_eq!((found.id, found.created_at), (ana.id, ana.created_at));
+    assert!(store.account_by_email("bob@example.com").await.unwrap().is_none());
+    let dup = Account { id: Uuid::new_v4(), ..ana.clone() };
+    assert!(matches!(store.create_account(&dup).await, Err(StoreError::Conflict(_))));
+
+    let t = now();
+    let live = Uuid::new_v4();
+    let expired = Uuid::new_v4();
+    store.create_session(expired, ana.id, t - Duration::hours(2), t - Duration::hours(1)).await.unwrap();
+    store.create_session(live, ana.id, t, t + Duration::hours(1)).await.unwrap();
+    assert_eq!(store.session_account(live, t).await.unwrap(), Some(ana.id));
+    assert_eq!(store.session_account(expired, t).await.unwrap(), None);
+    assert_eq!(store.session_account(live, t + Duration::hours(2)).await.unwrap(), None);
+    assert_eq!(store.session_account(Uuid::new_v4(), t).await.unwrap(), None);
+    assert!(store.delete_session(live).await.unwrap());
+    assert!(!store.delete_session(live).await.unwrap());
+    assert_eq!(store.session_account(live, t).await.unwrap(), None);
+}
+
+async fn records_round_trip(store: &dyn Store) {
+    let ana = account(store, "ana2@example.com").await;
+    let bob = account(store, "bob2@example.com").await;
+    let mut r = record(ana.id);
+    r.expires_at = Some(now() + Duration::days(1));
+    r.max_reads = Some(3);
+    store.insert_record(&r).await.unwrap();
+    assert!(matches!(store.insert_record(&r).await, Err(StoreError::Conflict(_))));
+
+    let got = store.record(r.uuid).await.unwrap().unwrap();
+    assert_eq!(got.name, r.name);
+    assert_eq!(got.access, Access::Private);
+    assert_eq!(got.payload, r.payload);
+    assert_eq!(got.expires_at, r.expires_at);
+    assert_eq!(got.max_reads, Some(3));
+    assert_eq!(got.created_at, r.created_at);
+    let mut kinds: Vec<_> = got.slots.iter().map(|s| s.kind.as_str()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["api_key", "server"]);
+    assert_eq!(got.slot(SlotKind::ApiKey), r.slot(SlotKind::ApiKey));
+    assert!(store.record(Uuid::new_v4()).await.unwrap().is_none());
+
+    let second = record(ana.id);
+    store.insert_record(&Record { slots: vec![], ..second.clone() }).await.unwrap();
+    let listed = store.records_of(ana.id).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().any(|x| x.uuid == second.uuid && x.slots.is_empty()));
+    assert!(store.records_of(bob.id).await.unwrap().is_empty());
+}
+
+async fn updates_are_atomic_and_owner_checked(store: &dyn Store) {
+    let ana = account(store, "ana3@example.com").await;
+    let bob = account(store, "bob3@example.com").await;
+    let r = record(ana.id);
+    store.insert_record(&r).await.unwrap();
+
+    let changes = RecordChanges {
+        name: Some("Renamed".into()),
+        access: Some(Access::Public),
+        payload: Some((vec![9, 9], 2)),
+        expires_at: Some(Some(now() + Duration::hours(1))),
+        max_reads: Some(Some(10)),
+        put_slots: vec![slot(SlotKind::ApiKey, 2), slot(SlotKind::Password, 1)],
+        remove_slots: vec![SlotKind::Server],
+        updated_at: Some(now() + Duration::seconds(1)),
+    };
+    assert!(!store.update_record(r.uuid, bob.id, &changes).await.unwrap());
+    assert_eq!(store.record(r.uuid).await.unwrap().unwrap().name, "Stripe");
+    assert!(!store.update_record(Uuid::new_v4(), ana.id, &changes).await.unwrap());
+
+    assert!(store.update_record(r.uuid, ana.id, &changes).await.unwrap());
+    let got = store.record(r.uuid).await.unwrap().unwrap();
+    assert_eq!(got.name, "Renamed");
+    assert_eq!(got.access, Access::Public);
+    assert_eq!((got.payload.clone(), got.payload_version), (vec![9, 9], 2));
+    assert_eq!(got.max_reads, Some(10));
+    assert!(got.slot(SlotKind::Server).is_none());
+    assert_eq!(got.slot(SlotKind::ApiKey).unwrap().version, 2);
+    assert!(got.slot(SlotKind::Password).unwrap().kdf.is_some());
+
+    // Clearing optional fields; leaving others alone.
+    let clear = RecordChanges {
+        expires_at: Some(None),
+        max_reads: Some(None),
+        ..RecordChanges::default()
+    };
+    assert!(store.update_record(r.uuid, ana.id, &clear).await.unwrap());
+    let got = store.record(r.uuid).await.unwrap().unwrap();
+    assert_eq!((got.expires_at, got.max_reads), (None, None));
+    assert_eq!(got.name, "Renamed");
+
+    assert!(!store.delete_record(r.uuid, bob.id).await.unwrap());
+    assert!(store.delete_record(r.uuid, ana.id).await.unwrap());
+    assert!(store.record(r.uuid).await.unwrap().is_none());
+    assert!(!store.delete_record(r.uuid, ana.id).await.unwrap());
+}
+
+async fn read_claims_are_exact(store: Arc<dyn Store>) {
+    let ana = account(store.as_ref(), "ana4@example.com").await;
+    let mut r = record(ana.id);
+    r.max_reads = Some(5);
+    store.insert_record(&r).await.unwrap();
+    let t = now();
+    let claims = claim_concurrently(&store, r.uuid, t, 40).await;
+    assert_eq!(claims, 5);
+    assert_eq!(store.record(r.uuid).await.unwrap().unwrap().reads, 5);
+
+    let mut expiring = record(ana.id);
+    expiring.max_reads = Some(5);
+    expiring.expires_at = Some(t + Duration::seconds(10));
+    store.insert_record(&expiring).await.unwrap();
+    assert!(store.claim_read(expiring.uuid, t).await.unwrap());
+    assert!(!store.claim_read(expiring.uuid, t + Duration::seconds(11)).await.unwrap());
+    assert!(!store.claim_read(Uuid::new_v4(), t).await.unwrap());
+}
+
+async fn claim_concurrently(store: &Arc<dyn Store>, uuid: Uuid, t: OffsetDateTime, n: usize) -> usize {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.claim_read(uuid, t).await.unwrap() })
+        })
+        .collect();
+    let mut granted = 0;
+    for task in tasks {
+        granted += usize::from(task.await.unwrap());
+    }
+    granted
+}
+
+async fn audit_events(store: &dyn Store) {
+    let ana = account(store, "ana5@example.com").await;
+    let r = record(ana.id);
+    store.insert_record(&r).await.unwrap();
+    for (i, outcome) in ["ok", "denied", "gone"].iter().enumerate() {
+        store
+            .append_event(&NewAuditEvent {
+                record: r.uuid,
+                at: now() + Duration::milliseconds(i as i64),
+                channel: "read",
+                outcome,
+                client_ip: Some("127.0.0.1"),
+                user_agent: (i == 0).then_some("curl/8"),
+            })
+            .await
+            .unwrap();
+    }
+    let events = store.events(r.uuid, 10, None).await.unwrap();
+    let outcomes: Vec<_> = events.iter().map(|e| e.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["gone", "denied", "ok"]);
+    assert_eq!(events[2].user_agent.as_deref(), Some("curl/8"));
+    assert_eq!(events[0].user_agent, None);
+    let page = store.events(r.uuid, 1, Some(events[0].id)).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].outcome, "denied");
+    assert!(store.events(Uuid::new_v4(), 10, None).await.unwrap().is_empty());
+
+    // Events go with their record.
+    store.delete_record(r.uuid, ana.id).await.unwrap();
+    assert!(store.events(r.uuid, 10, None).await.unwrap().is_empty());
+}
+
+/// Every case, on one backend.
+async fn conformance(store: Arc<dyn Store>) {
+    meta(store.as_ref()).await;
+    accounts_and_sessions(store.as_ref()).await;
+    records_round_trip(store.as_ref()).await;
+    updates_are_atomic_and_owner_checked(store.as_ref()).await;
+    read_claims_are_exact(store.clone()).await;
+    audit_events(store.as_ref()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_conforms() {
+    let (store, _dir) = sqlite().await;
+    conformance(store).await;
+}
+
+#[tokio::test]
+async fn unknown_database_urls_are_refused() {
+    assert!(matches!(
+        brine_store::connect("mysql://localhost/x").await,
+        Err(StoreError::UnsupportedUrl(_))
+    ));
+}
+
+#[tokio::test]
+async fn sqlite_reopens_with_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    {
+        let store = brine_store::connect(&url).await.unwrap();
+        store.insert_meta_if_absent("k", b"v").await.unwrap();
+    }
+    let store = brine_store::connect(&url).await.unwrap();
+    assert_eq!(store.meta("k").await.unwrap(), Some(b"v".to_vec()));
+}
