@@ -21,7 +21,8 @@ async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
 fn now() -> OffsetDateTime {
     // Millisecond precision is what every backend keeps.
     let t = OffsetDateTime::now_utc();
-    t.replace_nanosecond(t.millisecond() as u32 * 1_000_000).unwrap()
+    t.replace_nanosecond(t.millisecond() as u32 * 1_000_000)
+        .unwrap()
 }
 
 async fn account(store: &dyn Store, email: &str) -> Account {
@@ -73,21 +74,57 @@ async fn meta(store: &dyn Store) {
 
 async fn accounts_and_sessions(store: &dyn Store) {
     let ana = account(store, "ana@example.com").await;
-    let found = store.account_by_email("ana@example.com").await.unwrap().unwrap();
+    let found = store
+        .account_by_email("ana@example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((found.id, found.created_at), (ana.id, ana.created_at));
-    assert!(store.account_by_email("bob@example.com").await.unwrap().is_none());
-    let dup = Account { id: Uuid::new_v4(), ..ana.clone() };
-    assert!(matches!(store.create_account(&dup).await, Err(StoreError::Conflict(_))));
+    assert!(
+        store
+            .account_by_email("bob@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let dup = Account {
+        id: Uuid::new_v4(),
+        ..ana.clone()
+    };
+    assert!(matches!(
+        store.create_account(&dup).await,
+        Err(StoreError::Conflict(_))
+    ));
 
     let t = now();
     let live = Uuid::new_v4();
     let expired = Uuid::new_v4();
-    store.create_session(expired, ana.id, t - Duration::hours(2), t - Duration::hours(1)).await.unwrap();
-    store.create_session(live, ana.id, t, t + Duration::hours(1)).await.unwrap();
+    store
+        .create_session(
+            expired,
+            ana.id,
+            t - Duration::hours(2),
+            t - Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    store
+        .create_session(live, ana.id, t, t + Duration::hours(1))
+        .await
+        .unwrap();
     assert_eq!(store.session_account(live, t).await.unwrap(), Some(ana.id));
     assert_eq!(store.session_account(expired, t).await.unwrap(), None);
-    assert_eq!(store.session_account(live, t + Duration::hours(2)).await.unwrap(), None);
-    assert_eq!(store.session_account(Uuid::new_v4(), t).await.unwrap(), None);
+    assert_eq!(
+        store
+            .session_account(live, t + Duration::hours(2))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.session_account(Uuid::new_v4(), t).await.unwrap(),
+        None
+    );
     assert!(store.delete_session(live).await.unwrap());
     assert!(!store.delete_session(live).await.unwrap());
     assert_eq!(store.session_account(live, t).await.unwrap(), None);
@@ -100,7 +137,10 @@ async fn records_round_trip(store: &dyn Store) {
     r.expires_at = Some(now() + Duration::days(1));
     r.max_reads = Some(3);
     store.insert_record(&r).await.unwrap();
-    assert!(matches!(store.insert_record(&r).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.insert_record(&r).await,
+        Err(StoreError::Conflict(_))
+    ));
 
     let got = store.record(r.uuid).await.unwrap().unwrap();
     assert_eq!(got.name, r.name);
@@ -116,10 +156,20 @@ async fn records_round_trip(store: &dyn Store) {
     assert!(store.record(Uuid::new_v4()).await.unwrap().is_none());
 
     let second = record(ana.id);
-    store.insert_record(&Record { slots: vec![], ..second.clone() }).await.unwrap();
+    store
+        .insert_record(&Record {
+            slots: vec![],
+            ..second.clone()
+        })
+        .await
+        .unwrap();
     let listed = store.records_of(ana.id).await.unwrap();
     assert_eq!(listed.len(), 2);
-    assert!(listed.iter().any(|x| x.uuid == second.uuid && x.slots.is_empty()));
+    assert!(
+        listed
+            .iter()
+            .any(|x| x.uuid == second.uuid && x.slots.is_empty())
+    );
     assert!(store.records_of(bob.id).await.unwrap().is_empty());
 }
 
@@ -141,7 +191,12 @@ async fn updates_are_atomic_and_owner_checked(store: &dyn Store) {
     };
     assert!(!store.update_record(r.uuid, bob.id, &changes).await.unwrap());
     assert_eq!(store.record(r.uuid).await.unwrap().unwrap().name, "Stripe");
-    assert!(!store.update_record(Uuid::new_v4(), ana.id, &changes).await.unwrap());
+    assert!(
+        !store
+            .update_record(Uuid::new_v4(), ana.id, &changes)
+            .await
+            .unwrap()
+    );
 
     assert!(store.update_record(r.uuid, ana.id, &changes).await.unwrap());
     let got = store.record(r.uuid).await.unwrap().unwrap();
@@ -185,11 +240,21 @@ async fn read_claims_are_exact(store: Arc<dyn Store>) {
     expiring.expires_at = Some(t + Duration::seconds(10));
     store.insert_record(&expiring).await.unwrap();
     assert!(store.claim_read(expiring.uuid, t).await.unwrap());
-    assert!(!store.claim_read(expiring.uuid, t + Duration::seconds(11)).await.unwrap());
+    assert!(
+        !store
+            .claim_read(expiring.uuid, t + Duration::seconds(11))
+            .await
+            .unwrap()
+    );
     assert!(!store.claim_read(Uuid::new_v4(), t).await.unwrap());
 }
 
-async fn claim_concurrently(store: &Arc<dyn Store>, uuid: Uuid, t: OffsetDateTime, n: usize) -> usize {
+async fn claim_concurrently(
+    store: &Arc<dyn Store>,
+    uuid: Uuid,
+    t: OffsetDateTime,
+    n: usize,
+) -> usize {
     let tasks: Vec<_> = (0..n)
         .map(|_| {
             let store = store.clone();
@@ -228,7 +293,13 @@ async fn audit_events(store: &dyn Store) {
     let page = store.events(r.uuid, 1, Some(events[0].id)).await.unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(page[0].outcome, "denied");
-    assert!(store.events(Uuid::new_v4(), 10, None).await.unwrap().is_empty());
+    assert!(
+        store
+            .events(Uuid::new_v4(), 10, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Events go with their record.
     store.delete_record(r.uuid, ana.id).await.unwrap();

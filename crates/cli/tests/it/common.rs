@@ -143,7 +143,11 @@ pub async fn expect_error(res: Response, status: StatusCode) -> Value {
     assert_eq!(res.status(), status);
     let value = body(res).await;
     let object = value.as_object().expect("error body is an object");
-    assert_eq!(object.len(), 2, "envelope has exactly error and message: {value}");
+    assert_eq!(
+        object.len(),
+        2,
+        "envelope has exactly error and message: {value}"
+    );
     assert!(!value["error"].as_str().unwrap().is_empty());
     assert!(!value["message"].as_str().unwrap().is_empty());
     value
@@ -157,5 +161,97 @@ pub fn key_of(created: &Value) -> String {
     created["api_key"].as_str().unwrap().to_owned()
 }
 
-pub const MISSING_KEY: &str =
-    r#"{"error":"Authentication required","message":"Please provide your token in the X-API-Key header to decrypt the content."}"#;
+pub const MISSING_KEY: &str = r#"{"error":"Authentication required","message":"Please provide your token in the X-API-Key header to decrypt the content."}"#;
+
+/// The real `brine serve` binary, started in its own process with JSON logs on stderr.
+pub struct BrineProcess {
+    pub child: std::process::Child,
+    pub base: String,
+    log: Option<std::thread::JoinHandle<String>>,
+}
+
+impl BrineProcess {
+    /// Starts `brine serve ARGS` with `envs`, and waits until it listens.
+    pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let mut command = Command::new(env!("CARGO_BIN_EXE_brine"));
+        command
+            .arg("serve")
+            .args(args)
+            .env("BRINE_LOG_FORMAT", "json")
+            .env_remove("BRINE_MASTER_KEY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let log = std::thread::spawn(move || {
+            let mut log = String::new();
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && let Some(addr) = v["fields"]["addr"].as_str()
+                {
+                    let _ = addr_tx.send(addr.to_owned());
+                }
+                log.push_str(&line);
+                log.push('\n');
+            }
+            log
+        });
+        match addr_rx.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(addr) => Self {
+                child,
+                base: format!("http://{addr}"),
+                log: Some(log),
+            },
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("brine did not start:\n{}", log.join().unwrap());
+            }
+        }
+    }
+
+    /// Stops the server with SIGTERM (a graceful shutdown) and returns everything it logged.
+    pub fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(
+            self.child.wait().unwrap().success(),
+            "clean exit on SIGTERM"
+        );
+        self.log.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for BrineProcess {
+    fn drop(&mut self) {
+        if self.log.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `brine serve ARGS` expecting it to fail at start-up; returns its stderr.
+pub fn failed_start(args: &[&str], envs: &[(&str, &str)]) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_brine"));
+    command
+        .arg("serve")
+        .args(args)
+        .env_remove("BRINE_MASTER_KEY");
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap();
+    assert!(!out.status.success(), "start-up should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

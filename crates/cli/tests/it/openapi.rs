@@ -1,1 +1,52 @@
+//! The OpenAPI document covers every route and its errors.
+
+use reqwest::StatusCode;
+
 use crate::common::*;
+
+#[tokio::test]
+async fn openapi_lists_every_route_with_its_errors() {
+    let s = TestServer::start().await;
+    let res = s.get("/api/openapi.json").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let doc = body(res).await;
+    assert_eq!(doc, serde_json::to_value(brine_server::openapi()).unwrap());
+    let expected = [
+        ("/healthz", "get"),
+        ("/r/{uuid}", "get"),
+        ("/r/{uuid}", "post"),
+        ("/api/v1/auth/signup", "post"),
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/records", "get"),
+        ("/api/v1/records", "post"),
+        ("/api/v1/records/{uuid}", "get"),
+        ("/api/v1/records/{uuid}", "patch"),
+        ("/api/v1/records/{uuid}", "delete"),
+        ("/api/v1/records/{uuid}/value", "get"),
+        ("/api/v1/records/{uuid}/api-key", "post"),
+        ("/api/v1/records/{uuid}/events", "get"),
+    ];
+    let paths = doc["paths"].as_object().unwrap();
+    let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(operations, expected.len(), "every operation is listed here");
+    for (path, method) in expected {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is documented");
+        let responses = op["responses"].as_object().unwrap();
+        if path != "/healthz" {
+            let documents_errors = responses.iter().any(|(code, r)| {
+                code.starts_with('4')
+                    && r["content"]["application/json"]["schema"]["$ref"]
+                        .as_str()
+                        .is_some_and(|s| s.ends_with("/ErrorBody"))
+            });
+            assert!(
+                documents_errors,
+                "{method} {path} documents its error envelope"
+            );
+        }
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
+}
