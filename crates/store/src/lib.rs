@@ -5,7 +5,11 @@
 //! an X-API-Key or a password.
 
 mod model;
+mod postgres;
+mod sql;
 mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod time_ms;
 
 use std::sync::Arc;
@@ -15,6 +19,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use model::{Account, AuditEvent, KeySlot, NewAuditEvent, Record, RecordChanges, SlotKind};
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -94,16 +99,31 @@ pub trait AuditStore: Send + Sync {
 pub trait Store: MetaStore + AccountStore + RecordStore + AuditStore {}
 impl<T: MetaStore + AccountStore + RecordStore + AuditStore> Store for T {}
 
-/// Opens the database named by `url`, applying pending migrations.
-///
-/// `sqlite:` URLs use the embedded SQLite backend.
-pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
-    } else {
+/// The storage engines brine runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names: `sqlite:` or `postgres:`/`postgresql:`.
+    pub fn of_url(url: &str) -> Result<Self> {
         let scheme = url.split(':').next().unwrap_or_default();
-        Err(StoreError::UnsupportedUrl(format!(
-            "{scheme}: (this build supports sqlite: URLs)"
-        )))
+        match scheme {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            other => Err(StoreError::UnsupportedUrl(format!(
+                "{other}: (use a sqlite: or postgres:// URL)"
+            ))),
+        }
     }
+}
+
+/// Opens the database named by `url`, applying pending migrations.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    Ok(match Backend::of_url(url)? {
+        Backend::Sqlite => Arc::new(SqliteStore::connect(url).await?),
+        Backend::Postgres => Arc::new(PgStore::connect(url).await?),
+    })
 }

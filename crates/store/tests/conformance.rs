@@ -322,6 +322,38 @@ async fn sqlite_conforms() {
     conformance(store).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_conforms() {
+    use brine_store::testing::{PostgresForTests, TempDatabase, postgres_for_tests};
+    let PostgresForTests::Available(admin) = postgres_for_tests().unwrap() else {
+        eprintln!("skipped: set BRINE_TEST_POSTGRES_URL to run the PostgreSQL suite");
+        return;
+    };
+    let db = TempDatabase::create(&admin).await.unwrap();
+    conformance(brine_store::connect(&db.url).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_migrations_tolerate_nodes_starting_together() {
+    use brine_store::testing::{PostgresForTests, TempDatabase, postgres_for_tests};
+    let PostgresForTests::Available(admin) = postgres_for_tests().unwrap() else {
+        eprintln!("skipped: set BRINE_TEST_POSTGRES_URL to run the PostgreSQL suite");
+        return;
+    };
+    let db = TempDatabase::create(&admin).await.unwrap();
+    let nodes: Vec<_> = (0..4)
+        .map(|_| {
+            let url = db.url.clone();
+            tokio::spawn(async move { brine_store::connect(&url).await.map(|_| ()) })
+        })
+        .collect();
+    for node in nodes {
+        node.await.unwrap().unwrap();
+    }
+    let store = brine_store::connect(&db.url).await.unwrap();
+    assert!(store.insert_meta_if_absent("k", b"v").await.unwrap());
+}
+
 #[tokio::test]
 async fn unknown_database_urls_are_refused() {
     assert!(matches!(

@@ -1,0 +1,391 @@
+//! The SQL shared by the SQLite and PostgreSQL backends. Both schemas use the same column names
+//! and types as far as the store can tell (uuids, unix-millisecond integers, byte strings), and
+//! every statement below is valid on both, so one implementation serves both: the macro stamps
+//! it out for each backend's concrete types.
+
+/// A query over records joined with their key slots (one row per slot), ending in `$tail`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! select_records {
+    ($tail:literal) => {
+        concat!(
+            "SELECT r.uuid, r.owner_id, r.name, r.kind, r.access, r.sealed, r.payload, ",
+            "r.payload_version, r.expires_at, r.max_reads, r.reads, r.created_at, r.updated_at, ",
+            "s.kind AS slot_kind, s.version AS slot_version, s.wrapped AS slot_wrapped, ",
+            "s.kdf AS slot_kdf FROM records r LEFT JOIN key_slots s ON s.record_uuid = r.uuid ",
+            $tail
+        )
+    };
+}
+
+pub(crate) fn opt_time(ms: Option<i64>) -> crate::Result<Option<time::OffsetDateTime>> {
+    ms.map(crate::time_ms::from_ms).transpose()
+}
+
+pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Implements every store trait for `$store` (holding `pool`), over database `$db` with rows
+/// of type `$row`.
+macro_rules! impl_sql_store {
+    ($store:ty, $db:ty, $row:ty) => {
+        mod sql_impl {
+            use async_trait::async_trait;
+            use brine_core::{Access, RecordKind};
+            use sqlx::{Row, Transaction};
+            use time::OffsetDateTime;
+            use uuid::Uuid;
+
+            use super::*;
+            use crate::sql::{is_unique_violation, opt_time};
+            use crate::time_ms::{from_ms, to_ms};
+            use crate::{
+                Account, AccountStore, AuditEvent, AuditStore, KeySlot, MetaStore, NewAuditEvent,
+                Record, RecordChanges, RecordStore, Result, SlotKind, StoreError,
+            };
+
+        /// Folds joined record/slot rows (ordered by record) into records with their slots.
+        fn fold_records(rows: &[$row]) -> Result<Vec<Record>> {
+            let mut records: Vec<Record> = Vec::new();
+            for row in rows {
+                let uuid = row.try_get::<Uuid, _>("uuid")?;
+                if records.last().is_none_or(|r| r.uuid != uuid) {
+                    let kind: String = row.try_get("kind")?;
+                    let access: String = row.try_get("access")?;
+                    records.push(Record {
+                        uuid,
+                        owner_id: row.try_get::<Uuid, _>("owner_id")?,
+                        name: row.try_get("name")?,
+                        kind: RecordKind::parse(&kind)
+                            .ok_or_else(|| StoreError::Corrupt(format!("record kind {kind}")))?,
+                        access: Access::parse(&access)
+                            .ok_or_else(|| StoreError::Corrupt(format!("record access {access}")))?,
+                        sealed: row.try_get("sealed")?,
+                        payload: row.try_get("payload")?,
+                        payload_version: row.try_get("payload_version")?,
+                        expires_at: opt_time(row.try_get("expires_at")?)?,
+                        max_reads: row.try_get("max_reads")?,
+                        reads: row.try_get("reads")?,
+                        created_at: from_ms(row.try_get("created_at")?)?,
+                        updated_at: from_ms(row.try_get("updated_at")?)?,
+                        slots: Vec::new(),
+                    });
+                }
+                let slot_kind: Option<String> = row.try_get("slot_kind")?;
+                if let (Some(kind), Some(record)) = (slot_kind, records.last_mut()) {
+                    record.slots.push(KeySlot {
+                        kind: SlotKind::parse(&kind)
+                            .ok_or_else(|| StoreError::Corrupt(format!("slot kind {kind}")))?,
+                        version: row.try_get("slot_version")?,
+                        wrapped: row.try_get("slot_wrapped")?,
+                        kdf: row.try_get("slot_kdf")?,
+                    });
+                }
+            }
+            Ok(records)
+        }
+
+        async fn put_slot(tx: &mut Transaction<'_, $db>, record: Uuid, slot: &KeySlot) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO key_slots (record_uuid, kind, version, wrapped, kdf) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (record_uuid, kind) DO UPDATE SET \
+                 version = excluded.version, wrapped = excluded.wrapped, kdf = excluded.kdf",
+            )
+            .bind(record)
+            .bind(slot.kind.as_str())
+            .bind(slot.version)
+            .bind(&slot.wrapped)
+            .bind(&slot.kdf)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
+        #[async_trait]
+        impl MetaStore for $store {
+            async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+                Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn insert_meta_if_absent(&self, key: &str, value: &[u8]) -> Result<bool> {
+                let done =
+                    sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                        .bind(key)
+                        .bind(value)
+                        .execute(&self.pool)
+                        .await?;
+                Ok(done.rows_affected() == 1)
+            }
+        }
+
+        #[async_trait]
+        impl AccountStore for $store {
+            async fn create_account(&self, account: &Account) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO accounts (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(account.id)
+                .bind(&account.email)
+                .bind(&account.password_hash)
+                .bind(to_ms(account.created_at))
+                .execute(&self.pool)
+                .await
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        StoreError::Conflict("email already registered")
+                    } else {
+                        e.into()
+                    }
+                })?;
+                Ok(())
+            }
+
+            async fn account_by_email(&self, email: &str) -> Result<Option<Account>> {
+                let row = sqlx::query(
+                    "SELECT id, email, password_hash, created_at FROM accounts WHERE email = $1",
+                )
+                .bind(email)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|row| {
+                    Ok(Account {
+                        id: row.try_get::<Uuid, _>("id")?,
+                        email: row.try_get("email")?,
+                        password_hash: row.try_get("password_hash")?,
+                        created_at: from_ms(row.try_get("created_at")?)?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn create_session(
+                &self,
+                id: Uuid,
+                account: Uuid,
+                created_at: OffsetDateTime,
+                expires_at: OffsetDateTime,
+            ) -> Result<()> {
+                // Expired sessions are swept here, where sessions are written anyway.
+                sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+                    .bind(to_ms(created_at))
+                    .execute(&self.pool)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO sessions (id, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(id)
+                .bind(account)
+                .bind(to_ms(created_at))
+                .bind(to_ms(expires_at))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn session_account(&self, id: Uuid, now: OffsetDateTime) -> Result<Option<Uuid>> {
+                let row = sqlx::query("SELECT account_id FROM sessions WHERE id = $1 AND expires_at > $2")
+                    .bind(id)
+                    .bind(to_ms(now))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|row| row.try_get::<Uuid, _>("account_id")).transpose()?)
+            }
+
+            async fn delete_session(&self, id: Uuid) -> Result<bool> {
+                let done = sqlx::query("DELETE FROM sessions WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+        }
+
+        #[async_trait]
+        impl RecordStore for $store {
+            async fn insert_record(&self, record: &Record) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO records (uuid, owner_id, name, kind, access, sealed, payload, \
+                     payload_version, expires_at, max_reads, reads, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .bind(record.uuid)
+                .bind(record.owner_id)
+                .bind(&record.name)
+                .bind(record.kind.as_str())
+                .bind(record.access.as_str())
+                .bind(record.sealed)
+                .bind(&record.payload)
+                .bind(record.payload_version)
+                .bind(record.expires_at.map(to_ms))
+                .bind(record.max_reads)
+                .bind(record.reads)
+                .bind(to_ms(record.created_at))
+                .bind(to_ms(record.updated_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        StoreError::Conflict("record uuid already exists")
+                    } else {
+                        e.into()
+                    }
+                })?;
+                for slot in &record.slots {
+                    put_slot(&mut tx, record.uuid, slot).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn record(&self, uuid: Uuid) -> Result<Option<Record>> {
+                let rows = sqlx::query($crate::select_records!("WHERE r.uuid = $1"))
+                    .bind(uuid)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(fold_records(&rows)?.pop())
+            }
+
+            async fn records_of(&self, owner: Uuid) -> Result<Vec<Record>> {
+                let rows = sqlx::query($crate::select_records!(
+                    "WHERE r.owner_id = $1 ORDER BY r.created_at DESC, r.uuid"
+                ))
+                .bind(owner)
+                .fetch_all(&self.pool)
+                .await?;
+                fold_records(&rows)
+            }
+
+            async fn update_record(
+                &self,
+                uuid: Uuid,
+                owner: Uuid,
+                changes: &RecordChanges,
+            ) -> Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let (payload, payload_version) = match &changes.payload {
+                    Some((p, v)) => (Some(p.as_slice()), Some(*v)),
+                    None => (None, None),
+                };
+                let done = sqlx::query(
+                    "UPDATE records SET \
+                     name = COALESCE($1, name), \
+                     access = COALESCE($2, access), \
+                     payload = COALESCE($3, payload), \
+                     payload_version = COALESCE($4, payload_version), \
+                     expires_at = CASE WHEN $5 THEN $6 ELSE expires_at END, \
+                     max_reads = CASE WHEN $7 THEN $8 ELSE max_reads END, \
+                     updated_at = COALESCE($9, updated_at) \
+                     WHERE uuid = $10 AND owner_id = $11",
+                )
+                .bind(changes.name.as_deref())
+                .bind(changes.access.map(Access::as_str))
+                .bind(payload)
+                .bind(payload_version)
+                .bind(changes.expires_at.is_some())
+                .bind(changes.expires_at.flatten().map(to_ms))
+                .bind(changes.max_reads.is_some())
+                .bind(changes.max_reads.flatten())
+                .bind(changes.updated_at.map(to_ms))
+                .bind(uuid)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                for kind in &changes.remove_slots {
+                    sqlx::query("DELETE FROM key_slots WHERE record_uuid = $1 AND kind = $2")
+                        .bind(uuid)
+                        .bind(kind.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for slot in &changes.put_slots {
+                    put_slot(&mut tx, uuid, slot).await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn delete_record(&self, uuid: Uuid, owner: Uuid) -> Result<bool> {
+                let done = sqlx::query("DELETE FROM records WHERE uuid = $1 AND owner_id = $2")
+                    .bind(uuid)
+                    .bind(owner)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn claim_read(&self, uuid: Uuid, now: OffsetDateTime) -> Result<bool> {
+                // One conditional UPDATE: concurrent readers can never both take the last read.
+                let done = sqlx::query(
+                    "UPDATE records SET reads = reads + 1 WHERE uuid = $1 \
+                     AND (max_reads IS NULL OR reads < max_reads) \
+                     AND (expires_at IS NULL OR expires_at > $2)",
+                )
+                .bind(uuid)
+                .bind(to_ms(now))
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+        }
+
+        #[async_trait]
+        impl AuditStore for $store {
+            async fn append_event(&self, event: &NewAuditEvent<'_>) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO audit_events (record_uuid, at, channel, outcome, client_ip, user_agent) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(event.record)
+                .bind(to_ms(event.at))
+                .bind(event.channel)
+                .bind(event.outcome)
+                .bind(event.client_ip)
+                .bind(event.user_agent)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn events(
+                &self,
+                record: Uuid,
+                limit: u32,
+                before: Option<i64>,
+            ) -> Result<Vec<AuditEvent>> {
+                let rows = sqlx::query(
+                    "SELECT id, record_uuid, at, channel, outcome, client_ip, user_agent \
+                     FROM audit_events WHERE record_uuid = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+                )
+                .bind(record)
+                .bind(before.unwrap_or(i64::MAX))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(AuditEvent {
+                            id: row.try_get("id")?,
+                            record: row.try_get::<Uuid, _>("record_uuid")?,
+                            at: from_ms(row.try_get("at")?)?,
+                            channel: row.try_get("channel")?,
+                            outcome: row.try_get("outcome")?,
+                            client_ip: row.try_get("client_ip")?,
+                            user_agent: row.try_get("user_agent")?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+        }
+    };
+}
+
+pub(crate) use impl_sql_store;
