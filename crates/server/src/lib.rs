@@ -70,7 +70,9 @@ impl Server {
         settings: Settings,
         listener: TcpListener,
     ) -> Result<Self, StartupError> {
-        if settings.database_url.is_none() {
+        // The data directory holds the SQLite file and, unless the key comes from the
+        // environment, the master key file.
+        if settings.database_url.is_none() || settings.master_key.is_none() {
             master_key::ensure_data_dir(&settings.data_dir)?;
         }
         let token_ttl = i64::try_from(settings.token_ttl_secs)

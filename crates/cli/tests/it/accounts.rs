@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::common::*;
 
-#[tokio::test]
+each_backend! {
 async fn signup_login_logout_round_trip() {
     let s = TestServer::start().await;
     let token = s.signup("Ana@Example.com").await;
@@ -63,7 +63,6 @@ async fn signup_login_logout_round_trip() {
     assert_eq!(res.status(), StatusCode::OK);
 }
 
-#[tokio::test]
 async fn login_failures_look_the_same_for_known_and_unknown_emails() {
     let s = TestServer::start().await;
     s.signup("ana@example.com").await;
@@ -81,7 +80,6 @@ async fn login_failures_look_the_same_for_known_and_unknown_emails() {
     assert_eq!(answers[1], answers[2]);
 }
 
-#[tokio::test]
 async fn signup_validates_input() {
     let s = TestServer::start().await;
     for (payload, status) in [
@@ -133,7 +131,6 @@ async fn signup_validates_input() {
     expect_error(res, StatusCode::UNAUTHORIZED).await;
 }
 
-#[tokio::test]
 async fn signup_can_be_closed() {
     let s = TestServer::start_with(|c| c.signup = false).await;
     let res = s
@@ -145,7 +142,6 @@ async fn signup_can_be_closed() {
     expect_error(res, StatusCode::FORBIDDEN).await;
 }
 
-#[tokio::test]
 async fn bad_tokens_are_refused_with_the_envelope() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
@@ -167,7 +163,6 @@ async fn bad_tokens_are_refused_with_the_envelope() {
     }
 }
 
-#[tokio::test]
 async fn tokens_expire() {
     let s = TestServer::start_with(|c| c.token_ttl_secs = 1).await;
     let token = s.signup("ana@example.com").await;
@@ -187,4 +182,5 @@ async fn tokens_expire() {
         .await
         .unwrap();
     expect_error(res, StatusCode::UNAUTHORIZED).await;
+}
 }

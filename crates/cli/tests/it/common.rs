@@ -1,20 +1,72 @@
-//! The test harness: a real brine server on 127.0.0.1:0 with a fresh data directory, spoken to
-//! over HTTP.
+//! The test harness: a real brine server on 127.0.0.1:0 with a fresh data directory and a fresh
+//! database, spoken to over HTTP. Tests written inside `each_backend!` run once on SQLite and
+//! once on PostgreSQL (when `BRINE_TEST_POSTGRES_URL` names a server).
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use brine_server::{Server, Settings};
+pub use brine_store::Backend;
+use brine_store::testing::{PostgresForTests, TempDatabase, postgres_for_tests};
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+tokio::task_local! {
+    static BACKEND: Backend;
+}
+
+/// Runs a test with servers on `backend`; a PostgreSQL test is skipped when no server is named
+/// (and fails when CI requires one).
+pub async fn on_backend(backend: Backend, test: impl Future<Output = ()>) {
+    if backend == Backend::Postgres
+        && let PostgresForTests::Skipped = postgres_for_tests().unwrap()
+    {
+        eprintln!("skipped: set BRINE_TEST_POSTGRES_URL to run this test on PostgreSQL");
+        return;
+    }
+    BACKEND.scope(backend, test).await;
+}
+
+/// Declares tests that run on every backend: `each_backend! { async fn name() { ... } }`
+/// becomes `name::sqlite` and `name::postgres`.
+macro_rules! each_backend {
+    ($(async fn $name:ident() $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run() $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                $crate::common::on_backend($crate::common::Backend::Sqlite, run()).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                $crate::common::on_backend($crate::common::Backend::Postgres, run()).await
+            }
+        }
+    )*};
+}
+
+/// What a stopped server leaves behind, to start it again on the same data.
+pub struct Leftovers {
+    data_dir: PathBuf,
+    _tmp: Option<TempDir>,
+    database: Option<TempDatabase>,
+}
+
 pub struct TestServer {
     pub base: String,
     pub http: Client,
     pub data_dir: PathBuf,
+    database_url: Option<String>,
     _tmp: Option<TempDir>,
+    database: Option<TempDatabase>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -35,16 +87,46 @@ impl TestServer {
 
     pub async fn start_with(adjust: impl FnOnce(&mut Settings)) -> Self {
         let tmp = TempDir::new().unwrap();
+        let database = match BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite) {
+            Backend::Sqlite => None,
+            Backend::Postgres => match postgres_for_tests().unwrap() {
+                PostgresForTests::Available(admin) => {
+                    Some(TempDatabase::create(&admin).await.unwrap())
+                }
+                PostgresForTests::Skipped => unreachable!("on_backend skips PostgreSQL tests"),
+            },
+        };
         let mut settings = settings_in(tmp.path());
+        settings.database_url = database.as_ref().map(|db| db.url.clone());
         adjust(&mut settings);
         let mut server = Self::start_settings(settings).await.unwrap();
         server._tmp = Some(tmp);
+        server.database = database;
         server
+    }
+
+    /// Starts a server again on what a stopped one left.
+    pub async fn restart(leftovers: Leftovers) -> Self {
+        let mut settings = settings_in(&leftovers.data_dir);
+        settings.database_url = leftovers.database.as_ref().map(|db| db.url.clone());
+        let mut server = Self::start_settings(settings).await.unwrap();
+        server._tmp = leftovers._tmp;
+        server.database = leftovers.database;
+        server
+    }
+
+    /// Another node on the same database and master key, with its own state (pools, caches):
+    /// what a second `brine serve` behind the same load balancer would be.
+    pub async fn second_node(&self) -> Self {
+        let mut settings = settings_in(&self.data_dir);
+        settings.database_url = self.database_url.clone();
+        Self::start_settings(settings).await.unwrap()
     }
 
     /// A server with exactly these settings; fails as start-up fails.
     pub async fn start_settings(settings: Settings) -> Result<Self, brine_server::StartupError> {
         let data_dir = settings.data_dir.clone();
+        let database_url = settings.database_url.clone();
         let server = Server::bind(settings).await?;
         let addr = server.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -55,21 +137,27 @@ impl TestServer {
             base: format!("http://{addr}"),
             http: Client::builder().no_proxy().build().unwrap(),
             data_dir,
+            database_url,
             _tmp: None,
+            database: None,
             shutdown: Some(tx),
             task: Some(task),
         })
     }
 
-    /// Stops the server and hands back its data directory, for a restart on the same data.
-    pub async fn stop(mut self) -> Option<TempDir> {
+    /// Stops the server and hands back its data, for a restart on the same data.
+    pub async fn stop(mut self) -> Leftovers {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
-        self._tmp.take()
+        Leftovers {
+            data_dir: self.data_dir.clone(),
+            _tmp: self._tmp.take(),
+            database: self.database.take(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

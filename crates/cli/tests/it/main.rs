@@ -1,10 +1,12 @@
 //! brine's integration tests: one binary, real servers on loopback, real SQLite files.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[macro_use]
 mod common;
 
 mod accounts;
 mod cli;
+mod nodes;
 mod openapi;
 mod read;
 mod records;

@@ -8,7 +8,11 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::common::*;
 
-#[tokio::test]
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap()
+}
+
+each_backend! {
 async fn public_credential_reads_without_a_key() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
@@ -28,7 +32,6 @@ async fn public_credential_reads_without_a_key() {
     assert_eq!(body(res).await, json!({"data": "wx_123"}));
 }
 
-#[tokio::test]
 async fn private_credential_needs_its_own_key() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
@@ -70,7 +73,6 @@ async fn private_credential_needs_its_own_key() {
     }
 }
 
-#[tokio::test]
 async fn owner_only_unknown_and_malformed() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
@@ -96,7 +98,6 @@ async fn owner_only_unknown_and_malformed() {
     assert_eq!(unknown, malformed);
 }
 
-#[tokio::test]
 async fn rotation_stops_the_old_key_at_once() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
@@ -125,7 +126,6 @@ async fn rotation_stops_the_old_key_at_once() {
     assert_eq!(body(res).await, json!({"data": "sk_live_1"}));
 }
 
-#[tokio::test]
 async fn record_password_opens_with_post() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
@@ -176,7 +176,6 @@ async fn record_password_opens_with_post() {
     assert_eq!(res.status(), StatusCode::OK);
 }
 
-#[tokio::test]
 async fn sealed_record_opens_only_with_key_or_password() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
@@ -209,11 +208,6 @@ async fn sealed_record_opens_only_with_key_or_password() {
     assert!(!err.to_string().contains("sealed-value"));
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap()
-}
-
-#[tokio::test]
 async fn expired_records_answer_like_unknown_ones() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
@@ -244,7 +238,6 @@ async fn expired_records_answer_like_unknown_ones() {
     assert_eq!(body(res).await["status"], "expired");
 }
 
-#[tokio::test]
 async fn max_reads_is_exact_and_wrong_keys_do_not_consume_reads() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
@@ -276,7 +269,6 @@ async fn max_reads_is_exact_and_wrong_keys_do_not_consume_reads() {
     assert_eq!(view["reads"], 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_reads_of_a_single_read_record_succeed_exactly_once() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
@@ -302,7 +294,6 @@ async fn parallel_reads_of_a_single_read_record_succeed_exactly_once() {
     }
 }
 
-#[tokio::test]
 async fn every_attempt_is_audited_without_secrets() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
@@ -401,4 +392,5 @@ async fn every_attempt_is_audited_without_secrets() {
         .await
         .unwrap();
     expect_error(res, StatusCode::BAD_REQUEST).await;
+}
 }

@@ -25,7 +25,7 @@ async fn patch(s: &TestServer, token: &str, uuid: &str, change: Value) -> reqwes
         .unwrap()
 }
 
-#[tokio::test]
+each_backend! {
 async fn invalid_records_are_refused_and_nothing_is_stored() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
@@ -65,7 +65,6 @@ async fn invalid_records_are_refused_and_nothing_is_stored() {
     assert!(list(&s, &token).await.is_empty());
 }
 
-#[tokio::test]
 async fn metadata_never_contains_the_value_and_the_key_is_shown_once() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
@@ -107,7 +106,6 @@ async fn metadata_never_contains_the_value_and_the_key_is_shown_once() {
     assert_eq!(body(res).await, json!({"data": "sk_live_meta"}));
 }
 
-#[tokio::test]
 async fn other_accounts_get_404_for_everything() {
     let s = TestServer::start().await;
     let ana = s.signup("ana@example.com").await;
@@ -147,7 +145,6 @@ async fn other_accounts_get_404_for_everything() {
     assert_eq!(list(&s, &ana).await[0]["name"], "Ana's");
 }
 
-#[tokio::test]
 async fn patch_changes_name_value_and_limits() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
@@ -190,7 +187,6 @@ async fn patch_changes_name_value_and_limits() {
     assert_eq!(list(&s, &token).await[0]["name"], "New");
 }
 
-#[tokio::test]
 async fn leaving_private_retires_the_key_and_returning_issues_a_new_one() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
@@ -228,7 +224,6 @@ async fn leaving_private_retires_the_key_and_returning_issues_a_new_one() {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
 async fn record_password_can_be_set_changed_and_removed() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
@@ -273,7 +268,6 @@ async fn record_password_can_be_set_changed_and_removed() {
     );
 }
 
-#[tokio::test]
 async fn sealed_records_can_be_replaced_and_rotated_but_not_viewed() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
@@ -354,7 +348,6 @@ async fn sealed_records_can_be_replaced_and_rotated_but_not_viewed() {
     expect_error(res, StatusCode::CONFLICT).await;
 }
 
-#[tokio::test]
 async fn sealed_record_with_password_needs_it_again_when_replaced() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
@@ -392,7 +385,6 @@ async fn sealed_record_with_password_needs_it_again_when_replaced() {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
 async fn rotation_is_only_for_private_records() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
@@ -411,7 +403,6 @@ async fn rotation_is_only_for_private_records() {
     expect_error(res, StatusCode::CONFLICT).await;
 }
 
-#[tokio::test]
 async fn delete_stops_reads_at_once() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
@@ -442,4 +433,5 @@ async fn delete_stops_reads_at_once() {
         .unwrap();
     expect_error(res, StatusCode::NOT_FOUND).await;
     assert!(list(&s, &token).await.is_empty());
+}
 }

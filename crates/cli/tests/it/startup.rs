@@ -10,59 +10,6 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-#[tokio::test]
-async fn restart_keeps_every_record_readable() {
-    let s = TestServer::start().await;
-    let token = s.signup("ana@example.com").await;
-    let private = s
-        .create(
-            &token,
-            json!({"name": "A", "access": "private", "data": "private-v"}),
-        )
-        .await;
-    let public = s
-        .create(
-            &token,
-            json!({"name": "B", "access": "public", "data": "public-v"}),
-        )
-        .await;
-    let sealed = s
-        .create(&token, json!({"name": "C", "access": "private", "data": "sealed-v", "sealed": true, "password": "sealed pass"}))
-        .await;
-    let dir = s.stop().await.unwrap();
-
-    let s = TestServer::start_settings(settings_in(dir.path()))
-        .await
-        .unwrap();
-    assert_eq!(
-        body(s.read(&uuid_of(&private), Some(&key_of(&private))).await).await["data"],
-        "private-v"
-    );
-    assert_eq!(
-        body(s.read(&uuid_of(&public), None).await).await["data"],
-        "public-v"
-    );
-    assert_eq!(
-        body(s.read(&uuid_of(&sealed), Some(&key_of(&sealed))).await).await["data"],
-        "sealed-v"
-    );
-    let res = s
-        .post(&format!("/r/{}", uuid_of(&sealed)))
-        .json(&json!({"password": "sealed pass"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(body(res).await["data"], "sealed-v");
-    // The dashboard token survives a restart too (sessions are stored, the signing key derived).
-    let res = s
-        .get("/api/v1/records")
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(body(res).await["records"].as_array().unwrap().len(), 3);
-}
-
 #[cfg(unix)]
 #[tokio::test]
 async fn generated_master_key_file_is_private() {
@@ -369,4 +316,54 @@ async fn settings_come_from_file_environment_and_flags() {
     assert!(err.to_lowercase().contains("token_ttl_secs"), "{err}");
     let err = failed_start(&["--config", config], &[("BRINE_MASTER_KEY", "c2hvcnQ=")]);
     assert!(err.contains("32 bytes"), "{err}");
+}
+
+each_backend! {
+async fn restart_keeps_every_record_readable() {
+    let s = TestServer::start().await;
+    let token = s.signup("ana@example.com").await;
+    let private = s
+        .create(
+            &token,
+            json!({"name": "A", "access": "private", "data": "private-v"}),
+        )
+        .await;
+    let public = s
+        .create(
+            &token,
+            json!({"name": "B", "access": "public", "data": "public-v"}),
+        )
+        .await;
+    let sealed = s
+        .create(&token, json!({"name": "C", "access": "private", "data": "sealed-v", "sealed": true, "password": "sealed pass"}))
+        .await;
+    let s = TestServer::restart(s.stop().await).await;
+    assert_eq!(
+        body(s.read(&uuid_of(&private), Some(&key_of(&private))).await).await["data"],
+        "private-v"
+    );
+    assert_eq!(
+        body(s.read(&uuid_of(&public), None).await).await["data"],
+        "public-v"
+    );
+    assert_eq!(
+        body(s.read(&uuid_of(&sealed), Some(&key_of(&sealed))).await).await["data"],
+        "sealed-v"
+    );
+    let res = s
+        .post(&format!("/r/{}", uuid_of(&sealed)))
+        .json(&json!({"password": "sealed pass"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(res).await["data"], "sealed-v");
+    // The dashboard token survives a restart too (sessions are stored, the signing key derived).
+    let res = s
+        .get("/api/v1/records")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(res).await["records"].as_array().unwrap().len(), 3);
+}
 }

@@ -1,0 +1,92 @@
+//! Two nodes on one database: whatever one node changes, the other honours on its very next
+//! request (DESIGN.md invariant 4). Each node is a separate server with its own pools and state.
+
+use futures::future::join_all;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::common::*;
+
+each_backend! {
+async fn a_key_rotated_on_one_node_fails_on_the_other_at_once() {
+    let a = TestServer::start().await;
+    let b = a.second_node().await;
+    let token = a.signup("ana@example.com").await;
+    let created = a.create(&token, json!({"name": "K", "access": "private", "data": "v"})).await;
+    let uuid = uuid_of(&created);
+    let old = key_of(&created);
+    assert_eq!(b.read(&uuid, Some(&old)).await.status(), StatusCode::OK);
+
+    let res = a.post(&format!("/api/v1/records/{uuid}/api-key")).bearer_auth(&token).send().await.unwrap();
+    let new = body(res).await["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(b.read(&uuid, Some(&old)).await.text().await.unwrap(), MISSING_KEY);
+    assert_eq!(body(b.read(&uuid, Some(&new)).await).await["data"], "v");
+}
+
+async fn a_record_deleted_on_one_node_is_gone_on_the_other() {
+    let a = TestServer::start().await;
+    let b = a.second_node().await;
+    let token = a.signup("ana@example.com").await;
+    let created = a.create(&token, json!({"name": "D", "access": "public", "data": "v"})).await;
+    let uuid = uuid_of(&created);
+    assert_eq!(b.read(&uuid, None).await.status(), StatusCode::OK);
+    let res = a.request(Method::DELETE, &format!("/api/v1/records/{uuid}")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    expect_error(b.read(&uuid, None).await, StatusCode::NOT_FOUND).await;
+}
+
+async fn a_token_logged_out_on_one_node_is_refused_on_the_other() {
+    let a = TestServer::start().await;
+    let b = a.second_node().await;
+    let token = a.signup("ana@example.com").await;
+    let res = b.get("/api/v1/records").bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = a.post("/api/v1/auth/logout").bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = b.get("/api/v1/records").bearer_auth(&token).send().await.unwrap();
+    expect_error(res, StatusCode::UNAUTHORIZED).await;
+}
+
+async fn a_password_changed_on_one_node_stops_working_on_the_other() {
+    let a = TestServer::start().await;
+    let b = a.second_node().await;
+    let token = a.signup("ana@example.com").await;
+    let created = a
+        .create(&token, json!({"name": "P", "access": "private", "data": "v", "password": "first password"}))
+        .await;
+    let uuid = uuid_of(&created);
+    let res = a
+        .request(Method::PATCH, &format!("/api/v1/records/{uuid}"))
+        .bearer_auth(&token)
+        .json(&json!({"password": "second password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let unlock = |pw: &'static str| b.post(&format!("/r/{uuid}")).json(&json!({"password": pw})).send();
+    assert_eq!(unlock("first password").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(unlock("second password").await.unwrap().status(), StatusCode::OK);
+}
+
+async fn a_single_read_spread_over_two_nodes_succeeds_exactly_once() {
+    let a = TestServer::start().await;
+    let b = a.second_node().await;
+    let token = a.signup("ana@example.com").await;
+    for round in 0..3 {
+        let created = a
+            .create(&token, json!({"name": format!("Once {round}"), "access": "private", "data": "once", "max_reads": 1}))
+            .await;
+        let uuid = uuid_of(&created);
+        let key = key_of(&created);
+        let statuses = join_all((0..24).map(|i| {
+            let node = if i % 2 == 0 { &a } else { &b };
+            let req = node.get(&format!("/r/{uuid}")).header("X-API-Key", key.clone());
+            async move { req.send().await.unwrap().status() }
+        }))
+        .await;
+        let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+        let gone = statuses.iter().filter(|s| **s == StatusCode::NOT_FOUND).count();
+        assert_eq!((ok, gone), (1, 23), "{statuses:?}");
+    }
+}
+}
