@@ -1,5 +1,6 @@
 //! The `brine` binary: the server (`brine serve`) and a client for its API.
 
+mod admin;
 mod client;
 mod serve;
 
@@ -22,6 +23,12 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(serve::ServeArgs),
+    /// Apply database migrations now (servers also apply them at start).
+    Migrate(admin::DatabaseArgs),
+    /// Write every account, record and audit event to a file, still encrypted.
+    Export(admin::ExportArgs),
+    /// Load a file written by `brine export` into an empty database.
+    Import(admin::ImportArgs),
     #[command(flatten)]
     Client(client::Command),
 }
@@ -41,6 +48,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Migrate(args) => admin::migrate(args).await,
+            Command::Export(args) => admin::export(args).await,
+            Command::Import(args) => admin::import(args).await,
             Command::Client(command) => client::run(command).await,
         }
     });

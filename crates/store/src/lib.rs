@@ -11,6 +11,7 @@ mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod time_ms;
+pub mod transfer;
 
 use std::sync::Arc;
 
@@ -53,6 +54,8 @@ pub trait AccountStore: Send + Sync {
     /// Fails with [`StoreError::Conflict`] when the email is taken.
     async fn create_account(&self, account: &Account) -> Result<()>;
     async fn account_by_email(&self, email: &str) -> Result<Option<Account>>;
+    /// Every account, oldest first (for export).
+    async fn accounts(&self) -> Result<Vec<Account>>;
     async fn create_session(
         &self,
         id: Uuid,

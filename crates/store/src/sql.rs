@@ -162,6 +162,24 @@ macro_rules! impl_sql_store {
                 .transpose()
             }
 
+            async fn accounts(&self) -> Result<Vec<Account>> {
+                let rows = sqlx::query(
+                    "SELECT id, email, password_hash, created_at FROM accounts ORDER BY created_at, id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(Account {
+                            id: row.try_get::<Uuid, _>("id")?,
+                            email: row.try_get("email")?,
+                            password_hash: row.try_get("password_hash")?,
+                            created_at: from_ms(row.try_get("created_at")?)?,
+                        })
+                    })
+                    .collect()
+            }
+
             async fn create_session(
                 &self,
                 id: Uuid,

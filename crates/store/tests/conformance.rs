@@ -373,3 +373,126 @@ async fn sqlite_reopens_with_its_data() {
     let store = brine_store::connect(&url).await.unwrap();
     assert_eq!(store.meta("k").await.unwrap(), Some(b"v".to_vec()));
 }
+
+/// Fills `src`, exports it, imports into `dst`, and compares everything that moved.
+async fn transfer_round_trip(src: Arc<dyn Store>, dst: Arc<dyn Store>) {
+    use brine_store::transfer::{export, import};
+    src.insert_meta_if_absent("master_key_check", b"check-1")
+        .await
+        .unwrap();
+    let ana = account(src.as_ref(), "ana@example.com").await;
+    let bob = account(src.as_ref(), "bob@example.com").await;
+    let mut limited = record(ana.id);
+    limited.max_reads = Some(2);
+    limited.reads = 1;
+    limited.expires_at = Some(now() + Duration::days(3));
+    let mut sealed = record(bob.id);
+    sealed.sealed = true;
+    sealed.slots = vec![slot(SlotKind::ApiKey, 3), slot(SlotKind::Password, 1)];
+    for r in [&limited, &sealed] {
+        src.insert_record(r).await.unwrap();
+    }
+    for outcome in ["ok", "denied"] {
+        src.append_event(&NewAuditEvent {
+            record: limited.uuid,
+            at: now(),
+            channel: "read",
+            outcome,
+            client_ip: Some("::1"),
+            user_agent: None,
+        })
+        .await
+        .unwrap();
+    }
+
+    let mut file = Vec::new();
+    let mut ticks = 0;
+    let exported = export(src.as_ref(), &mut file, |_, _| ticks += 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            exported.accounts,
+            exported.records,
+            exported.key_slots,
+            exported.events
+        ),
+        (2, 2, 4, 2)
+    );
+    assert_eq!(ticks, 2);
+
+    // A truncated file is refused before it claims success.
+    let cut = &file[..file.len() - 40];
+    let scratch = sqlite().await;
+    assert!(import(scratch.0.as_ref(), cut, |_| {}).await.is_err());
+
+    let imported = import(dst.as_ref(), file.as_slice(), |_| {}).await.unwrap();
+    assert_eq!(imported, exported);
+    assert_eq!(
+        dst.meta("master_key_check").await.unwrap(),
+        Some(b"check-1".to_vec())
+    );
+    for r in [&limited, &sealed] {
+        let got = dst.record(r.uuid).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                got.owner_id,
+                &got.name,
+                got.sealed,
+                &got.payload,
+                got.payload_version
+            ),
+            (r.owner_id, &r.name, r.sealed, &r.payload, r.payload_version)
+        );
+        assert_eq!(
+            (got.expires_at, got.max_reads, got.reads),
+            (r.expires_at, r.max_reads, r.reads)
+        );
+        for s in &r.slots {
+            assert_eq!(got.slot(s.kind), Some(s));
+        }
+    }
+    let login = dst
+        .account_by_email("bob@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(login.password_hash, bob.password_hash);
+    let events = dst.events(limited.uuid, 10, None).await.unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e.outcome.as_str())
+            .collect::<Vec<_>>(),
+        ["denied", "ok"]
+    );
+
+    // Never into a database that already has data.
+    assert!(import(dst.as_ref(), file.as_slice(), |_| {}).await.is_err());
+}
+
+#[tokio::test]
+async fn transfer_sqlite_to_sqlite() {
+    let (src, _a) = sqlite().await;
+    let (dst, _b) = sqlite().await;
+    transfer_round_trip(src, dst).await;
+}
+
+#[tokio::test]
+async fn import_refuses_another_master_key() {
+    use brine_store::transfer::{export, import};
+    let (src, _a) = sqlite().await;
+    let (dst, _b) = sqlite().await;
+    src.insert_meta_if_absent("master_key_check", b"one")
+        .await
+        .unwrap();
+    dst.insert_meta_if_absent("master_key_check", b"two")
+        .await
+        .unwrap();
+    let mut file = Vec::new();
+    export(src.as_ref(), &mut file, |_, _| {}).await.unwrap();
+    let err = import(dst.as_ref(), file.as_slice(), |_| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("another master key"), "{err}");
+}

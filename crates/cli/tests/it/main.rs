@@ -11,3 +11,4 @@ mod openapi;
 mod read;
 mod records;
 mod startup;
+mod transfer;

@@ -1,0 +1,161 @@
+//! Operator commands that work on the database directly: `migrate`, `export`, `import`.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use brine_store::transfer::{self, Counts};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Which database to work on (the same settings `brine serve` uses).
+#[derive(Args)]
+pub struct DatabaseArgs {
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://DATA_DIR/brine.db].
+    #[arg(long, env = "BRINE_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Data directory of a SQLite installation.
+    #[arg(long, env = "BRINE_DATA_DIR", default_value = "brine-data")]
+    data_dir: PathBuf,
+}
+
+impl DatabaseArgs {
+    fn url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("brine.db").display()))
+    }
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// File to write (JSON Lines, still encrypted). Keep it as safe as the database itself.
+    #[arg(long, short)]
+    output: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The (empty) database to fill.
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// A file written by `brine export`.
+    #[arg(long, short)]
+    input: PathBuf,
+}
+
+/// Applies pending migrations (under an advisory lock on PostgreSQL), ahead of a rollout.
+pub async fn migrate(args: DatabaseArgs) -> anyhow::Result<ExitCode> {
+    let url = args.url();
+    brine_store::connect(&url)
+        .await
+        .with_context(|| format!("cannot migrate {}", redact(&url)))?;
+    eprintln!("{}: schema is up to date", redact(&url));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let url = args.database.url();
+    let store = brine_store::connect(&url)
+        .await
+        .with_context(|| format!("cannot open {}", redact(&url)))?;
+    let file = create_private(&args.output)?;
+    let bar = progress_bar(0, "{bar:40} {pos}/{len} accounts");
+    let counts = transfer::export(store.as_ref(), &mut BufWriter::new(file), |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await?;
+    bar.finish_and_clear();
+    eprintln!("exported {} to {}", summary(&counts), args.output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let url = args.database.url();
+    let store = brine_store::connect(&url)
+        .await
+        .with_context(|| format!("cannot open {}", redact(&url)))?;
+    let file =
+        File::open(&args.input).with_context(|| format!("cannot open {}", args.input.display()))?;
+    let size = file.metadata()?.len();
+    let bar = progress_bar(size, "{bar:40} {bytes}/{total_bytes}");
+    let counts = transfer::import(store.as_ref(), BufReader::new(file), |bytes| {
+        bar.set_position(bytes);
+    })
+    .await?;
+    bar.finish_and_clear();
+    eprintln!(
+        "imported {} into {}; start brine with the same master key, and sign in again",
+        summary(&counts),
+        redact(&url)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summary(c: &Counts) -> String {
+    format!(
+        "{} accounts, {} records ({} key slots), {} audit events",
+        c.accounts, c.records, c.key_slots, c.events
+    )
+}
+
+fn progress_bar(len: u64, template: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(unix)]
+fn create_private(path: &std::path::Path) -> anyhow::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn create_private(path: &std::path::Path) -> anyhow::Result<File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        use super::redact;
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite://data/brine.db"), "sqlite://data/brine.db");
+    }
+}
