@@ -30,6 +30,10 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     token_ttl_secs: Option<u64>,
+    /// A reverse proxy (address or CIDR) whose X-Forwarded-For is believed; repeatable.
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = brine_server::config::parse_net)]
+    #[serde(rename = "trusted_proxies", skip_serializing_if = "Vec::is_empty")]
+    trusted_proxy: Vec<ipnet::IpNet>,
     /// Refuse new sign-ups (existing accounts keep working).
     #[arg(long)]
     #[serde(skip)]
@@ -66,6 +70,7 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
             "signup",
             "kdf_concurrency",
             "max_body_bytes",
+            "trusted_proxies",
         ]))
         .merge(Serialized::defaults(args));
     if args.no_signup {
@@ -79,6 +84,7 @@ fn init_logging(format: &str) {
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();

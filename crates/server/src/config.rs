@@ -1,11 +1,13 @@
 //! Server settings. The binary fills them from defaults, a TOML file, `BRINE_*` variables and
 //! flags (in that order of precedence, last wins); tests build them directly.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
 use std::path::PathBuf;
 
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -26,6 +28,30 @@ pub struct Settings {
     pub kdf_concurrency: usize,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` header is believed.
+    /// Empty by default: the client address is the socket's peer.
+    #[serde(deserialize_with = "nets")]
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// An address or CIDR range: `10.0.0.0/8`, `192.0.2.1` (one address), `::1`.
+pub fn parse_net(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    if text.contains('/') {
+        text.parse()
+            .map_err(|_| format!("'{text}' is not a CIDR range"))
+    } else {
+        text.parse::<IpAddr>()
+            .map(IpNet::from)
+            .map_err(|_| format!("'{text}' is not an IP address or CIDR range"))
+    }
+}
+
+fn nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|s| parse_net(s).map_err(serde::de::Error::custom))
+        .collect()
 }
 
 impl Default for Settings {
@@ -41,6 +67,7 @@ impl Default for Settings {
                 .map(|n| n.get())
                 .unwrap_or(2),
             max_body_bytes: 256 * 1024,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// A JSON request body. Unlike `axum::Json`, its errors use the envelope, and they never echo
 /// the submitted values (which may be secrets), only field names and positions.
@@ -115,15 +116,22 @@ pub struct ClientInfo {
 
 const MAX_USER_AGENT: usize = 256;
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+impl FromRequestParts<AppState> for ClientInfo {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        // Forwarded headers are not trusted: trusted proxies are configured explicitly (later).
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+            .map(|ConnectInfo(addr)| {
+                state
+                    .trusted_proxies
+                    .client_ip(addr.ip(), &parts.headers)
+                    .to_string()
+            });
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

@@ -5,6 +5,7 @@
 mod app;
 mod audit;
 mod auth;
+mod client_ip;
 pub mod config;
 mod error;
 mod extract;
@@ -96,6 +97,9 @@ impl Server {
             kdf,
             argon2,
             signup_open: settings.signup,
+            trusted_proxies: Arc::new(client_ip::TrustedProxies::new(
+                settings.trusted_proxies.clone(),
+            )),
             decoy_password_hash: decoy.into(),
         };
         Ok(Self {

@@ -4,6 +4,7 @@ use brine_crypto::{Argon2Settings, MasterKey};
 use brine_store::Store;
 
 use crate::auth::TokenKeys;
+use crate::client_ip::TrustedProxies;
 use crate::kdf::KdfPool;
 
 /// Shared by every request. Cheap to clone.
@@ -15,6 +16,7 @@ pub struct AppState {
     pub kdf: KdfPool,
     pub argon2: Argon2Settings,
     pub signup_open: bool,
+    pub trusted_proxies: Arc<TrustedProxies>,
     /// A hash of a random password, verified when a login names an unknown email, so that the
     /// answer takes as long as for a known one.
     pub decoy_password_hash: Arc<str>,

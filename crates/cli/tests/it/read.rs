@@ -394,3 +394,37 @@ async fn every_attempt_is_audited_without_secrets() {
     expect_error(res, StatusCode::BAD_REQUEST).await;
 }
 }
+
+#[tokio::test]
+async fn audit_believes_forwarded_addresses_only_from_trusted_proxies() {
+    async fn logged_ip(s: &TestServer) -> String {
+        let token = s.signup("ana@example.com").await;
+        let created = s
+            .create(
+                &token,
+                json!({"name": "W", "access": "public", "data": "v"}),
+            )
+            .await;
+        let uuid = uuid_of(&created);
+        s.get(&format!("/r/{uuid}"))
+            .header("X-Forwarded-For", "6.6.6.6, 198.51.100.7")
+            .send()
+            .await
+            .unwrap();
+        let res = s
+            .get(&format!("/api/v1/records/{uuid}/events"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        body(res).await["events"][0]["client_ip"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+    let untrusting = TestServer::start().await;
+    assert_eq!(logged_ip(&untrusting).await, "127.0.0.1");
+    let behind_proxy =
+        TestServer::start_with(|c| c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]).await;
+    assert_eq!(logged_ip(&behind_proxy).await, "198.51.100.7");
+}
