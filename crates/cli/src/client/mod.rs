@@ -1,4 +1,15 @@
 //! Client commands that talk to a brine server over its HTTP API.
+//!
+//! `signup`/`login`/`logout` manage a session file; `records ...` manage your records with it;
+//! `get` and `run` read values with an X-API-Key and need no session at all.
+
+mod account;
+mod http;
+mod input;
+mod read;
+mod records;
+mod session;
+mod table;
 
 use std::process::ExitCode;
 
@@ -6,12 +17,46 @@ use clap::Subcommand;
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Print a credential's value.
-    Get { uuid: String },
+    /// Create an account on a brine server and sign in.
+    ///
+    /// The password is asked for on the terminal (twice), or read from the first line of stdin
+    /// with --password-stdin. The session token is saved in a file only you can read
+    /// (see `brine login --help`).
+    Signup(account::AuthArgs),
+    /// Sign in to a brine server and keep the session for the `records` commands.
+    ///
+    /// The token is saved as JSON, with mode 0600, in $BRINE_CONFIG_DIR/session.json, else
+    /// $XDG_CONFIG_HOME/brine/session.json, else ~/.config/brine/session.json.
+    Login(account::AuthArgs),
+    /// Sign out: the server revokes the session token and the session file is deleted.
+    Logout,
+    /// Create, list, inspect, rotate and delete your records (needs `brine login`).
+    #[command(subcommand)]
+    Records(records::RecordsCommand),
+    /// Print a record's value, exactly as stored.
+    ///
+    /// Private records need their X-API-Key: from --api-key-file, else from the BRINE_API_KEY
+    /// environment variable. Public records need no key. Needs no session. A newline is added
+    /// only when stdout is a terminal, so `$(brine get UUID)` and pipes get the exact value.
+    Get(read::GetArgs),
+    /// Run a command with record values in its environment, never writing them to disk.
+    ///
+    /// Example: brine run --env STRIPE_KEY=UUID --env DB_URL=UUID2@db.key -- ./deploy.sh
+    ///
+    /// Each --env NAME=UUID fetches one value; the key for it comes from an @KEYFILE suffix,
+    /// else --api-key-file, else BRINE_API_KEY, else none (public records). If any fetch fails,
+    /// the command is not started. brine then becomes COMMAND (same process id, signals and exit
+    /// code); BRINE_API_KEY is removed from COMMAND's environment, so it sees the values only.
+    Run(read::RunArgs),
 }
 
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Get { uuid } => anyhow::bail!("not implemented yet: get {uuid}"),
+        Command::Signup(args) => account::signup(args).await,
+        Command::Login(args) => account::login(args).await,
+        Command::Logout => account::logout().await,
+        Command::Records(command) => records::run(command).await,
+        Command::Get(args) => read::get(args).await,
+        Command::Run(args) => read::run(args).await,
     }
 }

@@ -1,1 +1,660 @@
+//! The `brine` client commands, run as the real binary against a real in-process server.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
 use crate::common::*;
+
+/// A user's machine: a fresh home and config directory, pointed at one server.
+struct Cli {
+    home: TempDir,
+    server: String,
+}
+
+/// What one run of the binary did.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    #[track_caller]
+    fn assert_ok(&self) -> &Self {
+        assert!(
+            self.success(),
+            "exit {:?}\nstdout: {}\nstderr: {}",
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    fn assert_failed(&self) -> &Self {
+        assert!(
+            !self.success(),
+            "expected a failure\nstdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// The text after `label` on the line that has it, e.g. `X-API-Key:`.
+    #[track_caller]
+    fn field(&self, label: &str) -> String {
+        self.stdout
+            .lines()
+            .find_map(|line| {
+                line.split_once(label)
+                    .map(|(_, rest)| rest.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("no {label} in {}", self.stdout))
+    }
+}
+
+impl Cli {
+    fn new(server: &TestServer) -> Self {
+        Self {
+            home: TempDir::new().unwrap(),
+            server: server.base.clone(),
+        }
+    }
+
+    fn config_dir(&self) -> PathBuf {
+        self.home.path().join("config")
+    }
+
+    fn session_file(&self) -> PathBuf {
+        self.config_dir().join("session.json")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.home.path().join(name)
+    }
+
+    fn session(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.session_file()).unwrap()).unwrap()
+    }
+
+    fn token(&self) -> String {
+        self.session()["token"].as_str().unwrap().to_owned()
+    }
+
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_brine"));
+        command
+            .args(args)
+            .env("BRINE_CONFIG_DIR", self.config_dir())
+            .env("HOME", self.home.path())
+            .env("BRINE_SERVER", &self.server)
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("BRINE_API_KEY")
+            .env_remove("BRINE_EMAIL")
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs `brine ARGS` with `stdin` piped in and `env` added.
+    async fn run_with(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
+        let mut child = self.command(args, env).spawn().unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        // The command may exit without reading stdin; a broken pipe then is fine.
+        let _ = pipe.write_all(stdin.as_bytes()).await;
+        drop(pipe);
+        let output = child.wait_with_output().await.unwrap();
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8(output.stdout).unwrap(),
+            stderr: String::from_utf8(output.stderr).unwrap(),
+        }
+    }
+
+    async fn run(&self, args: &[&str], stdin: &str) -> Run {
+        self.run_with(args, stdin, &[]).await
+    }
+
+    /// A new account, signed up through the CLI.
+    async fn signed_up(server: &TestServer, email: &str) -> Self {
+        let cli = Self::new(server);
+        cli.run(
+            &["signup", "--email", email, "--password-stdin"],
+            &format!("{PASSWORD}\n"),
+        )
+        .await
+        .assert_ok();
+        cli
+    }
+
+    /// Creates a record with `value` on stdin; returns (uuid, X-API-Key if private).
+    async fn create(&self, name: &str, access: &str, value: &str) -> (String, Option<String>) {
+        let run = self
+            .run(
+                &[
+                    "records", "create", "--name", name, "--access", access, "--json",
+                ],
+                value,
+            )
+            .await;
+        run.assert_ok();
+        let created: Value = serde_json::from_str(&run.stdout).unwrap();
+        (
+            uuid_of(&created),
+            created["api_key"].as_str().map(str::to_owned),
+        )
+    }
+
+    fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+async fn records_status(server: &TestServer, token: &str) -> StatusCode {
+    server
+        .get("/api/v1/records")
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signup_and_login_write_a_private_session_file() {
+    let server = TestServer::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+
+    assert_eq!(mode(&cli.session_file()), 0o600);
+    assert_eq!(mode(&cli.config_dir()), 0o700);
+    let session = cli.session();
+    assert_eq!(session["server"], json!(server.base));
+    let first = cli.token();
+    assert_eq!(records_status(&server, &first).await, StatusCode::OK);
+    // No temporary files are left behind.
+    assert_eq!(std::fs::read_dir(cli.config_dir()).unwrap().count(), 1);
+
+    // A wrong password: a clear error, and the existing session is untouched.
+    let wrong = cli
+        .run(
+            &["login", "--email", "ana@example.com", "--password-stdin"],
+            "not the password\n",
+        )
+        .await;
+    wrong.assert_failed();
+    assert!(
+        wrong.stderr.contains("brine: Invalid credentials: "),
+        "{}",
+        wrong.stderr
+    );
+    assert!(!wrong.stderr.contains("not the password"));
+    assert_eq!(cli.token(), first);
+
+    std::fs::remove_file(cli.session_file()).unwrap();
+    let login = cli
+        .run_with(
+            &["login", "--password-stdin"],
+            &format!("{PASSWORD}\nignored second line\n"),
+            &[("BRINE_EMAIL", "ana@example.com")],
+        )
+        .await;
+    login.assert_ok();
+    assert!(
+        !login.stdout.contains(&cli.token()),
+        "the token is never printed"
+    );
+    assert_eq!(mode(&cli.session_file()), 0o600);
+    assert_ne!(cli.token(), first);
+    assert_eq!(records_status(&server, &cli.token()).await, StatusCode::OK);
+
+    // Without a terminal and without --password-stdin there is no way to ask: say so.
+    let no_tty = cli.run(&["login", "--email", "ana@example.com"], "").await;
+    no_tty.assert_failed();
+    assert!(
+        no_tty.stderr.contains("--password-stdin"),
+        "{}",
+        no_tty.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_list_get_and_wrong_key() {
+    let server = TestServer::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    let value = "sk_live_canary_51H\nsecond line\n";
+
+    // Human output: uuid, read URL and the key once, with a warning to store it.
+    let created = cli
+        .run(
+            &[
+                "records",
+                "create",
+                "--name",
+                "Stripe live",
+                "--access",
+                "private",
+            ],
+            &format!("{value}\n"),
+        )
+        .await;
+    created.assert_ok();
+    let uuid = created.field("uuid:");
+    let key = created.field("X-API-Key:");
+    assert_eq!(
+        created.field("read URL:"),
+        format!("{}/r/{uuid}", server.base)
+    );
+    assert!(
+        created.stdout.contains("shown once — store it now"),
+        "{}",
+        created.stdout
+    );
+    assert!(
+        !created.stdout.contains("sk_live_canary"),
+        "the value is never echoed"
+    );
+
+    let list = cli.run(&["records", "list"], "").await;
+    list.assert_ok();
+    let row = list.stdout.lines().find(|l| l.contains(&uuid)).unwrap();
+    assert!(row.contains("Stripe live") && row.contains("private") && row.contains("active"));
+    let listed: Value =
+        serde_json::from_str(&cli.run(&["records", "list", "--json"], "").await.stdout).unwrap();
+    assert_eq!(listed["records"][0]["uuid"], json!(uuid));
+
+    let show = cli.run(&["records", "show", &uuid], "").await;
+    show.assert_ok();
+    assert!(show.stdout.contains("Stripe live"));
+    assert!(!show.stdout.contains("sk_live_canary") && !show.stdout.contains(&key));
+
+    // Exactly the stored bytes (one trailing newline was trimmed at create), with no newline
+    // added because stdout is a pipe.
+    let by_env = cli
+        .run_with(&["get", &uuid], "", &[("BRINE_API_KEY", &key)])
+        .await;
+    by_env.assert_ok();
+    assert_eq!(by_env.stdout, value);
+    let key_file = cli.write("stripe.key", &format!("{key}\n"));
+    let by_file = cli
+        .run(
+            &["get", &uuid, "--api-key-file", key_file.to_str().unwrap()],
+            "",
+        )
+        .await;
+    by_file.assert_ok();
+    assert_eq!(by_file.stdout, value);
+
+    let wrong = cli
+        .run_with(&["get", &uuid], "", &[("BRINE_API_KEY", "brk_wrong")])
+        .await;
+    wrong.assert_failed();
+    assert_eq!(wrong.code, Some(1));
+    assert_eq!(wrong.stdout, "");
+    assert!(
+        wrong.stderr.contains(
+            "brine: Authentication required: Please provide your token in the X-API-Key header"
+        ),
+        "{}",
+        wrong.stderr
+    );
+    assert!(!wrong.stderr.contains("sk_live_canary") && !wrong.stderr.contains("brk_wrong"));
+
+    // No key at all: the same refusal, and a hint on how to give one.
+    let keyless = cli.run(&["get", &uuid], "").await;
+    keyless.assert_failed();
+    assert!(
+        keyless.stderr.contains("--api-key-file"),
+        "{}",
+        keyless.stderr
+    );
+
+    // The reads are in the audit log, without values or keys.
+    let events = cli.run(&["records", "events", &uuid], "").await;
+    events.assert_ok();
+    assert!(events.stdout.contains("ok") && events.stdout.contains("denied"));
+    assert!(events.stdout.contains("brine-cli/"), "{}", events.stdout);
+    assert!(!events.stdout.contains("sk_live_canary") && !events.stdout.contains(&key));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn public_records_need_no_key_or_session() {
+    let server = TestServer::start().await;
+    let token = server.signup("ana@example.com").await;
+    let created = server
+        .create(
+            &token,
+            json!({"name": "Docs", "access": "public", "data": "pk_public_value"}),
+        )
+        .await;
+    let uuid = uuid_of(&created);
+
+    let stranger = Cli::new(&server);
+    let run = stranger.run(&["get", &uuid], "").await;
+    run.assert_ok();
+    assert_eq!(run.stdout, "pk_public_value");
+    assert!(!stranger.session_file().exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotate_replaces_the_key() {
+    let server = TestServer::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    let (uuid, old) = cli.create("OpenAI", "private", "sk-canary-rotate").await;
+    let old = old.unwrap();
+
+    let rotated = cli.run(&["records", "rotate", &uuid], "").await;
+    rotated.assert_ok();
+    let new = rotated.field(&format!("New X-API-Key for {uuid}:"));
+    assert_ne!(new, old);
+
+    let with_old = cli
+        .run_with(&["get", &uuid], "", &[("BRINE_API_KEY", &old)])
+        .await;
+    with_old.assert_failed();
+    assert!(with_old.stderr.contains("Authentication required"));
+    let with_new = cli
+        .run_with(&["get", &uuid], "", &[("BRINE_API_KEY", &new)])
+        .await;
+    with_new.assert_ok();
+    assert_eq!(with_new.stdout, "sk-canary-rotate");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotate_a_sealed_record_with_its_current_key() {
+    let server = TestServer::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    let run = cli
+        .run(
+            &[
+                "records", "create", "--name", "Sealed", "--sealed", "--json",
+            ],
+            "sealed-canary",
+        )
+        .await;
+    run.assert_ok();
+    let created: Value = serde_json::from_str(&run.stdout).unwrap();
+    let (uuid, old) = (uuid_of(&created), key_of(&created));
+
+    let without_key = cli.run(&["records", "rotate", &uuid], "").await;
+    without_key.assert_failed();
+    assert!(
+        without_key.stderr.contains("sealed"),
+        "{}",
+        without_key.stderr
+    );
+
+    let wrong = cli
+        .run_with(
+            &["records", "rotate", &uuid],
+            "",
+            &[("BRINE_API_KEY", "brk_nope")],
+        )
+        .await;
+    wrong.assert_failed();
+    assert!(
+        wrong.stderr.contains("Authentication required"),
+        "{}",
+        wrong.stderr
+    );
+    assert!(!wrong.stderr.contains("brine login"), "{}", wrong.stderr);
+
+    let key_file = cli.write("sealed.key", &old);
+    let rotated = cli
+        .run(
+            &[
+                "records",
+                "rotate",
+                &uuid,
+                "--api-key-file",
+                key_file.to_str().unwrap(),
+                "--json",
+            ],
+            "",
+        )
+        .await;
+    rotated.assert_ok();
+    let new = key_of(&serde_json::from_str(&rotated.stdout).unwrap());
+    let read = cli
+        .run_with(&["get", &uuid], "", &[("BRINE_API_KEY", &new)])
+        .await;
+    read.assert_ok();
+    assert_eq!(read.stdout, "sealed-canary");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_makes_get_404() {
+    let server = TestServer::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    let (uuid, key) = cli.create("Temp", "private", "delete-me-canary").await;
+    let key = key.unwrap();
+
+    cli.run(&["records", "delete", &uuid], "").await.assert_ok();
+    let get = cli
+        .run_with(&["get", &uuid], "", &[("BRINE_API_KEY", &key)])
+        .await;
+    get.assert_failed();
+    assert!(get.stderr.contains("brine: Not found: "), "{}", get.stderr);
+    assert!(!get.stderr.contains("delete-me-canary"));
+
+    let again = cli.run(&["records", "delete", &uuid], "").await;
+    again.assert_failed();
+    assert!(again.stderr.contains("Not found"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_puts_values_in_the_command_environment() {
+    let server = TestServer::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    let (first, first_key) = cli.create("One", "private", "value one").await;
+    let (second, second_key) = cli.create("Two", "private", "value-two").await;
+    let (public, _) = cli.create("Three", "public", "value3").await;
+    let key_file = cli.write("two.key", &second_key.unwrap());
+
+    let script = r#"printf "%s|%s|%s|%s" "$A" "$B" "$C" "${BRINE_API_KEY-unset}""#;
+    let run = cli
+        .run_with(
+            &[
+                "run",
+                "--env",
+                &format!("A={first}"),
+                "--env",
+                &format!("B={second}@{}", key_file.display()),
+                "--env",
+                &format!("C={public}"),
+                "--",
+                "sh",
+                "-c",
+                script,
+            ],
+            "",
+            &[("BRINE_API_KEY", &first_key.unwrap())],
+        )
+        .await;
+    run.assert_ok();
+    // The key that fetched the values is not passed on to the command.
+    assert_eq!(run.stdout, "value one|value-two|value3|unset");
+
+    // The command's exit code is brine's.
+    let exit = cli
+        .run(
+            &[
+                "run",
+                "--env",
+                &format!("C={public}"),
+                "--",
+                "sh",
+                "-c",
+                "exit 7",
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(exit.code, Some(7));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_does_not_start_the_command_when_a_fetch_fails() {
+    let server = TestServer::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    let (good, key) = cli.create("Good", "private", "good-canary").await;
+    let key = key.unwrap();
+    let missing = uuid::Uuid::new_v4().to_string();
+    let marker = cli.path("ran");
+    let marker_arg = marker.to_str().unwrap();
+
+    let run = cli
+        .run_with(
+            &[
+                "run",
+                "--env",
+                &format!("GOOD={good}"),
+                "--env",
+                &format!("MISSING={missing}"),
+                "--",
+                "sh",
+                "-c",
+                r#"touch "$0""#,
+                marker_arg,
+            ],
+            "",
+            &[("BRINE_API_KEY", &key)],
+        )
+        .await;
+    run.assert_failed();
+    assert!(!marker.exists(), "the command must not run");
+    assert!(
+        run.stderr.contains("MISSING") && run.stderr.contains(&missing),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("Not found"), "{}", run.stderr);
+    assert!(!run.stderr.contains("good-canary") && !run.stderr.contains(&key));
+    assert_eq!(run.stdout, "");
+
+    // A wrong key in a key file: refused the same way.
+    let bad_key = cli.write("bad.key", "brk_wrong\n");
+    let run = cli
+        .run(
+            &[
+                "run",
+                "--env",
+                &format!("GOOD={good}@{}", bad_key.display()),
+                "--",
+                "sh",
+                "-c",
+                r#"touch "$0""#,
+                marker_arg,
+            ],
+            "",
+        )
+        .await;
+    run.assert_failed();
+    assert!(!marker.exists());
+    assert!(run.stderr.contains("GOOD") && run.stderr.contains("Authentication required"));
+
+    // Malformed specs are refused before any request.
+    for spec in ["1BAD=x", "not-a-spec", "A=not-a-uuid"] {
+        let run = cli
+            .run(
+                &[
+                    "run",
+                    "--env",
+                    spec,
+                    "--",
+                    "sh",
+                    "-c",
+                    r#"touch "$0""#,
+                    marker_arg,
+                ],
+                "",
+            )
+            .await;
+        run.assert_failed();
+        assert!(!marker.exists());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_removes_the_session_and_revokes_the_token() {
+    let server = TestServer::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    let token = cli.token();
+
+    cli.run(&["logout"], "").await.assert_ok();
+    assert!(!cli.session_file().exists());
+    assert_eq!(
+        records_status(&server, &token).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let list = cli.run(&["records", "list"], "").await;
+    list.assert_failed();
+    assert!(list.stderr.contains("brine login"), "{}", list.stderr);
+
+    // Logging out again is harmless.
+    cli.run(&["logout"], "").await.assert_ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_token_suggests_logging_in() {
+    let server = TestServer::start().await;
+    let cli = Cli::new(&server);
+    std::fs::create_dir_all(cli.config_dir()).unwrap();
+    std::fs::write(
+        cli.session_file(),
+        json!({"server": server.base, "token": "not-a-token"}).to_string(),
+    )
+    .unwrap();
+
+    let list = cli.run(&["records", "list"], "").await;
+    list.assert_failed();
+    assert!(
+        list.stderr.starts_with("brine: Unauthorized: "),
+        "{}",
+        list.stderr
+    );
+    assert!(list.stderr.contains("brine login"), "{}", list.stderr);
+    assert!(!list.stderr.contains("not-a-token"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_server_is_named() {
+    let server = TestServer::start().await;
+    let cli = Cli::new(&server);
+    // Nothing listens on port 1.
+    let dead = "http://127.0.0.1:1";
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let run = cli
+        .run_with(
+            &["get", &uuid, "--server", dead],
+            "",
+            &[("BRINE_API_KEY", "brk_canary")],
+        )
+        .await;
+    run.assert_failed();
+    assert!(run.stderr.contains("cannot connect"), "{}", run.stderr);
+    assert!(run.stderr.contains(dead), "{}", run.stderr);
+    assert!(!run.stderr.contains("brk_canary"));
+}

@@ -1,0 +1,105 @@
+//! `brine signup`, `brine login`, `brine logout`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+use clap::Args;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use super::http::{Api, Auth, DEFAULT_SERVER, ServerError};
+use super::input;
+use super::session::{self, Session};
+
+#[derive(Args)]
+pub struct AuthArgs {
+    /// The brine server's URL.
+    #[arg(long, env = "BRINE_SERVER", default_value = DEFAULT_SERVER, value_name = "URL")]
+    server: String,
+    /// Your account's email address.
+    #[arg(long, env = "BRINE_EMAIL")]
+    email: String,
+    /// Read the password from the first line of stdin instead of asking on the terminal
+    /// (for scripts: `printf '%s\n' "$PW" | brine login --email ... --password-stdin`).
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+pub async fn signup(args: AuthArgs) -> anyhow::Result<ExitCode> {
+    open_session(args, "/api/v1/auth/signup", true).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn login(args: AuthArgs) -> anyhow::Result<ExitCode> {
+    open_session(args, "/api/v1/auth/login", false).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn open_session(args: AuthArgs, path: &str, new_account: bool) -> anyhow::Result<()> {
+    let api = Api::new(&args.server)?;
+    let password = input::account_password(args.password_stdin, new_account)?;
+    let answer = api
+        .call(
+            Method::POST,
+            path,
+            Auth::none(),
+            Some(&json!({"email": args.email, "password": password.expose()})),
+        )
+        .await?;
+    let token = answer["token"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the server's answer holds no token"))?;
+    let file = session::save(&Session {
+        server: api.base().to_owned(),
+        token: token.to_owned(),
+    })?;
+    let verb = if new_account {
+        "Created the account and signed in"
+    } else {
+        "Signed in"
+    };
+    println!(
+        "{verb} to {} as {}. Session saved in {}.",
+        api.base(),
+        args.email.trim(),
+        file.display()
+    );
+    Ok(())
+}
+
+pub async fn logout() -> anyhow::Result<ExitCode> {
+    let Some(session) = session::load_optional()? else {
+        println!("Not signed in; nothing to do.");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let api = Api::new(&session.server)?;
+    let revoked = api
+        .call(
+            Method::POST,
+            "/api/v1/auth/logout",
+            Auth::bearer(&session.token),
+            None,
+        )
+        .await;
+    match revoked {
+        Ok(_) => {}
+        // An expired or already revoked token: nothing left to revoke on the server.
+        Err(e)
+            if e.downcast_ref::<ServerError>()
+                .is_some_and(|s| s.status == StatusCode::UNAUTHORIZED) => {}
+        // Keeping the file lets you retry: deleting it would leave a live token behind.
+        Err(e) => {
+            let path = session::path()?;
+            return Err(e).with_context(|| {
+                format!(
+                    "the server did not revoke the session, so {} is kept; try again, or delete \
+                     it by hand",
+                    path.display()
+                )
+            });
+        }
+    }
+    session::remove()?;
+    println!("Signed out of {}.", api.base());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,454 @@
+//! `brine records ...`: the owner's management API, with the saved session.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use super::http::{Api, Auth};
+use super::input;
+use super::session::{self, Session};
+use super::table::{clean, render, shorten};
+
+#[derive(Subcommand)]
+pub enum RecordsCommand {
+    /// Store a secret value as a new record.
+    ///
+    /// The value is read from stdin (all of it; one trailing newline is dropped) or, when stdin
+    /// is a terminal, typed at a prompt that does not echo. It is never taken as an argument,
+    /// where it would end up in your shell history.
+    ///
+    /// Example: printf %s "$STRIPE_KEY" | brine records create --name "Stripe live key"
+    Create(CreateArgs),
+    /// List your records.
+    List {
+        /// Print the server's JSON answer instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a record's details (never its value).
+    Show {
+        /// The record's uuid.
+        uuid: Uuid,
+        /// Print the server's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue a new X-API-Key for a private record. The old key stops working at once.
+    ///
+    /// Sealed records need their current key (--api-key-file or BRINE_API_KEY), or a new value
+    /// with --new-value, because the server alone cannot open them.
+    Rotate(RotateArgs),
+    /// Delete a record. It stops answering at once; there is no undo.
+    Delete {
+        /// The record's uuid.
+        uuid: Uuid,
+    },
+    /// Show who read a record, when and from where (newest first).
+    Events {
+        /// The record's uuid.
+        uuid: Uuid,
+        /// Show at most this many events.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=500))]
+        limit: u32,
+        /// Print the server's JSON answer instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AccessArg {
+    /// Readable with its X-API-Key (shown once, when the record is created).
+    Private,
+    /// Readable by anyone who has its URL.
+    Public,
+    /// Not readable at /r/ at all; only you, signed in, can see it.
+    #[value(name = "owner_only", alias = "owner-only")]
+    OwnerOnly,
+}
+
+impl AccessArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            AccessArg::Private => "private",
+            AccessArg::Public => "public",
+            AccessArg::OwnerOnly => "owner_only",
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// A name to recognise the record by (not secret).
+    #[arg(long)]
+    name: String,
+    /// Who may read it at /r/UUID.
+    #[arg(long, value_enum, default_value = "private")]
+    access: AccessArg,
+    /// Keep no server-side copy of the decryption key: only the X-API-Key (or the record
+    /// password) opens it, and even you can replace the value but never view it.
+    #[arg(long)]
+    sealed: bool,
+    /// Stop serving the record after this time (RFC 3339, e.g. 2030-01-31T18:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    expires_at: Option<String>,
+    /// Stop serving the record after this many successful reads.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
+    max_reads: Option<i64>,
+    /// A file holding a record password, which also opens a private record (at least 8
+    /// characters; surrounding whitespace is ignored).
+    #[arg(long, value_name = "FILE")]
+    record_password_file: Option<PathBuf>,
+    /// Print the server's JSON answer (including the X-API-Key) instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct RotateArgs {
+    /// The record's uuid.
+    uuid: Uuid,
+    /// Sealed records: a file holding the current X-API-Key (else BRINE_API_KEY is used).
+    #[arg(long, value_name = "FILE")]
+    api_key_file: Option<PathBuf>,
+    /// Sealed records: replace the value too, read like `records create` reads it (stdin or a
+    /// prompt). Needed when the current key is lost.
+    #[arg(long)]
+    new_value: bool,
+    /// With --new-value: a file holding the record password to keep (required when the record
+    /// has one).
+    #[arg(long, value_name = "FILE", requires = "new_value")]
+    record_password_file: Option<PathBuf>,
+    /// Print the server's JSON answer instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A record as the management API describes it.
+#[derive(Deserialize)]
+struct RecordView {
+    uuid: String,
+    name: String,
+    access: String,
+    sealed: bool,
+    has_api_key: bool,
+    has_password: bool,
+    expires_at: Option<String>,
+    max_reads: Option<i64>,
+    reads: i64,
+    status: String,
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(Deserialize)]
+struct EventView {
+    at: String,
+    channel: String,
+    outcome: String,
+    client_ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+fn parse_time(s: &str) -> Result<String, String> {
+    let at = OffsetDateTime::parse(s, &Rfc3339)
+        .map_err(|_| "expected an RFC 3339 time such as 2030-01-31T18:00:00Z".to_owned())?;
+    at.format(&Rfc3339).map_err(|e| e.to_string())
+}
+
+/// The signed-in session and a client for its server.
+struct Signed {
+    api: Api,
+    session: Session,
+}
+
+impl Signed {
+    fn open() -> anyhow::Result<Self> {
+        let session = session::load()?;
+        Ok(Self {
+            api: Api::new(&session.server)?,
+            session,
+        })
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        self.api
+            .call(method, path, Auth::bearer(&self.session.token), body)
+            .await
+    }
+
+    fn read_url(&self, uuid: &str) -> String {
+        format!("{}/r/{uuid}", self.api.base())
+    }
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(value: Value) -> anyhow::Result<T> {
+    serde_json::from_value(value)
+        .map_err(|_| anyhow!("the server's answer has an unexpected shape"))
+}
+
+fn print_json(value: &Value) -> anyhow::Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).context("cannot print JSON")?
+    );
+    Ok(())
+}
+
+pub async fn run(command: RecordsCommand) -> anyhow::Result<ExitCode> {
+    let signed = Signed::open()?;
+    match command {
+        RecordsCommand::Create(args) => create(&signed, args).await?,
+        RecordsCommand::List { json } => list(&signed, json).await?,
+        RecordsCommand::Show { uuid, json } => show(&signed, uuid, json).await?,
+        RecordsCommand::Rotate(args) => rotate(&signed, args).await?,
+        RecordsCommand::Delete { uuid } => {
+            signed
+                .call(Method::DELETE, &format!("/api/v1/records/{uuid}"), None)
+                .await?;
+            println!("Deleted record {uuid}; it no longer answers.");
+        }
+        RecordsCommand::Events { uuid, limit, json } => events(&signed, uuid, limit, json).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn create(signed: &Signed, args: CreateArgs) -> anyhow::Result<()> {
+    let password = args
+        .record_password_file
+        .as_deref()
+        .map(|path| input::secret_file(path, "record password"))
+        .transpose()?;
+    let value = input::secret_value("Secret value")?;
+    let mut body = json!({
+        "name": args.name,
+        "type": "credential",
+        "access": args.access.as_str(),
+        "data": value.expose(),
+        "sealed": args.sealed,
+    });
+    if let Some(at) = &args.expires_at {
+        body["expires_at"] = json!(at);
+    }
+    if let Some(n) = args.max_reads {
+        body["max_reads"] = json!(n);
+    }
+    if let Some(password) = &password {
+        body["password"] = json!(password.expose());
+    }
+    drop(value);
+    let mut answer = signed
+        .call(Method::POST, "/api/v1/records", Some(&body))
+        .await?;
+    if args.json {
+        return print_json(&answer);
+    }
+    let api_key = answer["api_key"].as_str().map(str::to_owned);
+    let record: RecordView = decode(answer["record"].take())?;
+    let sealed = if record.sealed { ", sealed" } else { "" };
+    println!(
+        "Created {}{sealed} record \"{}\".",
+        record.access,
+        clean(&record.name)
+    );
+    println!("  uuid:       {}", record.uuid);
+    println!("  read URL:   {}", signed.read_url(&record.uuid));
+    if let Some(at) = &record.expires_at {
+        println!("  expires at: {at}");
+    }
+    if let Some(n) = record.max_reads {
+        println!("  max reads:  {n}");
+    }
+    match api_key {
+        Some(key) => {
+            println!("  X-API-Key:  {key}");
+            println!();
+            println!(
+                "The X-API-Key is shown once — store it now. brine cannot show it again; \
+                 `brine records rotate {}` issues a new one.",
+                record.uuid
+            );
+            println!(
+                "Read the value with: brine get {} --api-key-file FILE (or set BRINE_API_KEY)",
+                record.uuid
+            );
+        }
+        None if record.access == "public" => {
+            println!(
+                "Anyone with the read URL can read it: brine get {}",
+                record.uuid
+            );
+        }
+        None => println!("Only you can see it; the read URL refuses everyone."),
+    }
+    Ok(())
+}
+
+async fn list(signed: &Signed, json: bool) -> anyhow::Result<()> {
+    let mut answer = signed.call(Method::GET, "/api/v1/records", None).await?;
+    if json {
+        return print_json(&answer);
+    }
+    let records: Vec<RecordView> = decode(answer["records"].take())?;
+    if records.is_empty() {
+        println!("No records yet. Store one with `brine records create`.");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            vec![
+                r.uuid.clone(),
+                shorten(&clean(&r.name), 40),
+                r.access.clone(),
+                r.status.clone(),
+            ]
+        })
+        .collect();
+    print!("{}", render(&["UUID", "NAME", "ACCESS", "STATUS"], &rows));
+    Ok(())
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+async fn show(signed: &Signed, uuid: Uuid, json: bool) -> anyhow::Result<()> {
+    let answer = signed
+        .call(Method::GET, &format!("/api/v1/records/{uuid}"), None)
+        .await?;
+    if json {
+        return print_json(&answer);
+    }
+    let r: RecordView = decode(answer)?;
+    let reads = match r.max_reads {
+        Some(max) => format!("{} of {max}", r.reads),
+        None => format!("{} (no limit)", r.reads),
+    };
+    let rows = [
+        ("uuid", r.uuid.clone()),
+        ("name", clean(&r.name)),
+        ("access", r.access.clone()),
+        ("sealed", yes_no(r.sealed).to_owned()),
+        ("X-API-Key set", yes_no(r.has_api_key).to_owned()),
+        ("password set", yes_no(r.has_password).to_owned()),
+        ("status", r.status.clone()),
+        (
+            "expires at",
+            r.expires_at.clone().unwrap_or_else(|| "never".to_owned()),
+        ),
+        ("reads", reads),
+        ("read URL", signed.read_url(&r.uuid)),
+        ("created at", r.created_at.clone()),
+        ("updated at", r.updated_at.clone()),
+    ];
+    for (label, value) in rows {
+        println!("{:<14} {value}", format!("{label}:"));
+    }
+    Ok(())
+}
+
+async fn rotate(signed: &Signed, args: RotateArgs) -> anyhow::Result<()> {
+    let path = format!("/api/v1/records/{}", args.uuid);
+    let record: RecordView = decode(signed.call(Method::GET, &path, None).await?)?;
+    let rotate_path = format!("{path}/api-key");
+    let bearer = Some(signed.session.token.as_str());
+    let answer = if !record.sealed {
+        if args.new_value {
+            bail!("--new-value is only for sealed records");
+        }
+        signed.call(Method::POST, &rotate_path, None).await?
+    } else if args.new_value {
+        let password = args
+            .record_password_file
+            .as_deref()
+            .map(|path| input::secret_file(path, "record password"))
+            .transpose()?;
+        let value = input::secret_value("New secret value")?;
+        let mut body = json!({ "data": value.expose() });
+        if let Some(password) = &password {
+            body["password"] = json!(password.expose());
+        }
+        signed.call(Method::POST, &rotate_path, Some(&body)).await?
+    } else {
+        let key = input::api_key(args.api_key_file.as_deref())?.ok_or_else(|| {
+            anyhow!(
+                "record {} is sealed: give its current X-API-Key with --api-key-file FILE or \
+                 BRINE_API_KEY, or replace its value with --new-value",
+                args.uuid
+            )
+        })?;
+        let auth = Auth {
+            bearer,
+            api_key: Some(&key),
+            reading: false,
+        };
+        signed
+            .api
+            .call(Method::POST, &rotate_path, auth, None)
+            .await?
+    };
+    if args.json {
+        return print_json(&answer);
+    }
+    let key = answer["api_key"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the server's answer holds no key"))?;
+    println!("New X-API-Key for {}: {key}", args.uuid);
+    println!("It is shown once — store it now. The old key no longer works.");
+    Ok(())
+}
+
+async fn events(signed: &Signed, uuid: Uuid, limit: u32, json: bool) -> anyhow::Result<()> {
+    let mut answer = signed
+        .call(
+            Method::GET,
+            &format!("/api/v1/records/{uuid}/events?limit={limit}"),
+            None,
+        )
+        .await?;
+    if json {
+        return print_json(&answer);
+    }
+    let events: Vec<EventView> = decode(answer["events"].take())?;
+    if events.is_empty() {
+        println!("No events yet: nobody has tried to read this record.");
+        return Ok(());
+    }
+    let unknown = || "-".to_owned();
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| {
+            vec![
+                e.at.clone(),
+                clean(&e.channel),
+                clean(&e.outcome),
+                e.client_ip.as_deref().map_or_else(unknown, clean),
+                e.user_agent
+                    .as_deref()
+                    .map_or_else(unknown, |ua| shorten(&clean(ua), 50)),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        render(
+            &["AT", "CHANNEL", "OUTCOME", "CLIENT IP", "USER AGENT"],
+            &rows
+        )
+    );
+    Ok(())
+}
