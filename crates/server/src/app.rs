@@ -17,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::{auth, health, public, records};
+use crate::routes::{auth, health, pages, public, records};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -33,6 +33,7 @@ use crate::state::AppState;
         (name = "read", description = "Where code reads credentials"),
         (name = "auth", description = "Accounts and dashboard tokens"),
         (name = "records", description = "The owner's management API"),
+        (name = "secure page", description = "Password-protected pages for people (HTML)"),
         (name = "health", description = "Probes"),
     )
 )]
@@ -70,8 +71,25 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(records::create, records::list))
         .routes(routes!(records::show, records::update, records::delete))
         .routes(routes!(records::reveal))
-        .routes(routes!(records::rotate))
+        .routes(routes!(records::rotate, records::remove_api_key))
+        .routes(routes!(records::put_secure_page))
         .routes(routes!(records::events))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(pages::show, pages::unlock))
+                .layer(
+                    ServiceBuilder::new()
+                        .layer(set_header(
+                            HeaderName::from_static("x-robots-tag"),
+                            "noindex, nofollow",
+                        ))
+                        .layer(set_header(
+                            header::CONTENT_SECURITY_POLICY,
+                            "default-src 'none'; style-src 'self'; script-src 'self'; \
+                             form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+                        )),
+                ),
+        )
 }
 
 /// The OpenAPI document, as served at `/api/openapi.json`.
@@ -94,6 +112,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
                 async move { Json(spec.as_ref().clone()) }
             }),
         )
+        .route("/static/brine.css", axum::routing::get(pages::stylesheet))
+        .route("/static/secure-page.js", axum::routing::get(pages::script))
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -118,9 +138,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
                 .layer(set_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
                 .layer(set_header(header::REFERRER_POLICY, "no-referrer"))
                 .layer(set_header(header::X_FRAME_OPTIONS, "DENY"))
-                .layer(set_header(
+                // Pages set their own policy; everything else is JSON and needs none of it.
+                .layer(SetResponseHeaderLayer::if_not_present(
                     header::CONTENT_SECURITY_POLICY,
-                    "default-src 'none'; frame-ancestors 'none'",
+                    HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
                 )),
         )
         .layer(

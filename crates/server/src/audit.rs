@@ -1,9 +1,9 @@
 //! Audit events. Each attempt on a record is stored before its answer leaves the server; if the
 //! event cannot be stored, the attempt fails (a secret is never served unaccounted).
 
-use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::clock::now_ms;
 use crate::error::ApiResult;
 use crate::extract::ClientInfo;
 use crate::state::AppState;
@@ -15,16 +15,19 @@ pub enum Channel {
     Read,
     /// `POST /r/{uuid}` with the record password.
     Password,
-    /// The owner's reveal in the dashboard API.
+    /// The owner's actions in the management API: reveal, rotation, changes.
     Owner,
+    /// The password-protected page for a person, `/secure/{uuid}`.
+    SecurePage,
 }
 
 impl Channel {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Channel::Read => "read",
             Channel::Password => "password",
             Channel::Owner => "owner",
+            Channel::SecurePage => "secure_page",
         }
     }
 }
@@ -36,38 +39,60 @@ pub enum Outcome {
     Denied,
     /// An owner-only record asked for on the public endpoint.
     Forbidden,
-    /// Expired, or out of reads.
+    /// Expired, or out of reads or views.
     Gone,
+    /// Refused by a lockout or rate limit before any check.
+    RateLimited,
+    /// A secure page was loaded (no secret shown): a person, or a link-preview bot.
+    Opened,
+    /// An unlock attempt still being checked (settled as revealed, denied, gone, ...).
+    Attempt,
+    /// A secure page showed the value.
+    Revealed,
+    Rotated,
+    KeyRemoved,
+    PageEnabled,
+    PageDisabled,
+    Updated,
 }
 
 impl Outcome {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::Denied => "denied",
             Outcome::Forbidden => "forbidden",
             Outcome::Gone => "gone",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::Opened => "opened",
+            Outcome::Attempt => "attempt",
+            Outcome::Revealed => "revealed",
+            Outcome::Rotated => "rotated",
+            Outcome::KeyRemoved => "key_removed",
+            Outcome::PageEnabled => "secure_page_enabled",
+            Outcome::PageDisabled => "secure_page_disabled",
+            Outcome::Updated => "updated",
         }
     }
 }
 
+/// Stores an event; returns its id (to settle an `Attempt` later).
 pub async fn record_event(
     state: &AppState,
     record: Uuid,
     channel: Channel,
     outcome: Outcome,
     client: &ClientInfo,
-) -> ApiResult<()> {
-    state
+) -> ApiResult<i64> {
+    Ok(state
         .store
         .append_event(&brine_store::NewAuditEvent {
             record,
-            at: OffsetDateTime::now_utc(),
+            at: now_ms(),
             channel: channel.as_str(),
             outcome: outcome.as_str(),
             client_ip: client.ip.as_deref(),
             user_agent: client.user_agent.as_deref(),
         })
-        .await?;
-    Ok(())
+        .await?)
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -95,10 +96,7 @@ impl FromRequestParts<AppState> for Owner {
             .tokens
             .verify(token.trim())
             .ok_or_else(ApiError::unauthenticated)?;
-        let account = state
-            .store
-            .session_account(claims.sid, OffsetDateTime::now_utc())
-            .await?;
+        let account = state.store.session_account(claims.sid, now_ms()).await?;
         match account {
             Some(account) if account == claims.sub => Ok(Owner {
                 account,

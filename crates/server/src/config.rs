@@ -32,6 +32,8 @@ pub struct Settings {
     /// Empty by default: the client address is the socket's peer.
     #[serde(deserialize_with = "nets")]
     pub trusted_proxies: Vec<IpNet>,
+    /// Failed password unlocks allowed before a lockout (secure pages, record passwords).
+    pub lockout: crate::lockout::LockoutSettings,
 }
 
 /// An address or CIDR range: `10.0.0.0/8`, `192.0.2.1` (one address), `::1`.
@@ -68,6 +70,7 @@ impl Default for Settings {
                 .unwrap_or(2),
             max_body_bytes: 256 * 1024,
             trusted_proxies: Vec::new(),
+            lockout: crate::lockout::LockoutSettings::default(),
         }
     }
 }

@@ -99,6 +99,17 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, error, message)
     }
 
+    /// Too many wrong passwords on one record.
+    pub fn locked_out(retry_after: u64) -> Self {
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts",
+            "Too many wrong passwords for this record; wait before trying again.",
+        );
+        error.retry_after = Some(retry_after);
+        error
+    }
+
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -6,10 +6,12 @@ mod app;
 mod audit;
 mod auth;
 mod client_ip;
+mod clock;
 pub mod config;
 mod error;
 mod extract;
 mod kdf;
+mod lockout;
 mod master_key;
 mod routes;
 mod state;
@@ -24,6 +26,7 @@ use tokio::net::TcpListener;
 
 pub use app::openapi;
 pub use config::Settings;
+pub use lockout::LockoutSettings;
 
 use crate::auth::TokenKeys;
 use crate::kdf::KdfPool;
@@ -97,6 +100,7 @@ impl Server {
             kdf,
             argon2,
             signup_open: settings.signup,
+            lockout: settings.lockout,
             trusted_proxies: Arc::new(client_ip::TrustedProxies::new(
                 settings.trusted_proxies.clone(),
             )),

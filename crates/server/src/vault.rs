@@ -3,7 +3,7 @@
 
 use brine_core::{Access, RecordKind, RecordName, RecordPassword, SecretValue};
 use brine_crypto::{ApiKey, Binding, DataKey, Kek, SlotKdf};
-use brine_store::{KeySlot, Record, RecordChanges, SlotKind};
+use brine_store::{KeySlot, PageLimits, Record, RecordChanges, SlotKind};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -18,6 +18,7 @@ fn slot_field(kind: SlotKind) -> &'static str {
         SlotKind::Server => "slot:server",
         SlotKind::ApiKey => "slot:api_key",
         SlotKind::Password => "slot:password",
+        SlotKind::SecurePage => "slot:secure_page",
     }
 }
 
@@ -77,8 +78,10 @@ fn api_key_slot(record: Uuid, version: i64, dek: &DataKey) -> ApiResult<(KeySlot
     Ok((slot, key))
 }
 
+/// A slot whose KEK is Argon2id of a password: the record password or the secure page's.
 async fn password_slot(
     state: &AppState,
+    kind: SlotKind,
     record: Uuid,
     version: i64,
     password: RecordPassword,
@@ -91,9 +94,9 @@ async fn password_slot(
         .run(move || params.derive(password.as_bytes()))
         .await??;
     Ok(KeySlot {
-        kind: SlotKind::Password,
+        kind,
         version,
-        wrapped: wrap(&kek, record, SlotKind::Password, version, dek)?,
+        wrapped: wrap(&kek, record, kind, version, dek)?,
         kdf: Some(kdf.encode()),
     })
 }
@@ -107,6 +110,16 @@ pub struct NewCredential {
     pub password: Option<RecordPassword>,
     pub expires_at: Option<OffsetDateTime>,
     pub max_reads: Option<i64>,
+    /// Whether a private record gets an X-API-Key (a record only for a person needs none).
+    pub api_key: bool,
+    pub secure_page: Option<SecurePageSetup>,
+}
+
+/// A secure page to enable: its password and its own limits.
+pub struct SecurePageSetup {
+    pub password: RecordPassword,
+    pub expires_at: Option<OffsetDateTime>,
+    pub max_views: Option<i64>,
 }
 
 /// Encrypts and stores a new credential. Returns it and, for a private record, its X-API-Key:
@@ -124,7 +137,7 @@ pub async fn create(
     if !input.sealed {
         slots.push(server_slot(state, uuid, &dek)?);
     }
-    let api_key = if input.access == Access::Private {
+    let api_key = if input.access == Access::Private && input.api_key {
         let (slot, key) = api_key_slot(uuid, 1, &dek)?;
         slots.push(slot);
         Some(key)
@@ -132,7 +145,17 @@ pub async fn create(
         None
     };
     if let Some(password) = input.password {
-        slots.push(password_slot(state, uuid, 1, password, &dek).await?);
+        slots.push(password_slot(state, SlotKind::Password, uuid, 1, password, &dek).await?);
+    }
+    let mut page = PageLimits::default();
+    if let Some(setup) = input.secure_page {
+        page = PageLimits {
+            expires_at: setup.expires_at,
+            max_views: setup.max_views,
+            views: 0,
+        };
+        slots
+            .push(password_slot(state, SlotKind::SecurePage, uuid, 1, setup.password, &dek).await?);
     }
     let record = Record {
         uuid,
@@ -146,6 +169,7 @@ pub async fn create(
         expires_at: input.expires_at,
         max_reads: input.max_reads,
         reads: 0,
+        page,
         created_at: now,
         updated_at: now,
         slots,
@@ -170,14 +194,16 @@ pub fn data_key_from_api_key(record: &Record, presented: &str) -> Option<DataKey
     unwrap(&kek, record.uuid, slot)
 }
 
-/// The data key through the password slot, if `password` is the record's password.
+/// The data key through a password slot (`Password` or `SecurePage`), if `password` opens it.
 /// Runs Argon2id on the bounded blocking pool.
 pub async fn data_key_from_password(
     state: &AppState,
     record: &Record,
+    kind: SlotKind,
     password: Zeroizing<String>,
 ) -> ApiResult<Option<DataKey>> {
-    let Some(slot) = record.slot(SlotKind::Password) else {
+    let Some(slot) = record.slot(kind) else {
+        decoy_password_check(state, password).await?;
         return Ok(None);
     };
     let kdf = SlotKdf::parse(slot.kdf.as_deref().unwrap_or_default())?;
@@ -186,6 +212,17 @@ pub async fn data_key_from_password(
         .run(move || kdf.derive(password.as_bytes()))
         .await??;
     Ok(unwrap(&kek, record.uuid, slot))
+}
+
+/// Spends the time of one password check on nothing, so that "no such page" and "no password
+/// set" answer as slowly as a wrong password.
+pub async fn decoy_password_check(state: &AppState, password: Zeroizing<String>) -> ApiResult<()> {
+    let kdf = SlotKdf::new(state.argon2)?;
+    state
+        .kdf
+        .run(move || kdf.derive(password.as_bytes()))
+        .await??;
+    Ok(())
 }
 
 /// Decrypts a record's value.
@@ -277,9 +314,10 @@ pub async fn update(
         }
     } else {
         let clears_password = matches!(patch.password, Some(None));
-        let needs_key = patch.data.is_some()
-            || matches!(patch.password, Some(Some(_)))
-            || (access == Access::Private && record.slot(SlotKind::ApiKey).is_none());
+        // Becoming private issues a key; a private record whose key was turned off keeps it off.
+        let becomes_private = access == Access::Private && record.access != Access::Private;
+        let needs_key =
+            patch.data.is_some() || matches!(patch.password, Some(Some(_))) || becomes_private;
         let dek = if needs_key {
             Some(data_key_from_server(state, record)?)
         } else {
@@ -294,11 +332,19 @@ pub async fn update(
             }
             if let Some(Some(password)) = patch.password {
                 let version = next_version(record, SlotKind::Password);
-                changes
-                    .put_slots
-                    .push(password_slot(state, record.uuid, version, password, dek).await?);
+                changes.put_slots.push(
+                    password_slot(
+                        state,
+                        SlotKind::Password,
+                        record.uuid,
+                        version,
+                        password,
+                        dek,
+                    )
+                    .await?,
+                );
             }
-            if access == Access::Private && record.slot(SlotKind::ApiKey).is_none() {
+            if becomes_private {
                 let (slot, key) = api_key_slot(record.uuid, 1, dek)?;
                 changes.put_slots.push(slot);
                 new_key = Some(key);
@@ -331,6 +377,13 @@ async fn reseal(
     password: Option<Option<RecordPassword>>,
     changes: &mut RecordChanges,
 ) -> ApiResult<ApiKey> {
+    if record.slot(SlotKind::SecurePage).is_some() {
+        return Err(ApiError::conflict(
+            "Sealed record",
+            "The secure page's password wraps this sealed record's current data key: disable the \
+             secure page, replace the value, then enable the page again.",
+        ));
+    }
     if record.slot(SlotKind::Password).is_some() && password.is_none() {
         return Err(ApiError::bad_request(
             "Replacing a sealed record's value needs its password again (or \"password\": null \
@@ -346,9 +399,17 @@ async fn reseal(
     match password {
         Some(Some(password)) => {
             let version = next_version(record, SlotKind::Password);
-            changes
-                .put_slots
-                .push(password_slot(state, record.uuid, version, password, &dek).await?);
+            changes.put_slots.push(
+                password_slot(
+                    state,
+                    SlotKind::Password,
+                    record.uuid,
+                    version,
+                    password,
+                    &dek,
+                )
+                .await?,
+            );
         }
         _ => changes.remove_slots.push(SlotKind::Password),
     }
@@ -423,4 +484,72 @@ async fn commit(state: &AppState, record: &Record, changes: &RecordChanges) -> A
     } else {
         Err(ApiError::not_found())
     }
+}
+
+/// Enables (or re-keys) the secure page with a new password and limits, or disables it. A new
+/// password replaces the slot, so the old password stops working when this returns.
+pub async fn set_secure_page(
+    state: &AppState,
+    record: &Record,
+    setup: Option<SecurePageSetup>,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let mut changes = RecordChanges {
+        updated_at: Some(now),
+        ..RecordChanges::default()
+    };
+    match setup {
+        None => {
+            changes.remove_slots.push(SlotKind::SecurePage);
+            changes.page = Some(PageLimits::default());
+        }
+        Some(setup) => {
+            if record.access != Access::Private {
+                return Err(ApiError::bad_request(
+                    "Only private records can have a secure page.",
+                ));
+            }
+            if record.sealed {
+                return Err(ApiError::conflict(
+                    "Sealed record",
+                    "The server cannot wrap a sealed record's key under a new password; create \
+                     the record with its secure page instead.",
+                ));
+            }
+            let dek = data_key_from_server(state, record)?;
+            let version = next_version(record, SlotKind::SecurePage);
+            changes.put_slots.push(
+                password_slot(
+                    state,
+                    SlotKind::SecurePage,
+                    record.uuid,
+                    version,
+                    setup.password,
+                    &dek,
+                )
+                .await?,
+            );
+            changes.page = Some(PageLimits {
+                expires_at: setup.expires_at,
+                max_views: setup.max_views,
+                views: 0,
+            });
+        }
+    }
+    commit(state, record, &changes).await
+}
+
+/// Turns off code access: the X-API-Key stops working, the secure page (if any) goes on.
+/// Rotating issues a new key again.
+pub async fn remove_api_key(
+    state: &AppState,
+    record: &Record,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let changes = RecordChanges {
+        updated_at: Some(now),
+        remove_slots: vec![SlotKind::ApiKey],
+        ..RecordChanges::default()
+    };
+    commit(state, record, &changes).await
 }

@@ -19,7 +19,10 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use model::{Account, AuditEvent, KeySlot, NewAuditEvent, Record, RecordChanges, SlotKind};
+pub use model::{
+    Account, AuditEvent, KeySlot, NewAuditEvent, PageLimits, RecentEvents, Record, RecordChanges,
+    SlotKind,
+};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -84,11 +87,19 @@ pub trait RecordStore: Send + Sync {
     /// Atomically takes one read from a record with `max_reads`, if one is left and the record
     /// has not expired at `now`. Returns whether the read was granted.
     async fn claim_read(&self, uuid: Uuid, now: OffsetDateTime) -> Result<bool>;
+    /// Atomically takes one secure-page reveal, if one is left and neither the page nor the
+    /// record has expired at `now`. Returns whether the reveal was granted.
+    async fn claim_view(&self, uuid: Uuid, now: OffsetDateTime) -> Result<bool>;
 }
 
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    async fn append_event(&self, event: &NewAuditEvent<'_>) -> Result<()>;
+    /// Stores an event and returns its id.
+    async fn append_event(&self, event: &NewAuditEvent<'_>) -> Result<i64>;
+    /// Settles the outcome of an event recorded before its attempt finished.
+    async fn set_outcome(&self, id: i64, outcome: &str) -> Result<()>;
+    /// When matching events happened, newest first (for lockouts).
+    async fn recent_events(&self, query: &RecentEvents<'_>) -> Result<Vec<OffsetDateTime>>;
     /// A record's events, newest first, at most `limit`, older than `before` when given.
     async fn events(
         &self,

@@ -21,6 +21,8 @@ pub enum SlotKind {
     ApiKey,
     /// Wrapped under Argon2id of the record password.
     Password,
+    /// Wrapped under Argon2id of the secure page's password (`/secure/{uuid}`).
+    SecurePage,
 }
 
 impl SlotKind {
@@ -29,6 +31,7 @@ impl SlotKind {
             SlotKind::Server => "server",
             SlotKind::ApiKey => "api_key",
             SlotKind::Password => "password",
+            SlotKind::SecurePage => "secure_page",
         }
     }
 
@@ -37,6 +40,7 @@ impl SlotKind {
             "server" => Some(SlotKind::Server),
             "api_key" => Some(SlotKind::ApiKey),
             "password" => Some(SlotKind::Password),
+            "secure_page" => Some(SlotKind::SecurePage),
             _ => None,
         }
     }
@@ -49,7 +53,7 @@ pub struct KeySlot {
     /// Bound into the wrap's associated data; bumped on every rotation.
     pub version: i64,
     pub wrapped: Vec<u8>,
-    /// KDF parameters and salt (password slots only).
+    /// KDF parameters and salt (password and secure-page slots).
     pub kdf: Option<String>,
 }
 
@@ -68,9 +72,20 @@ pub struct Record {
     pub max_reads: Option<i64>,
     /// Reads granted so far (counted only while `max_reads` is set).
     pub reads: i64,
+    /// Limits of the secure page, which has its own slot and its own counter.
+    pub page: PageLimits,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub slots: Vec<KeySlot>,
+}
+
+/// A secure page's own expiry and reveal limit (on top of the record's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageLimits {
+    pub expires_at: Option<OffsetDateTime>,
+    pub max_views: Option<i64>,
+    /// Reveals so far (counted only while `max_views` is set).
+    pub views: i64,
 }
 
 impl Record {
@@ -88,6 +103,8 @@ pub struct RecordChanges {
     pub payload: Option<(Vec<u8>, i64)>,
     pub expires_at: Option<Option<OffsetDateTime>>,
     pub max_reads: Option<Option<i64>>,
+    /// New secure-page limits; the view count starts again at the given `views`.
+    pub page: Option<PageLimits>,
     /// Slots to insert or replace.
     pub put_slots: Vec<KeySlot>,
     pub remove_slots: Vec<SlotKind>,
@@ -114,4 +131,16 @@ pub struct AuditEvent {
     pub outcome: String,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
+}
+
+/// Which recent events to look for: on one record and channel, with one of two outcomes, since a
+/// time, optionally from one client address; at most `limit`.
+#[derive(Debug, Clone)]
+pub struct RecentEvents<'a> {
+    pub record: Uuid,
+    pub channel: &'a str,
+    pub outcomes: [&'a str; 2],
+    pub since: OffsetDateTime,
+    pub client_ip: Option<&'a str>,
+    pub limit: i64,
 }

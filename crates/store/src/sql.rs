@@ -11,6 +11,7 @@ macro_rules! select_records {
         concat!(
             "SELECT r.uuid, r.owner_id, r.name, r.kind, r.access, r.sealed, r.payload, ",
             "r.payload_version, r.expires_at, r.max_reads, r.reads, r.created_at, r.updated_at, ",
+            "r.page_expires_at, r.page_max_views, r.page_views, ",
             "s.kind AS slot_kind, s.version AS slot_version, s.wrapped AS slot_wrapped, ",
             "s.kdf AS slot_kdf FROM records r LEFT JOIN key_slots s ON s.record_uuid = r.uuid ",
             $tail
@@ -42,7 +43,8 @@ macro_rules! impl_sql_store {
             use crate::time_ms::{from_ms, to_ms};
             use crate::{
                 Account, AccountStore, AuditEvent, AuditStore, KeySlot, MetaStore, NewAuditEvent,
-                Record, RecordChanges, RecordStore, Result, SlotKind, StoreError,
+                PageLimits, Record, RecordChanges, RecentEvents, RecordStore, Result, SlotKind,
+                StoreError,
             };
 
         /// Folds joined record/slot rows (ordered by record) into records with their slots.
@@ -67,6 +69,11 @@ macro_rules! impl_sql_store {
                         expires_at: opt_time(row.try_get("expires_at")?)?,
                         max_reads: row.try_get("max_reads")?,
                         reads: row.try_get("reads")?,
+                        page: PageLimits {
+                            expires_at: opt_time(row.try_get("page_expires_at")?)?,
+                            max_views: row.try_get("page_max_views")?,
+                            views: row.try_get("page_views")?,
+                        },
                         created_at: from_ms(row.try_get("created_at")?)?,
                         updated_at: from_ms(row.try_get("updated_at")?)?,
                         slots: Vec::new(),
@@ -228,8 +235,9 @@ macro_rules! impl_sql_store {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO records (uuid, owner_id, name, kind, access, sealed, payload, \
-                     payload_version, expires_at, max_reads, reads, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                     payload_version, expires_at, max_reads, reads, created_at, updated_at, \
+                     page_expires_at, page_max_views, page_views) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
                 )
                 .bind(record.uuid)
                 .bind(record.owner_id)
@@ -244,6 +252,9 @@ macro_rules! impl_sql_store {
                 .bind(record.reads)
                 .bind(to_ms(record.created_at))
                 .bind(to_ms(record.updated_at))
+                .bind(record.page.expires_at.map(to_ms))
+                .bind(record.page.max_views)
+                .bind(record.page.views)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| {
@@ -297,8 +308,11 @@ macro_rules! impl_sql_store {
                      payload_version = COALESCE($4, payload_version), \
                      expires_at = CASE WHEN $5 THEN $6 ELSE expires_at END, \
                      max_reads = CASE WHEN $7 THEN $8 ELSE max_reads END, \
-                     updated_at = COALESCE($9, updated_at) \
-                     WHERE uuid = $10 AND owner_id = $11",
+                     updated_at = COALESCE($9, updated_at), \
+                     page_expires_at = CASE WHEN $10 THEN $11 ELSE page_expires_at END, \
+                     page_max_views = CASE WHEN $10 THEN $12 ELSE page_max_views END, \
+                     page_views = CASE WHEN $10 THEN $13 ELSE page_views END \
+                     WHERE uuid = $14 AND owner_id = $15",
                 )
                 .bind(changes.name.as_deref())
                 .bind(changes.access.map(Access::as_str))
@@ -309,6 +323,10 @@ macro_rules! impl_sql_store {
                 .bind(changes.max_reads.is_some())
                 .bind(changes.max_reads.flatten())
                 .bind(changes.updated_at.map(to_ms))
+                .bind(changes.page.is_some())
+                .bind(changes.page.and_then(|p| p.expires_at).map(to_ms))
+                .bind(changes.page.and_then(|p| p.max_views))
+                .bind(changes.page.map_or(0, |p| p.views))
                 .bind(uuid)
                 .bind(owner)
                 .execute(&mut *tx)
@@ -352,14 +370,28 @@ macro_rules! impl_sql_store {
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
-        }
+                    async fn claim_view(&self, uuid: Uuid, now: OffsetDateTime) -> Result<bool> {
+                // The same single conditional UPDATE as reads, on the page's own counter.
+                let done = sqlx::query(
+                    "UPDATE records SET page_views = page_views + 1 WHERE uuid = $1 \
+                     AND (page_max_views IS NULL OR page_views < page_max_views) \
+                     AND (page_expires_at IS NULL OR page_expires_at > $2) \
+                     AND (expires_at IS NULL OR expires_at > $2)",
+                )
+                .bind(uuid)
+                .bind(to_ms(now))
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+}
 
         #[async_trait]
         impl AuditStore for $store {
-            async fn append_event(&self, event: &NewAuditEvent<'_>) -> Result<()> {
-                sqlx::query(
+            async fn append_event(&self, event: &NewAuditEvent<'_>) -> Result<i64> {
+                Ok(sqlx::query_scalar(
                     "INSERT INTO audit_events (record_uuid, at, channel, outcome, client_ip, user_agent) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
                 )
                 .bind(event.record)
                 .bind(to_ms(event.at))
@@ -367,9 +399,35 @@ macro_rules! impl_sql_store {
                 .bind(event.outcome)
                 .bind(event.client_ip)
                 .bind(event.user_agent)
-                .execute(&self.pool)
-                .await?;
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn set_outcome(&self, id: i64, outcome: &str) -> Result<()> {
+                sqlx::query("UPDATE audit_events SET outcome = $1 WHERE id = $2")
+                    .bind(outcome)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
                 Ok(())
+            }
+
+            async fn recent_events(&self, query: &RecentEvents<'_>) -> Result<Vec<OffsetDateTime>> {
+                let rows: Vec<i64> = sqlx::query_scalar(
+                    "SELECT at FROM audit_events WHERE record_uuid = $1 AND channel = $2 \
+                     AND outcome IN ($3, $4) AND at > $5 AND ($6 IS NULL OR client_ip = $6) \
+                     ORDER BY at DESC LIMIT $7",
+                )
+                .bind(query.record)
+                .bind(query.channel)
+                .bind(query.outcomes[0])
+                .bind(query.outcomes[1])
+                .bind(to_ms(query.since))
+                .bind(query.client_ip)
+                .bind(query.limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(from_ms).collect()
             }
 
             async fn events(

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::time_ms::{from_ms, to_ms};
-use crate::{Account, KeySlot, NewAuditEvent, Record, SlotKind, Store, StoreError};
+use crate::{Account, KeySlot, NewAuditEvent, PageLimits, Record, SlotKind, Store, StoreError};
 
 const FORMAT: &str = "brine-export";
 const VERSION: u32 = 1;
@@ -84,6 +84,12 @@ struct RecordLine {
     reads: i64,
     created_at_ms: i64,
     updated_at_ms: i64,
+    #[serde(default)]
+    page_expires_at_ms: Option<i64>,
+    #[serde(default)]
+    page_max_views: Option<i64>,
+    #[serde(default)]
+    page_views: i64,
     slots: Vec<SlotLine>,
 }
 
@@ -189,6 +195,9 @@ fn record_line(r: Record) -> RecordLine {
         reads: r.reads,
         created_at_ms: to_ms(r.created_at),
         updated_at_ms: to_ms(r.updated_at),
+        page_expires_at_ms: r.page.expires_at.map(to_ms),
+        page_max_views: r.page.max_views,
+        page_views: r.page.views,
         slots: r
             .slots
             .into_iter()
@@ -345,6 +354,11 @@ fn record_from_line(line: RecordLine) -> Result<Record, String> {
         reads: line.reads,
         created_at: time(line.created_at_ms)?,
         updated_at: time(line.updated_at_ms)?,
+        page: PageLimits {
+            expires_at: line.page_expires_at_ms.map(time).transpose()?,
+            max_views: line.page_max_views,
+            views: line.page_views,
+        },
         slots,
     })
 }

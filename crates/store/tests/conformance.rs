@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use brine_core::{Access, RecordKind};
 use brine_store::{
-    Account, KeySlot, NewAuditEvent, Record, RecordChanges, SlotKind, Store, StoreError,
+    Account, KeySlot, NewAuditEvent, PageLimits, RecentEvents, Record, RecordChanges, SlotKind,
+    Store, StoreError,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -59,6 +60,7 @@ fn record(owner: Uuid) -> Record {
         expires_at: None,
         max_reads: None,
         reads: 0,
+        page: PageLimits::default(),
         created_at: t,
         updated_at: t,
         slots: vec![slot(SlotKind::Server, 1), slot(SlotKind::ApiKey, 1)],
@@ -185,6 +187,7 @@ async fn updates_are_atomic_and_owner_checked(store: &dyn Store) {
         payload: Some((vec![9, 9], 2)),
         expires_at: Some(Some(now() + Duration::hours(1))),
         max_reads: Some(Some(10)),
+        page: None,
         put_slots: vec![slot(SlotKind::ApiKey, 2), slot(SlotKind::Password, 1)],
         remove_slots: vec![SlotKind::Server],
         updated_at: Some(now() + Duration::seconds(1)),
@@ -268,6 +271,120 @@ async fn claim_concurrently(
     granted
 }
 
+async fn page_views_are_exact_and_limits_reset(store: Arc<dyn Store>) {
+    let ana = account(store.as_ref(), "ana6@example.com").await;
+    let t = now();
+    let mut r = record(ana.id);
+    r.page = PageLimits {
+        expires_at: Some(t + Duration::hours(1)),
+        max_views: Some(3),
+        views: 0,
+    };
+    r.slots.push(slot(SlotKind::SecurePage, 1));
+    store.insert_record(&r).await.unwrap();
+    let got = store.record(r.uuid).await.unwrap().unwrap();
+    assert_eq!(got.page, r.page);
+    assert!(got.slot(SlotKind::SecurePage).is_some());
+
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.claim_view(r.uuid, t).await.unwrap() })
+        })
+        .collect();
+    let mut granted = 0;
+    for task in tasks {
+        granted += usize::from(task.await.unwrap());
+    }
+    assert_eq!(granted, 3);
+    // Views do not touch reads, and the other way round.
+    let got = store.record(r.uuid).await.unwrap().unwrap();
+    assert_eq!((got.page.views, got.reads), (3, 0));
+
+    // New limits start a fresh count; the page's expiry and the record's both stop views.
+    let fresh = RecordChanges {
+        page: Some(PageLimits {
+            expires_at: Some(t + Duration::seconds(5)),
+            max_views: None,
+            views: 0,
+        }),
+        ..RecordChanges::default()
+    };
+    assert!(store.update_record(r.uuid, ana.id, &fresh).await.unwrap());
+    assert!(store.claim_view(r.uuid, t).await.unwrap());
+    assert!(
+        !store
+            .claim_view(r.uuid, t + Duration::seconds(6))
+            .await
+            .unwrap()
+    );
+    let mut expired = record(ana.id);
+    expired.expires_at = Some(t + Duration::seconds(1));
+    store.insert_record(&expired).await.unwrap();
+    assert!(store.claim_view(expired.uuid, t).await.unwrap());
+    assert!(
+        !store
+            .claim_view(expired.uuid, t + Duration::seconds(2))
+            .await
+            .unwrap()
+    );
+}
+
+async fn attempts_are_counted_and_settled(store: &dyn Store) {
+    let ana = account(store, "ana7@example.com").await;
+    let r = record(ana.id);
+    store.insert_record(&r).await.unwrap();
+    let t = now();
+    let mut ids = Vec::new();
+    for (i, ip) in ["10.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.1"]
+        .iter()
+        .enumerate()
+    {
+        let id = store
+            .append_event(&NewAuditEvent {
+                record: r.uuid,
+                at: t - Duration::seconds(10 * i as i64),
+                channel: "secure_page",
+                outcome: "attempt",
+                client_ip: Some(ip),
+                user_agent: None,
+            })
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids grow");
+    store.set_outcome(ids[0], "revealed").await.unwrap();
+    store.set_outcome(ids[1], "denied").await.unwrap();
+    let query = |ip: Option<&'static str>, since: OffsetDateTime| RecentEvents {
+        record: r.uuid,
+        channel: "secure_page",
+        outcomes: ["attempt", "denied"],
+        since,
+        client_ip: ip,
+        limit: 10,
+    };
+    // Event 0 was settled as revealed and no longer counts.
+    let all = store
+        .recent_events(&query(None, t - Duration::minutes(1)))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    let one_ip = store
+        .recent_events(&query(Some("10.0.0.1"), t - Duration::minutes(1)))
+        .await
+        .unwrap();
+    assert_eq!(one_ip.len(), 2);
+    let recent = store
+        .recent_events(&query(None, t - Duration::seconds(15)))
+        .await
+        .unwrap();
+    assert_eq!(recent, [t - Duration::seconds(10)]);
+    let events = store.events(r.uuid, 10, None).await.unwrap();
+    assert_eq!(events.last().unwrap().outcome, "revealed");
+}
+
 async fn audit_events(store: &dyn Store) {
     let ana = account(store, "ana5@example.com").await;
     let r = record(ana.id);
@@ -313,6 +430,8 @@ async fn conformance(store: Arc<dyn Store>) {
     records_round_trip(store.as_ref()).await;
     updates_are_atomic_and_owner_checked(store.as_ref()).await;
     read_claims_are_exact(store.clone()).await;
+    page_views_are_exact_and_limits_reset(store.clone()).await;
+    attempts_are_counted_and_settled(store.as_ref()).await;
     audit_events(store.as_ref()).await;
 }
 
@@ -386,6 +505,11 @@ async fn transfer_round_trip(src: Arc<dyn Store>, dst: Arc<dyn Store>) {
     limited.max_reads = Some(2);
     limited.reads = 1;
     limited.expires_at = Some(now() + Duration::days(3));
+    limited.page = PageLimits {
+        expires_at: Some(now() + Duration::days(1)),
+        max_views: Some(4),
+        views: 2,
+    };
     let mut sealed = record(bob.id);
     sealed.sealed = true;
     sealed.slots = vec![slot(SlotKind::ApiKey, 3), slot(SlotKind::Password, 1)];

@@ -10,5 +10,6 @@ mod nodes;
 mod openapi;
 mod read;
 mod records;
+mod secure_page;
 mod startup;
 mod transfer;

@@ -7,11 +7,11 @@ use brine_core::{AccountPassword, Email};
 use brine_crypto::{hash_account_password, verify_account_password};
 use brine_store::{Account, StoreError};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{Claims, Owner};
+use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -34,7 +34,7 @@ pub struct TokenBody {
 }
 
 async fn open_session(state: &AppState, account: Uuid) -> ApiResult<TokenBody> {
-    let now = OffsetDateTime::now_utc();
+    let now = now_ms();
     let session = Uuid::new_v4();
     let ttl = state.tokens.ttl;
     state
@@ -81,7 +81,7 @@ pub async fn signup(
         id: Uuid::new_v4(),
         email: email.as_str().to_owned(),
         password_hash,
-        created_at: OffsetDateTime::now_utc(),
+        created_at: now_ms(),
     };
     match state.store.create_account(&account).await {
         Ok(()) => {}

@@ -1,4 +1,5 @@
 pub mod auth;
 pub mod health;
+pub mod pages;
 pub mod public;
 pub mod records;

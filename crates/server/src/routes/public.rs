@@ -5,14 +5,16 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use brine_core::{Access, RecordStatus, read_status};
+use brine_store::SlotKind;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 use crate::audit::{Channel, Outcome, record_event};
+use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ClientInfo, RecordId};
+use crate::lockout::{self, Admission, Attempt};
 use crate::state::AppState;
 use crate::vault;
 
@@ -72,7 +74,7 @@ pub async fn read(
 /// Read a credential with its record password (or an X-API-Key header).
 #[utoipa::path(post, path = "/r/{uuid}", tag = "read",
     params(("uuid" = uuid::Uuid, Path, description = "The record's uuid")),
-    request_body(content = UnlockBody, description = "The record password"),
+    request_body(content = Option<UnlockBody>, description = "The record password (none when an X-API-Key header is sent)"),
     security((), ("api_key" = [])),
     responses(
         (status = 200, description = "The value", body = DataBody),
@@ -80,6 +82,7 @@ pub async fn read(
         (status = 401, description = "Missing or wrong password or key", body = ErrorBody),
         (status = 403, description = "The record is owner-only", body = ErrorBody),
         (status = 404, description = "Unknown, expired or used up", body = ErrorBody),
+        (status = 429, description = "Too many wrong passwords: locked for a while", body = ErrorBody),
     ))]
 pub async fn unlock(
     State(state): State<AppState>,
@@ -101,6 +104,32 @@ pub async fn unlock(
     serve(&state, uuid, &client, presented).await
 }
 
+/// How an attempt's outcome is recorded: settling the `attempt` event written up front for a
+/// password unlock (see `lockout`), or as a new event.
+struct Ledger<'a> {
+    state: &'a AppState,
+    uuid: uuid::Uuid,
+    channel: Channel,
+    client: &'a ClientInfo,
+    attempt: Option<Attempt>,
+}
+
+impl Ledger<'_> {
+    async fn record(&mut self, outcome: Outcome) -> ApiResult<()> {
+        match self.attempt.take() {
+            Some(attempt) => attempt.settle(self.state, outcome).await,
+            None => record_event(self.state, self.uuid, self.channel, outcome, self.client)
+                .await
+                .map(|_| ()),
+        }
+    }
+
+    async fn refuse<T>(&mut self, outcome: Outcome, error: ApiError) -> ApiResult<T> {
+        self.record(outcome).await?;
+        Err(error)
+    }
+}
+
 async fn serve(
     state: &AppState,
     uuid: uuid::Uuid,
@@ -108,54 +137,80 @@ async fn serve(
     presented: Presented,
 ) -> ApiResult<Json<DataBody>> {
     let Some(record) = state.store.record(uuid).await? else {
+        if let Presented::Password(password) = presented {
+            vault::decoy_password_check(state, password).await?;
+        }
         return Err(ApiError::not_found());
     };
-    let channel = match presented {
-        Presented::Password(_) => Channel::Password,
-        _ => Channel::Read,
-    };
-    let refuse = |outcome: Outcome, error: ApiError| async move {
-        record_event(state, uuid, channel, outcome, client).await?;
-        Err(error)
+    let unlocking = record.access == Access::Private && matches!(presented, Presented::Password(_));
+    let mut ledger = Ledger {
+        state,
+        uuid,
+        channel: if unlocking {
+            Channel::Password
+        } else {
+            Channel::Read
+        },
+        client,
+        attempt: None,
     };
 
-    let now = OffsetDateTime::now_utc();
+    let now = now_ms();
     if read_status(record.expires_at, record.max_reads, record.reads, now) != RecordStatus::Active {
-        return refuse(Outcome::Gone, ApiError::not_found()).await;
+        return ledger.refuse(Outcome::Gone, ApiError::not_found()).await;
+    }
+    if unlocking {
+        match lockout::admit(state, uuid, Channel::Password, client).await? {
+            Admission::Go(attempt) => ledger.attempt = Some(attempt),
+            Admission::Locked(retry_after) => return Err(ApiError::locked_out(retry_after)),
+        }
     }
     let dek = match (record.access, presented) {
         (Access::OwnerOnly, _) => {
-            return refuse(
-                Outcome::Forbidden,
-                ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "Forbidden",
-                    "This record is available to its owner only.",
-                ),
-            )
-            .await;
+            return ledger
+                .refuse(
+                    Outcome::Forbidden,
+                    ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "Forbidden",
+                        "This record is available to its owner only.",
+                    ),
+                )
+                .await;
         }
         (Access::Public, _) => vault::data_key_from_server(state, &record)?,
         (Access::Private, Presented::ApiKey(key)) => {
             match vault::data_key_from_api_key(&record, &key) {
                 Some(dek) => dek,
-                None => return refuse(Outcome::Denied, ApiError::api_key_required()).await,
+                None => {
+                    return ledger
+                        .refuse(Outcome::Denied, ApiError::api_key_required())
+                        .await;
+                }
             }
         }
         (Access::Private, Presented::Password(password)) => {
-            match vault::data_key_from_password(state, &record, password).await? {
+            match vault::data_key_from_password(state, &record, SlotKind::Password, password)
+                .await?
+            {
                 Some(dek) => dek,
-                None => return refuse(Outcome::Denied, ApiError::wrong_password()).await,
+                None => {
+                    return ledger
+                        .refuse(Outcome::Denied, ApiError::wrong_password())
+                        .await;
+                }
             }
         }
         (Access::Private, Presented::Nothing) => {
-            return refuse(Outcome::Denied, ApiError::api_key_required()).await;
+            return ledger
+                .refuse(Outcome::Denied, ApiError::api_key_required())
+                .await;
         }
     };
     if record.max_reads.is_some() && !state.store.claim_read(uuid, now).await? {
-        return refuse(Outcome::Gone, ApiError::not_found()).await;
+        return ledger.refuse(Outcome::Gone, ApiError::not_found()).await;
     }
     let data = vault::decrypt(&record, &dek)?;
-    record_event(state, uuid, channel, Outcome::Ok, client).await?;
+    ledger.record(Outcome::Ok).await?;
     Ok(Json(DataBody { data }))
 }

@@ -7,6 +7,7 @@ use brine_core::{
     Access, NewRecordPolicy, RecordKind, RecordName, RecordPassword, RecordStatus, SecretValue,
     read_status,
 };
+use brine_crypto::ApiKey;
 use brine_store::{AuditEvent, Record, SlotKind};
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
@@ -15,11 +16,12 @@ use uuid::Uuid;
 
 use crate::audit::{Channel, Outcome, record_event};
 use crate::auth::Owner;
+use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, ClientInfo, RecordId};
 use crate::routes::public::{API_KEY_HEADER, DataBody};
 use crate::state::AppState;
-use crate::vault::{self, NewCredential, RecordPatch, RotationSource};
+use crate::vault::{self, NewCredential, RecordPatch, RotationSource, SecurePageSetup};
 
 /// A record as its owner sees it: metadata only, never the value.
 #[derive(Serialize, ToSchema)]
@@ -43,6 +45,8 @@ pub struct RecordView {
     /// Where code reads it.
     #[schema(example = "/r/6f1c2a8e-0b7d-4f0e-9a51-2d3c4b5a6978")]
     pub path: String,
+    /// The password-protected page for a person, when enabled.
+    pub secure_page: Option<SecurePageView>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -64,8 +68,44 @@ impl RecordView {
             reads: record.reads,
             status: read_status(record.expires_at, record.max_reads, record.reads, now),
             path: format!("/r/{}", record.uuid),
+            secure_page: record
+                .slot(SlotKind::SecurePage)
+                .map(|_| SecurePageView::of(record, now)),
             created_at: record.created_at,
             updated_at: record.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SecurePageView {
+    /// Where the person opens it. Send the password over another channel.
+    #[schema(example = "/secure/6f1c2a8e-0b7d-4f0e-9a51-2d3c4b5a6978")]
+    pub path: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    pub max_views: Option<i64>,
+    /// Reveals counted against `max_views`.
+    pub views: i64,
+    /// Whether the page still reveals, and if not, why.
+    pub status: RecordStatus,
+}
+
+impl SecurePageView {
+    fn of(record: &Record, now: OffsetDateTime) -> Self {
+        let page = &record.page;
+        let record_status = read_status(record.expires_at, None, 0, now);
+        Self {
+            path: format!("/secure/{}", record.uuid),
+            expires_at: page.expires_at,
+            max_views: page.max_views,
+            views: page.views,
+            status: match record_status {
+                RecordStatus::Active => {
+                    read_status(page.expires_at, page.max_views, page.views, now)
+                }
+                other => other,
+            },
         }
     }
 }
@@ -76,6 +116,74 @@ pub struct RecordWithKey {
     /// The record's X-API-Key. Shown in this response only: store it now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key: Option<String>,
+    /// Advice about the record's set-up, for a person to read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl RecordWithKey {
+    fn of(record: &Record, api_key: Option<ApiKey>, now: OffsetDateTime) -> Self {
+        let mut warnings = Vec::new();
+        if record.slot(SlotKind::ApiKey).is_some() && record.slot(SlotKind::SecurePage).is_some() {
+            warnings.push(
+                "This record opens both for code (X-API-Key at /r) and for a person (secure page \
+                 at /secure) under the same uuid. Prefer two records: one for the person, one \
+                 for code, so that each can be revoked alone."
+                    .to_owned(),
+            );
+        }
+        Self {
+            record: RecordView::of(record, now),
+            api_key: api_key.map(|k| k.expose().to_owned()),
+            warnings,
+        }
+    }
+}
+
+/// The secure page's settings.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurePageBody {
+    pub enabled: bool,
+    /// Required when enabling: at least 8 characters. Send it to the person over a different
+    /// channel than the link.
+    pub password: Option<String>,
+    /// The page stops revealing at this time (the record's own expiry applies too).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Timestamp>,
+    /// The page reveals at most this many times. The owner's own reveals do not count.
+    #[schema(minimum = 1)]
+    pub max_views: Option<i64>,
+}
+
+impl SecurePageBody {
+    fn parse(self, now: OffsetDateTime) -> ApiResult<Option<SecurePageSetup>> {
+        if !self.enabled {
+            if self.password.is_some() || self.expires_at.is_some() || self.max_views.is_some() {
+                return Err(ApiError::bad_request(
+                    "A disabled secure page takes no password or limits.",
+                ));
+            }
+            return Ok(None);
+        }
+        let password = self
+            .password
+            .ok_or_else(|| ApiError::bad_request("Enabling the secure page needs a password."))?;
+        let expires_at = self.expires_at.map(|t| t.0);
+        if expires_at.is_some_and(|at| at <= now) {
+            return Err(ApiError::bad_request(
+                "The page's expiry must be in the future.",
+            ));
+        }
+        if self.max_views.is_some_and(|n| n < 1) {
+            return Err(ApiError::bad_request("max_views must be at least 1."));
+        }
+        Ok(Some(SecurePageSetup {
+            password: RecordPassword::parse(password)?,
+            expires_at,
+            max_views: self.max_views,
+        }))
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -115,6 +223,11 @@ pub struct CreateRecord {
     pub expires_at: Option<Timestamp>,
     #[schema(minimum = 1)]
     pub max_reads: Option<i64>,
+    /// For private records: whether code can read it with an X-API-Key (default true). A record
+    /// meant only for a person's secure page needs none.
+    pub api_key: Option<bool>,
+    /// A password-protected page for a person (private records only).
+    pub secure_page: Option<SecurePageBody>,
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -210,13 +323,12 @@ async fn owned_record(state: &AppState, owner: &Owner, uuid: Uuid) -> ApiResult<
     }
 }
 
-async fn reload(state: &AppState, uuid: Uuid, now: OffsetDateTime) -> ApiResult<RecordView> {
-    let record = state
+async fn reload(state: &AppState, uuid: Uuid) -> ApiResult<Record> {
+    state
         .store
         .record(uuid)
         .await?
-        .ok_or_else(ApiError::not_found)?;
-    Ok(RecordView::of(&record, now))
+        .ok_or_else(ApiError::not_found)
 }
 
 /// Store a credential.
@@ -238,7 +350,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<RecordWithKey>)> {
     // Only credentials exist so far; an unknown `type` was already refused while parsing.
     let RecordKind::Credential = body.kind.unwrap_or(RecordKind::Credential);
-    let now = OffsetDateTime::now_utc();
+    let now = now_ms();
     let policy = NewRecordPolicy {
         access: body.access,
         sealed: body.sealed,
@@ -255,15 +367,28 @@ pub async fn create(
         password: parse_password(body.password)?,
         expires_at: policy.expires_at,
         max_reads: body.max_reads,
+        api_key: body.api_key.unwrap_or(true),
+        secure_page: body
+            .secure_page
+            .map(|p| p.parse(now))
+            .transpose()?
+            .flatten(),
     };
+    if input.secure_page.is_some() && input.access != Access::Private {
+        return Err(ApiError::bad_request(
+            "Only private records can have a secure page.",
+        ));
+    }
+    if body.api_key.is_some() && input.access != Access::Private {
+        return Err(ApiError::bad_request(
+            "Only private records have an X-API-Key to turn on or off.",
+        ));
+    }
     let (record, api_key) = vault::create(&state, owner.account, input, now).await?;
     tracing::info!(record = %record.uuid, access = record.access.as_str(), "record created");
     Ok((
         StatusCode::CREATED,
-        Json(RecordWithKey {
-            record: RecordView::of(&record, now),
-            api_key: api_key.map(|k| k.expose().to_owned()),
-        }),
+        Json(RecordWithKey::of(&record, api_key, now)),
     ))
 }
 
@@ -275,7 +400,7 @@ pub async fn create(
         (status = 401, description = "Not signed in", body = ErrorBody),
     ))]
 pub async fn list(State(state): State<AppState>, owner: Owner) -> ApiResult<Json<RecordList>> {
-    let now = OffsetDateTime::now_utc();
+    let now = now_ms();
     let records = state.store.records_of(owner.account).await?;
     Ok(Json(RecordList {
         records: records.iter().map(|r| RecordView::of(r, now)).collect(),
@@ -297,7 +422,7 @@ pub async fn show(
     RecordId(uuid): RecordId,
 ) -> ApiResult<Json<RecordView>> {
     let record = owned_record(&state, &owner, uuid).await?;
-    Ok(Json(RecordView::of(&record, OffsetDateTime::now_utc())))
+    Ok(Json(RecordView::of(&record, now_ms())))
 }
 
 /// Reveal a record's value to its owner (audited; refused for sealed records).
@@ -346,10 +471,11 @@ pub async fn update(
     State(state): State<AppState>,
     owner: Owner,
     RecordId(uuid): RecordId,
+    client: ClientInfo,
     ApiJson(body): ApiJson<UpdateRecord>,
 ) -> ApiResult<Json<RecordWithKey>> {
     let record = owned_record(&state, &owner, uuid).await?;
-    let now = OffsetDateTime::now_utc();
+    let now = now_ms();
     let patch = RecordPatch {
         name: body.name.as_deref().map(RecordName::parse).transpose()?,
         access: body.access,
@@ -359,11 +485,13 @@ pub async fn update(
         max_reads: body.max_reads,
     };
     let api_key = vault::update(&state, &record, patch, now).await?;
+    record_event(&state, uuid, Channel::Owner, Outcome::Updated, &client).await?;
     tracing::info!(record = %uuid, "record updated");
-    Ok(Json(RecordWithKey {
-        record: reload(&state, uuid, now).await?,
-        api_key: api_key.map(|k| k.expose().to_owned()),
-    }))
+    Ok(Json(RecordWithKey::of(
+        &reload(&state, uuid).await?,
+        api_key,
+        now,
+    )))
 }
 
 /// Delete a record. It stops answering at once.
@@ -407,6 +535,7 @@ pub async fn rotate(
     State(state): State<AppState>,
     owner: Owner,
     RecordId(uuid): RecordId,
+    client: ClientInfo,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<ApiKeyBody>> {
@@ -418,10 +547,11 @@ pub async fn rotate(
             .map_err(|_| ApiError::bad_request("The body must be JSON: {\"data\": \"...\"}."))?
     };
     let source = match (record.sealed, body.data) {
-        (false, None) => RotationSource::Server,
-        (false, Some(_)) => {
+        (false, None) if body.password.is_none() => RotationSource::Server,
+        (false, _) => {
             return Err(ApiError::bad_request(
-                "To change the value, use PATCH; rotating takes no body.",
+                "Rotating the key of a record that is not sealed takes no body; to change the \
+                 value or password, use PATCH.",
             ));
         }
         (true, Some(data)) => RotationSource::NewValue {
@@ -433,7 +563,15 @@ pub async fn rotate(
             None => RotationSource::Server,
         },
     };
-    let key = vault::rotate_api_key(&state, &record, source, OffsetDateTime::now_utc()).await?;
+    let key = match vault::rotate_api_key(&state, &record, source, now_ms()).await {
+        Ok(key) => key,
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+            record_event(&state, uuid, Channel::Owner, Outcome::Denied, &client).await?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    record_event(&state, uuid, Channel::Owner, Outcome::Rotated, &client).await?;
     tracing::info!(record = %uuid, "api key rotated");
     Ok(Json(ApiKeyBody {
         api_key: key.expose().to_owned(),
@@ -461,4 +599,67 @@ pub async fn events(
     Ok(Json(EventList {
         events: events.into_iter().map(EventView::from).collect(),
     }))
+}
+
+/// Enable, re-key or disable the record's secure page (`/secure/{uuid}`).
+///
+/// A new password replaces the old one at once: links opened with the old password stop
+/// working. Enabling or changing it starts the view count again.
+#[utoipa::path(put, path = "/api/v1/records/{uuid}/secure-page", tag = "records",
+    params(("uuid" = Uuid, Path)),
+    request_body = SecurePageBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Updated", body = RecordWithKey),
+        (status = 400, description = "Invalid input, or not a private record", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such record of yours", body = ErrorBody),
+        (status = 409, description = "Sealed: the server cannot wrap its key", body = ErrorBody),
+    ))]
+pub async fn put_secure_page(
+    State(state): State<AppState>,
+    owner: Owner,
+    RecordId(uuid): RecordId,
+    client: ClientInfo,
+    ApiJson(body): ApiJson<SecurePageBody>,
+) -> ApiResult<Json<RecordWithKey>> {
+    let record = owned_record(&state, &owner, uuid).await?;
+    let now = now_ms();
+    let setup = body.parse(now)?;
+    let outcome = if setup.is_some() {
+        Outcome::PageEnabled
+    } else {
+        Outcome::PageDisabled
+    };
+    vault::set_secure_page(&state, &record, setup, now).await?;
+    record_event(&state, uuid, Channel::Owner, outcome, &client).await?;
+    tracing::info!(record = %uuid, "secure page changed");
+    Ok(Json(RecordWithKey::of(
+        &reload(&state, uuid).await?,
+        None,
+        now,
+    )))
+}
+
+/// Turn off code access: the X-API-Key stops working at once; a secure page goes on working.
+/// Rotating issues a new key.
+#[utoipa::path(delete, path = "/api/v1/records/{uuid}/api-key", tag = "records",
+    params(("uuid" = Uuid, Path)),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The key no longer works"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such record of yours", body = ErrorBody),
+    ))]
+pub async fn remove_api_key(
+    State(state): State<AppState>,
+    owner: Owner,
+    RecordId(uuid): RecordId,
+    client: ClientInfo,
+) -> ApiResult<StatusCode> {
+    let record = owned_record(&state, &owner, uuid).await?;
+    vault::remove_api_key(&state, &record, now_ms()).await?;
+    record_event(&state, uuid, Channel::Owner, Outcome::KeyRemoved, &client).await?;
+    tracing::info!(record = %uuid, "api key removed");
+    Ok(StatusCode::NO_CONTENT)
 }
