@@ -22,10 +22,17 @@ pub struct DatabaseArgs {
 }
 
 impl DatabaseArgs {
-    fn url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("brine.db").display()))
+    /// The database URL; for the default SQLite file, its directory is created if missing.
+    fn url(&self) -> anyhow::Result<String> {
+        if let Some(url) = &self.database_url {
+            return Ok(url.clone());
+        }
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
+        Ok(format!(
+            "sqlite://{}",
+            self.data_dir.join("brine.db").display()
+        ))
     }
 }
 
@@ -50,7 +57,7 @@ pub struct ImportArgs {
 
 /// Applies pending migrations (under an advisory lock on PostgreSQL), ahead of a rollout.
 pub async fn migrate(args: DatabaseArgs) -> anyhow::Result<ExitCode> {
-    let url = args.url();
+    let url = args.url()?;
     brine_store::connect(&url)
         .await
         .with_context(|| format!("cannot migrate {}", redact(&url)))?;
@@ -59,7 +66,7 @@ pub async fn migrate(args: DatabaseArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let url = args.database.url();
+    let url = args.database.url()?;
     let store = brine_store::connect(&url)
         .await
         .with_context(|| format!("cannot open {}", redact(&url)))?;
@@ -76,7 +83,7 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
-    let url = args.database.url();
+    let url = args.database.url()?;
     let store = brine_store::connect(&url)
         .await
         .with_context(|| format!("cannot open {}", redact(&url)))?;

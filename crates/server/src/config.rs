@@ -49,9 +49,21 @@ pub fn parse_net(text: &str) -> Result<IpNet, String> {
     }
 }
 
+/// A list of nets, or one string of comma-separated nets (handy in an environment variable).
 fn nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
-    Vec::<String>::deserialize(d)?
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(list) => list.split(',').map(str::to_owned).collect(),
+        OneOrMany::Many(items) => items,
+    };
+    items
         .iter()
+        .filter(|s| !s.trim().is_empty())
         .map(|s| parse_net(s).map_err(serde::de::Error::custom))
         .collect()
 }

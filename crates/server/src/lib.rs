@@ -38,22 +38,24 @@ pub enum StartupError {
     MasterKey(String),
     #[error("data directory: {0}")]
     DataDir(String),
-    #[error("database: {0}")]
+    // Sources are not repeated in the messages: `{:#}` prints the whole chain.
+    #[error("database")]
     Store(#[from] brine_store::StoreError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
         source: std::io::Error,
     },
     #[error("invalid setting: {0}")]
     Setting(String),
-    #[error("{0}")]
+    #[error("cryptography")]
     Crypto(#[from] brine_crypto::CryptoError),
 }
 
 pub struct Server {
     listener: TcpListener,
     router: axum::Router,
+    store: Arc<dyn brine_store::Store>,
 }
 
 impl Server {
@@ -94,7 +96,7 @@ impl Server {
             .await
             .map_err(|_| StartupError::Setting("cannot run key derivation".into()))??;
         let state = AppState {
-            store,
+            store: store.clone(),
             master: Arc::new(master),
             tokens: Arc::new(tokens),
             kdf,
@@ -109,6 +111,7 @@ impl Server {
         Ok(Self {
             listener,
             router: app::router(state, settings.max_body_bytes),
+            store,
         })
     }
 
@@ -116,17 +119,20 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Serves until `shutdown` completes, finishes the requests in flight, then closes the
+    /// database.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(
+        let served = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+        self.store.close().await;
+        served
     }
 }

@@ -19,8 +19,9 @@ pub async fn load(settings: &Settings, store: &dyn Store) -> Result<MasterKey, S
     let stored_check = store.meta(CHECK_VALUE_KEY).await?;
     let path = settings.data_dir.join("master.key");
     let key = if let Some(encoded) = &settings.master_key {
-        MasterKey::from_base64(encoded.expose_secret())
-            .map_err(|e| StartupError::MasterKey(describe(&e, "BRINE_MASTER_KEY")))?
+        MasterKey::from_base64(encoded.expose_secret()).map_err(|e| {
+            StartupError::MasterKey(describe(&e, "the master_key setting (BRINE_MASTER_KEY)"))
+        })?
     } else if path.exists() {
         read_key_file(&path)?
     } else if stored_check.is_some() {
@@ -35,18 +36,29 @@ pub async fn load(settings: &Settings, store: &dyn Store) -> Result<MasterKey, S
 
     match stored_check {
         Some(check) if key.matches_check_value(&check)? => Ok(key),
-        Some(_) => Err(StartupError::MasterKey(
-            "the master key does not match this database (it was created with another key); \
-             start with the key it was created with"
-                .into(),
-        )),
+        Some(_) => Err(mismatch()),
         None => {
-            store
-                .insert_meta_if_absent(CHECK_VALUE_KEY, &key.check_value()?)
-                .await?;
-            Ok(key)
+            // Another node may have registered its key in the meantime: the first one wins,
+            // and every other key is refused like any mismatch.
+            let check = key.check_value()?;
+            if store.insert_meta_if_absent(CHECK_VALUE_KEY, &check).await?
+                || key
+                    .matches_check_value(&store.meta(CHECK_VALUE_KEY).await?.unwrap_or_default())?
+            {
+                Ok(key)
+            } else {
+                Err(mismatch())
+            }
         }
     }
+}
+
+fn mismatch() -> StartupError {
+    StartupError::MasterKey(
+        "the master key does not match this database (it was created with another key); \
+         start with the key it was created with"
+            .into(),
+    )
 }
 
 fn describe(e: &CryptoError, source: &str) -> String {

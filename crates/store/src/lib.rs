@@ -36,10 +36,23 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database URL: {0}")]
     UnsupportedUrl(String),
+    // The cause is shown in the message rather than as a `source`, so it prints once.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migration error: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(e)
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -109,9 +122,16 @@ pub trait AuditStore: Send + Sync {
     ) -> Result<Vec<AuditEvent>>;
 }
 
+/// Closing the connections: SQLite folds its write-ahead log back into the database file
+/// when the last connection closes, so a stopped server leaves one self-contained file.
+#[async_trait]
+pub trait Lifecycle: Send + Sync {
+    async fn close(&self);
+}
+
 /// Everything the server needs from storage.
-pub trait Store: MetaStore + AccountStore + RecordStore + AuditStore {}
-impl<T: MetaStore + AccountStore + RecordStore + AuditStore> Store for T {}
+pub trait Store: MetaStore + AccountStore + RecordStore + AuditStore + Lifecycle {}
+impl<T: MetaStore + AccountStore + RecordStore + AuditStore + Lifecycle> Store for T {}
 
 /// The storage engines brine runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

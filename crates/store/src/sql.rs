@@ -42,7 +42,7 @@ macro_rules! impl_sql_store {
             use crate::sql::{is_unique_violation, opt_time};
             use crate::time_ms::{from_ms, to_ms};
             use crate::{
-                Account, AccountStore, AuditEvent, AuditStore, KeySlot, MetaStore, NewAuditEvent,
+                Account, AccountStore, AuditEvent, AuditStore, KeySlot, Lifecycle, MetaStore, NewAuditEvent,
                 PageLimits, Record, RecordChanges, RecentEvents, RecordStore, Result, SlotKind,
                 StoreError,
             };
@@ -107,6 +107,13 @@ macro_rules! impl_sql_store {
             .execute(&mut **tx)
             .await?;
             Ok(())
+        }
+
+        #[async_trait]
+        impl Lifecycle for $store {
+            async fn close(&self) {
+                self.pool.close().await;
+            }
         }
 
         #[async_trait]

@@ -131,6 +131,35 @@ async fn routing_errors_use_the_envelope() {
         .await
         .unwrap();
     expect_error(res, StatusCode::PAYLOAD_TOO_LARGE).await;
+    // Endpoints that read a raw body answer the same way.
+    let uuid = "00000000-0000-4000-8000-000000000000";
+    for path in [
+        format!("/r/{uuid}"),
+        format!("/api/v1/records/{uuid}/api-key"),
+    ] {
+        let res = s
+            .post(&path)
+            .bearer_auth(&token)
+            .body(huge.clone())
+            .send()
+            .await
+            .unwrap();
+        expect_error(res, StatusCode::PAYLOAD_TOO_LARGE).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_racing_with_different_master_keys_cannot_both_start() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let start = |byte: u8| {
+            let mut settings = settings_in(dir.path());
+            settings.master_key = Some(b64(&[byte; 32]).into());
+            TestServer::start_settings(settings)
+        };
+        let (a, b) = tokio::join!(start(1), start(2));
+        assert!(a.is_ok() != b.is_ok(), "exactly one key wins");
+    }
 }
 
 /// Runs the real binary, logging at debug level, through a session that handles canary

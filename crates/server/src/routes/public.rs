@@ -1,7 +1,6 @@
 //! `/r/{uuid}`: where code reads a credential.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use brine_core::{Access, RecordStatus, read_status};
@@ -13,7 +12,7 @@ use zeroize::Zeroizing;
 use crate::audit::{Channel, Outcome, record_event};
 use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ClientInfo, RecordId};
+use crate::extract::{ClientInfo, RawBody, RecordId};
 use crate::lockout::{self, Admission, Attempt};
 use crate::state::AppState;
 use crate::vault;
@@ -89,7 +88,7 @@ pub async fn unlock(
     RecordId(uuid): RecordId,
     client: ClientInfo,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Json<DataBody>> {
     let presented = if let Some(key) = api_key(&headers) {
         Presented::ApiKey(key)

@@ -18,7 +18,7 @@ use crate::audit::{Channel, Outcome, record_event};
 use crate::auth::Owner;
 use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{ApiJson, ApiQuery, ClientInfo, RecordId};
+use crate::extract::{ApiJson, ApiQuery, ClientInfo, RawBody, RecordId};
 use crate::routes::public::{API_KEY_HEADER, DataBody};
 use crate::state::AppState;
 use crate::vault::{self, NewCredential, RecordPatch, RotationSource, SecurePageSetup};
@@ -305,7 +305,8 @@ pub struct EventList {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
-    /// At most this many events (1–500, default 100).
+    /// At most this many events (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Only events older than this event id (for paging).
     pub before: Option<i64>,
@@ -537,7 +538,7 @@ pub async fn rotate(
     RecordId(uuid): RecordId,
     client: ClientInfo,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Json<ApiKeyBody>> {
     let record = owned_record(&state, &owner, uuid).await?;
     let body: RotateRecord = if body.is_empty() {

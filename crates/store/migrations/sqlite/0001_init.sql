@@ -12,7 +12,7 @@ CREATE TABLE accounts (
     created_at    INTEGER NOT NULL
 ) STRICT;
 
--- A session is a JWT's `jti`. Logging out deletes the row, which revokes the token everywhere.
+-- A session is a JWT's `sid` claim. Logging out deletes the row, which revokes the token everywhere.
 CREATE TABLE sessions (
     id         BLOB PRIMARY KEY NOT NULL,
     account_id BLOB NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
