@@ -5,6 +5,7 @@
 mod common;
 
 mod accounts;
+mod browser;
 mod cli;
 mod nodes;
 mod openapi;
