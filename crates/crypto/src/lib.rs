@@ -10,10 +10,12 @@
 
 mod aead;
 mod keys;
+mod passphrase;
 mod password;
 
 pub use aead::{Binding, open, seal};
 pub use keys::{ApiKey, DataKey, Kek, MasterKey};
+pub use passphrase::generate_passphrase;
 pub use password::{Argon2Settings, SlotKdf, hash_account_password, verify_account_password};
 
 /// Length in bytes of every symmetric key brine uses.

@@ -9,6 +9,7 @@ mod input;
 mod read;
 mod records;
 mod session;
+mod share;
 mod table;
 
 use std::process::ExitCode;
@@ -33,6 +34,12 @@ pub enum Command {
     /// Create, list, inspect, rotate and delete your records (needs `brine login`).
     #[command(subcommand)]
     Records(records::RecordsCommand),
+    /// Share a secret with a person: a password-protected page, its link and its password.
+    ///
+    /// Reads the value from stdin (or a hidden prompt), creates a private record with a secure
+    /// page and no X-API-Key, and prints the link and the password on separate lines: send them
+    /// over different channels. The password is generated unless --password-file is given.
+    Share(share::ShareArgs),
     /// Print a record's value, exactly as stored.
     ///
     /// Private records need their X-API-Key: from --api-key-file, else from the BRINE_API_KEY
@@ -56,6 +63,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Login(args) => account::login(args).await,
         Command::Logout => account::logout().await,
         Command::Records(command) => records::run(command).await,
+        Command::Share(args) => share::share(args).await,
         Command::Get(args) => read::get(args).await,
         Command::Run(args) => read::run(args).await,
     }

@@ -158,20 +158,20 @@ struct EventView {
     user_agent: Option<String>,
 }
 
-fn parse_time(s: &str) -> Result<String, String> {
+pub(super) fn parse_time(s: &str) -> Result<String, String> {
     let at = OffsetDateTime::parse(s, &Rfc3339)
         .map_err(|_| "expected an RFC 3339 time such as 2030-01-31T18:00:00Z".to_owned())?;
     at.format(&Rfc3339).map_err(|e| e.to_string())
 }
 
 /// The signed-in session and a client for its server.
-struct Signed {
+pub(super) struct Signed {
     api: Api,
     session: Session,
 }
 
 impl Signed {
-    fn open() -> anyhow::Result<Self> {
+    pub(super) fn open() -> anyhow::Result<Self> {
         let session = session::load()?;
         Ok(Self {
             api: Api::new(&session.server)?,
@@ -179,7 +179,7 @@ impl Signed {
         })
     }
 
-    async fn call(
+    pub(super) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -188,6 +188,10 @@ impl Signed {
         self.api
             .call(method, path, Auth::bearer(&self.session.token), body)
             .await
+    }
+
+    pub(super) fn base(&self) -> &str {
+        self.api.base()
     }
 
     fn read_url(&self, uuid: &str) -> String {
@@ -200,7 +204,19 @@ fn decode<T: for<'de> Deserialize<'de>>(value: Value) -> anyhow::Result<T> {
         .map_err(|_| anyhow!("the server's answer has an unexpected shape"))
 }
 
-fn print_json(value: &Value) -> anyhow::Result<()> {
+const BOTH_ROUTES: &str = "this record opens both for code (X-API-Key) and for a person (secure \
+     page) under one uuid; prefer two records, one for each, so that each can be revoked alone";
+
+/// The server's advice about a record (`warnings` in its answer), on stderr.
+pub(super) fn print_warnings(answer: &Value) {
+    for warning in answer["warnings"].as_array().into_iter().flatten() {
+        if let Some(text) = warning.as_str() {
+            eprintln!("warning: {}", clean(text));
+        }
+    }
+}
+
+pub(super) fn print_json(value: &Value) -> anyhow::Result<()> {
     println!(
         "{}",
         serde_json::to_string_pretty(value).context("cannot print JSON")?
@@ -257,6 +273,7 @@ async fn create(signed: &Signed, args: CreateArgs) -> anyhow::Result<()> {
         return print_json(&answer);
     }
     let api_key = answer["api_key"].as_str().map(str::to_owned);
+    print_warnings(&answer);
     let record: RecordView = decode(answer["record"].take())?;
     let sealed = if record.sealed { ", sealed" } else { "" };
     println!(
@@ -332,6 +349,9 @@ async fn show(signed: &Signed, uuid: Uuid, json: bool) -> anyhow::Result<()> {
         .await?;
     if json {
         return print_json(&answer);
+    }
+    if answer["has_api_key"] == true && answer["secure_page"].is_object() {
+        eprintln!("warning: {BOTH_ROUTES}");
     }
     let r: RecordView = decode(answer)?;
     let reads = match r.max_reads {

@@ -658,3 +658,73 @@ async fn an_unreachable_server_is_named() {
     assert!(run.stderr.contains(dead), "{}", run.stderr);
     assert!(!run.stderr.contains("brk_canary"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn share_prints_a_link_and_a_password_that_open_the_page() {
+    let server = TestServer::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    let run = cli
+        .run(
+            &[
+                "share",
+                "--name",
+                "For the contractor",
+                "--expires-in",
+                "14d",
+                "--max-views",
+                "1",
+            ],
+            "sk_live_shared\n",
+        )
+        .await;
+    run.assert_ok();
+    let link = run.field("Link:");
+    let password = run.field("Password:");
+    assert!(
+        link.starts_with(&format!("{}/secure/", server.base)),
+        "{link}"
+    );
+    assert_eq!(password.len(), 24, "a generated passphrase: {password}");
+    assert!(run.stdout.contains("different channels"));
+    assert!(!run.stdout.contains("sk_live_shared") && !run.stderr.contains("sk_live_shared"));
+
+    let res = server
+        .http
+        .post(&link)
+        .form(&[("password", password.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("sk_live_shared"));
+    // One view only, and no X-API-Key exists for this record.
+    let res = server
+        .http
+        .post(&link)
+        .form(&[("password", password.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let uuid = link.rsplit('/').next().unwrap();
+    let res = server
+        .get(&format!("/api/v1/records/{uuid}"))
+        .bearer_auth(cli.token())
+        .send()
+        .await
+        .unwrap();
+    let record = body(res).await;
+    assert_eq!(record["has_api_key"], false);
+    assert!(record["secure_page"]["expires_at"].is_string());
+
+    // A password of one's own.
+    let file = cli.write("page-password", "my own page password\n");
+    let run = cli
+        .run(
+            &["share", "--password-file", file.to_str().unwrap()],
+            "second value",
+        )
+        .await;
+    run.assert_ok();
+    assert_eq!(run.field("Password:"), "my own page password");
+}
