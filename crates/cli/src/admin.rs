@@ -27,7 +27,7 @@ impl DatabaseArgs {
         if let Some(url) = &self.database_url {
             return Ok(url.clone());
         }
-        std::fs::create_dir_all(&self.data_dir)
+        create_private_dir(&self.data_dir)
             .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
         Ok(format!(
             "sqlite://{}",
@@ -60,7 +60,9 @@ pub async fn migrate(args: DatabaseArgs) -> anyhow::Result<ExitCode> {
     let url = args.url()?;
     brine_store::connect(&url)
         .await
-        .with_context(|| format!("cannot migrate {}", redact(&url)))?;
+        .with_context(|| format!("cannot migrate {}", redact(&url)))?
+        .close()
+        .await;
     eprintln!("{}: schema is up to date", redact(&url));
     Ok(ExitCode::SUCCESS)
 }
@@ -77,6 +79,7 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
         bar.set_position(done);
     })
     .await?;
+    store.close().await;
     bar.finish_and_clear();
     eprintln!("exported {} to {}", summary(&counts), args.output.display());
     Ok(ExitCode::SUCCESS)
@@ -94,7 +97,10 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let counts = transfer::import(store.as_ref(), BufReader::new(file), |bytes| {
         bar.set_position(bytes);
     })
-    .await?;
+    .await;
+    // Closing folds SQLite's write-ahead log into the file, even after a failed import.
+    store.close().await;
+    let counts = counts?;
     bar.finish_and_clear();
     eprintln!(
         "imported {} into {}; start brine with the same master key, and sign in again",
@@ -134,6 +140,20 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+#[cfg(unix)]
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(path)
 }
 
 #[cfg(unix)]

@@ -39,23 +39,28 @@ impl Access {
     }
 }
 
-/// What a record is. Bridges arrive with their own issue.
+/// What a record is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordKind {
+    /// A secret value, read at `/r/{uuid}`.
     Credential,
+    /// An upstream URL and headers: `/r/{uuid}` forwards the call with the headers added.
+    Bridge,
 }
 
 impl RecordKind {
     pub fn as_str(self) -> &'static str {
         match self {
             RecordKind::Credential => "credential",
+            RecordKind::Bridge => "bridge",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "credential" => Some(RecordKind::Credential),
+            "bridge" => Some(RecordKind::Bridge),
             _ => None,
         }
     }
@@ -131,7 +136,7 @@ impl RecordPassword {
             return Err(ValidationError::new(
                 "password",
                 format!(
-                    "A record password must be between {} characters and 1024 bytes.",
+                    "The password must be between {} characters and 1024 bytes.",
                     Self::MIN_CHARS
                 ),
             ));
@@ -303,6 +308,7 @@ mod tests {
             RecordKind::parse("credential"),
             Some(RecordKind::Credential)
         );
-        assert_eq!(RecordKind::parse("bridge"), None);
+        assert_eq!(RecordKind::parse("bridge"), Some(RecordKind::Bridge));
+        assert_eq!(RecordKind::parse("proxy"), None);
     }
 }

@@ -7,6 +7,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodFilter;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -74,6 +75,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(records::rotate, records::remove_api_key))
         .routes(routes!(records::put_secure_page))
         .routes(routes!(records::events))
+        .routes(routes!(records::try_bridge))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(pages::show, pages::unlock))
@@ -112,6 +114,18 @@ pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
                 async move { Json(spec.as_ref().clone()) }
             }),
         )
+        // Bridges take any method their policy allows, and paths below their URL.
+        .route(
+            "/r/{uuid}",
+            axum::routing::on(
+                MethodFilter::PUT
+                    .or(MethodFilter::PATCH)
+                    .or(MethodFilter::DELETE)
+                    .or(MethodFilter::OPTIONS),
+                public::other,
+            ),
+        )
+        .route("/r/{uuid}/{*path}", axum::routing::any(public::with_path))
         .route("/static/brine.css", axum::routing::get(pages::stylesheet))
         .route("/static/secure-page.js", axum::routing::get(pages::script))
         .fallback(|| async { ApiError::route_not_found() })

@@ -19,6 +19,8 @@ pub enum Channel {
     Owner,
     /// The password-protected page for a person, `/secure/{uuid}`.
     SecurePage,
+    /// A call proxied by a bridge.
+    Bridge,
 }
 
 impl Channel {
@@ -28,6 +30,7 @@ impl Channel {
             Channel::Password => "password",
             Channel::Owner => "owner",
             Channel::SecurePage => "secure_page",
+            Channel::Bridge => "bridge",
         }
     }
 }
@@ -54,6 +57,8 @@ pub enum Outcome {
     PageEnabled,
     PageDisabled,
     Updated,
+    /// The owner ran a bridge from the playground.
+    Tried,
 }
 
 impl Outcome {
@@ -72,6 +77,7 @@ impl Outcome {
             Outcome::PageEnabled => "secure_page_enabled",
             Outcome::PageDisabled => "secure_page_disabled",
             Outcome::Updated => "updated",
+            Outcome::Tried => "tried",
         }
     }
 }
@@ -84,6 +90,18 @@ pub async fn record_event(
     outcome: Outcome,
     client: &ClientInfo,
 ) -> ApiResult<i64> {
+    record_event_with_detail(state, record, channel, outcome, client, None).await
+}
+
+/// [`record_event`] with details (JSON) of a proxied call.
+pub async fn record_event_with_detail(
+    state: &AppState,
+    record: Uuid,
+    channel: Channel,
+    outcome: Outcome,
+    client: &ClientInfo,
+    detail: Option<&str>,
+) -> ApiResult<i64> {
     Ok(state
         .store
         .append_event(&brine_store::NewAuditEvent {
@@ -93,6 +111,7 @@ pub async fn record_event(
             outcome: outcome.as_str(),
             client_ip: client.ip.as_deref(),
             user_agent: client.user_agent.as_deref(),
+            detail,
         })
         .await?)
 }

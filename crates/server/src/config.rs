@@ -34,6 +34,11 @@ pub struct Settings {
     pub trusted_proxies: Vec<IpNet>,
     /// Failed password unlocks allowed before a lockout (secure pages, record passwords).
     pub lockout: crate::lockout::LockoutSettings,
+    /// Let bridges reach loopback, private and link-local addresses (internal APIs). Off by
+    /// default: a bridge is then no way into the server's own network.
+    pub allow_private_upstreams: bool,
+    /// Time to open a connection to an upstream, in milliseconds.
+    pub upstream_connect_timeout_ms: u64,
 }
 
 /// An address or CIDR range: `10.0.0.0/8`, `192.0.2.1` (one address), `::1`.
@@ -83,6 +88,8 @@ impl Default for Settings {
             max_body_bytes: 256 * 1024,
             trusted_proxies: Vec::new(),
             lockout: crate::lockout::LockoutSettings::default(),
+            allow_private_upstreams: false,
+            upstream_connect_timeout_ms: 5_000,
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct ApiError {
     pub body: ErrorBody,
     /// Seconds, for 429/503 answers.
     pub retry_after: Option<u64>,
+    /// The methods a 405 answer allows.
+    pub allow: Option<String>,
 }
 
 impl ApiError {
@@ -42,6 +44,7 @@ impl ApiError {
                 message: message.into(),
             },
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -143,6 +146,9 @@ impl From<brine_crypto::CryptoError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body)).into_response();
+        if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()

@@ -5,6 +5,7 @@
 mod app;
 mod audit;
 mod auth;
+mod bridge;
 mod client_ip;
 mod clock;
 pub mod config;
@@ -86,6 +87,13 @@ impl Server {
             .filter(|s| *s > 0)
             .map(time::Duration::seconds)
             .ok_or_else(|| StartupError::Setting("token_ttl_secs must be positive".into()))?;
+        let lockout = settings.lockout;
+        if lockout.per_client == 0 || lockout.per_record == 0 || lockout.window_secs == 0 {
+            return Err(StartupError::Setting(
+                "lockout.per_client, lockout.per_record and lockout.window_secs must be at least 1"
+                    .into(),
+            ));
+        }
         let store = brine_store::connect(&settings.database_url()).await?;
         let master = master_key::load(&settings, store.as_ref()).await?;
         let tokens = TokenKeys::new(master.derive_subkey("brine jwt v1")?.as_slice(), token_ttl);
@@ -103,6 +111,11 @@ impl Server {
             argon2,
             signup_open: settings.signup,
             lockout: settings.lockout,
+            upstream: bridge::forward::UpstreamClient::new(
+                settings.allow_private_upstreams,
+                std::time::Duration::from_millis(settings.upstream_connect_timeout_ms),
+            )
+            .map_err(|e| StartupError::Setting(format!("cannot build the upstream client: {e}")))?,
             trusted_proxies: Arc::new(client_ip::TrustedProxies::new(
                 settings.trusted_proxies.clone(),
             )),

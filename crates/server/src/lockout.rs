@@ -44,7 +44,10 @@ pub struct Attempt {
 
 impl Attempt {
     pub async fn settle(self, state: &AppState, outcome: Outcome) -> ApiResult<()> {
-        state.store.set_outcome(self.id, outcome.as_str()).await?;
+        state
+            .store
+            .settle_event(self.id, outcome.as_str(), None)
+            .await?;
         Ok(())
     }
 }
@@ -95,7 +98,7 @@ pub async fn admit(
     if retry_after > 0 {
         state
             .store
-            .set_outcome(id, Outcome::RateLimited.as_str())
+            .settle_event(id, Outcome::RateLimited.as_str(), None)
             .await?;
         return Ok(Admission::Locked(retry_after));
     }

@@ -17,6 +17,7 @@ pub struct AppState {
     pub argon2: Argon2Settings,
     pub signup_open: bool,
     pub lockout: crate::lockout::LockoutSettings,
+    pub upstream: crate::bridge::forward::UpstreamClient,
     pub trusted_proxies: Arc<TrustedProxies>,
     /// A hash of a random password, verified when a login names an unknown email, so that the
     /// answer takes as long as for a known one.

@@ -101,12 +101,16 @@ async fn password_slot(
     })
 }
 
-/// What a new credential is made of, already validated.
-pub struct NewCredential {
+/// What a new record is made of, already validated.
+pub struct NewRecord {
     pub name: RecordName,
+    pub kind: RecordKind,
     pub access: Access,
     pub sealed: bool,
+    /// The secret: a credential's value, or a bridge's URL and headers (as JSON).
     pub data: SecretValue,
+    /// A bridge's policy (JSON).
+    pub bridge: Option<String>,
     pub password: Option<RecordPassword>,
     pub expires_at: Option<OffsetDateTime>,
     pub max_reads: Option<i64>,
@@ -122,12 +126,12 @@ pub struct SecurePageSetup {
     pub max_views: Option<i64>,
 }
 
-/// Encrypts and stores a new credential. Returns it and, for a private record, its X-API-Key:
+/// Encrypts and stores a new record. Returns it and, for a private record, its X-API-Key:
 /// the only time that key exists outside the caller's hands.
 pub async fn create(
     state: &AppState,
     owner: Uuid,
-    input: NewCredential,
+    input: NewRecord,
     now: OffsetDateTime,
 ) -> ApiResult<(Record, Option<ApiKey>)> {
     let uuid = Uuid::new_v4();
@@ -161,7 +165,7 @@ pub async fn create(
         uuid,
         owner_id: owner,
         name: input.name.into_string(),
-        kind: RecordKind::Credential,
+        kind: input.kind,
         access: input.access,
         sealed: input.sealed,
         payload,
@@ -170,6 +174,7 @@ pub async fn create(
         max_reads: input.max_reads,
         reads: 0,
         page,
+        bridge: input.bridge,
         created_at: now,
         updated_at: now,
         slots,
@@ -252,6 +257,8 @@ pub struct RecordPatch {
     pub password: Option<Option<RecordPassword>>,
     pub expires_at: Option<Option<OffsetDateTime>>,
     pub max_reads: Option<Option<i64>>,
+    /// A bridge's new policy (JSON), with its secrets in `data`.
+    pub bridge: Option<String>,
 }
 
 /// Applies a patch. Returns a new X-API-Key when one had to be issued: the record became
@@ -290,6 +297,7 @@ pub async fn update(
         access: patch.access,
         expires_at: patch.expires_at,
         max_reads: patch.max_reads,
+        bridge: patch.bridge,
         updated_at: Some(now),
         ..RecordChanges::default()
     };
@@ -356,12 +364,13 @@ pub async fn update(
         new_key
     };
 
-    // Leaving private access retires the key and password for good, so that returning to
-    // private later cannot revive them.
+    // Leaving private access retires the key, the password and the secure page for good, so
+    // that returning to private later cannot revive them.
     if access != Access::Private {
         changes
             .remove_slots
-            .extend([SlotKind::ApiKey, SlotKind::Password]);
+            .extend([SlotKind::ApiKey, SlotKind::Password, SlotKind::SecurePage]);
+        changes.page = Some(PageLimits::default());
     }
     commit(state, record, &changes).await?;
     Ok(new_key)
@@ -381,7 +390,8 @@ async fn reseal(
         return Err(ApiError::conflict(
             "Sealed record",
             "The secure page's password wraps this sealed record's current data key: disable the \
-             secure page, replace the value, then enable the page again.",
+             secure page, replace the value (which issues a new X-API-Key), then enable the page \
+             again, sending that key in the X-API-Key header.",
         ));
     }
     if record.slot(SlotKind::Password).is_some() && password.is_none() {
@@ -492,6 +502,7 @@ pub async fn set_secure_page(
     state: &AppState,
     record: &Record,
     setup: Option<SecurePageSetup>,
+    current_key: Option<&str>,
     now: OffsetDateTime,
 ) -> ApiResult<()> {
     let mut changes = RecordChanges {
@@ -509,14 +520,19 @@ pub async fn set_secure_page(
                     "Only private records can have a secure page.",
                 ));
             }
-            if record.sealed {
-                return Err(ApiError::conflict(
-                    "Sealed record",
-                    "The server cannot wrap a sealed record's key under a new password; create \
-                     the record with its secure page instead.",
-                ));
-            }
-            let dek = data_key_from_server(state, record)?;
+            let dek = match (record.sealed, current_key) {
+                (false, _) => data_key_from_server(state, record)?,
+                (true, Some(key)) => {
+                    data_key_from_api_key(record, key).ok_or_else(ApiError::api_key_required)?
+                }
+                (true, None) => {
+                    return Err(ApiError::conflict(
+                        "Sealed record",
+                        "The server cannot open a sealed record on its own: send the record's \
+                         X-API-Key header to set its secure page.",
+                    ));
+                }
+            };
             let version = next_version(record, SlotKind::SecurePage);
             changes.put_slots.push(
                 password_slot(

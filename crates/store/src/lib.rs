@@ -109,8 +109,9 @@ pub trait RecordStore: Send + Sync {
 pub trait AuditStore: Send + Sync {
     /// Stores an event and returns its id.
     async fn append_event(&self, event: &NewAuditEvent<'_>) -> Result<i64>;
-    /// Settles the outcome of an event recorded before its attempt finished.
-    async fn set_outcome(&self, id: i64, outcome: &str) -> Result<()>;
+    /// Settles the outcome (and, when given, the details) of an event recorded before its
+    /// attempt finished.
+    async fn settle_event(&self, id: i64, outcome: &str, detail: Option<&str>) -> Result<()>;
     /// When matching events happened, newest first (for lockouts).
     async fn recent_events(&self, query: &RecentEvents<'_>) -> Result<Vec<OffsetDateTime>>;
     /// A record's events, newest first, at most `limit`, older than `before` when given.

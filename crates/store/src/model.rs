@@ -74,6 +74,8 @@ pub struct Record {
     pub reads: i64,
     /// Limits of the secure page, which has its own slot and its own counter.
     pub page: PageLimits,
+    /// A bridge's policy, as JSON (nothing secret: the URL and headers are in `payload`).
+    pub bridge: Option<String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub slots: Vec<KeySlot>,
@@ -84,7 +86,7 @@ pub struct Record {
 pub struct PageLimits {
     pub expires_at: Option<OffsetDateTime>,
     pub max_views: Option<i64>,
-    /// Reveals so far (counted only while `max_views` is set).
+    /// Reveals so far (reset when the page gets a new password or limits).
     pub views: i64,
 }
 
@@ -105,6 +107,8 @@ pub struct RecordChanges {
     pub max_reads: Option<Option<i64>>,
     /// New secure-page limits; the view count starts again at the given `views`.
     pub page: Option<PageLimits>,
+    /// A new bridge policy (JSON).
+    pub bridge: Option<String>,
     /// Slots to insert or replace.
     pub put_slots: Vec<KeySlot>,
     pub remove_slots: Vec<SlotKind>,
@@ -120,6 +124,8 @@ pub struct NewAuditEvent<'a> {
     pub outcome: &'a str,
     pub client_ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
+    /// Details of a proxied call, as JSON.
+    pub detail: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +137,7 @@ pub struct AuditEvent {
     pub outcome: String,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
+    pub detail: Option<String>,
 }
 
 /// Which recent events to look for: on one record and channel, with one of two outcomes, since a

@@ -11,7 +11,7 @@ macro_rules! select_records {
         concat!(
             "SELECT r.uuid, r.owner_id, r.name, r.kind, r.access, r.sealed, r.payload, ",
             "r.payload_version, r.expires_at, r.max_reads, r.reads, r.created_at, r.updated_at, ",
-            "r.page_expires_at, r.page_max_views, r.page_views, ",
+            "r.page_expires_at, r.page_max_views, r.page_views, r.bridge, ",
             "s.kind AS slot_kind, s.version AS slot_version, s.wrapped AS slot_wrapped, ",
             "s.kdf AS slot_kdf FROM records r LEFT JOIN key_slots s ON s.record_uuid = r.uuid ",
             $tail
@@ -74,6 +74,7 @@ macro_rules! impl_sql_store {
                             max_views: row.try_get("page_max_views")?,
                             views: row.try_get("page_views")?,
                         },
+                        bridge: row.try_get("bridge")?,
                         created_at: from_ms(row.try_get("created_at")?)?,
                         updated_at: from_ms(row.try_get("updated_at")?)?,
                         slots: Vec::new(),
@@ -243,8 +244,8 @@ macro_rules! impl_sql_store {
                 sqlx::query(
                     "INSERT INTO records (uuid, owner_id, name, kind, access, sealed, payload, \
                      payload_version, expires_at, max_reads, reads, created_at, updated_at, \
-                     page_expires_at, page_max_views, page_views) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                     page_expires_at, page_max_views, page_views, bridge) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
                 )
                 .bind(record.uuid)
                 .bind(record.owner_id)
@@ -262,6 +263,7 @@ macro_rules! impl_sql_store {
                 .bind(record.page.expires_at.map(to_ms))
                 .bind(record.page.max_views)
                 .bind(record.page.views)
+                .bind(record.bridge.as_deref())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| {
@@ -318,8 +320,9 @@ macro_rules! impl_sql_store {
                      updated_at = COALESCE($9, updated_at), \
                      page_expires_at = CASE WHEN $10 THEN $11 ELSE page_expires_at END, \
                      page_max_views = CASE WHEN $10 THEN $12 ELSE page_max_views END, \
-                     page_views = CASE WHEN $10 THEN $13 ELSE page_views END \
-                     WHERE uuid = $14 AND owner_id = $15",
+                     page_views = CASE WHEN $10 THEN $13 ELSE page_views END, \
+                     bridge = COALESCE($14, bridge) \
+                     WHERE uuid = $15 AND owner_id = $16",
                 )
                 .bind(changes.name.as_deref())
                 .bind(changes.access.map(Access::as_str))
@@ -334,6 +337,7 @@ macro_rules! impl_sql_store {
                 .bind(changes.page.and_then(|p| p.expires_at).map(to_ms))
                 .bind(changes.page.and_then(|p| p.max_views))
                 .bind(changes.page.map_or(0, |p| p.views))
+                .bind(changes.bridge.as_deref())
                 .bind(uuid)
                 .bind(owner)
                 .execute(&mut *tx)
@@ -397,8 +401,8 @@ macro_rules! impl_sql_store {
         impl AuditStore for $store {
             async fn append_event(&self, event: &NewAuditEvent<'_>) -> Result<i64> {
                 Ok(sqlx::query_scalar(
-                    "INSERT INTO audit_events (record_uuid, at, channel, outcome, client_ip, user_agent) \
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                    "INSERT INTO audit_events (record_uuid, at, channel, outcome, client_ip, user_agent, detail) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
                 )
                 .bind(event.record)
                 .bind(to_ms(event.at))
@@ -406,13 +410,15 @@ macro_rules! impl_sql_store {
                 .bind(event.outcome)
                 .bind(event.client_ip)
                 .bind(event.user_agent)
+                .bind(event.detail)
                 .fetch_one(&self.pool)
                 .await?)
             }
 
-            async fn set_outcome(&self, id: i64, outcome: &str) -> Result<()> {
-                sqlx::query("UPDATE audit_events SET outcome = $1 WHERE id = $2")
+            async fn settle_event(&self, id: i64, outcome: &str, detail: Option<&str>) -> Result<()> {
+                sqlx::query("UPDATE audit_events SET outcome = $1, detail = COALESCE($2, detail) WHERE id = $3")
                     .bind(outcome)
+                    .bind(detail)
                     .bind(id)
                     .execute(&self.pool)
                     .await?;
@@ -444,7 +450,7 @@ macro_rules! impl_sql_store {
                 before: Option<i64>,
             ) -> Result<Vec<AuditEvent>> {
                 let rows = sqlx::query(
-                    "SELECT id, record_uuid, at, channel, outcome, client_ip, user_agent \
+                    "SELECT id, record_uuid, at, channel, outcome, client_ip, user_agent, detail \
                      FROM audit_events WHERE record_uuid = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
                 )
                 .bind(record)
@@ -462,6 +468,7 @@ macro_rules! impl_sql_store {
                             outcome: row.try_get("outcome")?,
                             client_ip: row.try_get("client_ip")?,
                             user_agent: row.try_get("user_agent")?,
+                            detail: row.try_get("detail")?,
                         })
                     })
                     .collect()

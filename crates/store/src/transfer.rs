@@ -65,6 +65,8 @@ enum Line {
         outcome: String,
         client_ip: Option<String>,
         user_agent: Option<String>,
+        #[serde(default)]
+        detail: Option<String>,
     },
     End(Counts),
 }
@@ -90,6 +92,8 @@ struct RecordLine {
     page_max_views: Option<i64>,
     #[serde(default)]
     page_views: i64,
+    #[serde(default)]
+    bridge: Option<String>,
     slots: Vec<SlotLine>,
 }
 
@@ -153,6 +157,7 @@ pub async fn export(
                         outcome: event.outcome,
                         client_ip: event.client_ip,
                         user_agent: event.user_agent,
+                        detail: event.detail,
                     },
                 )?;
             }
@@ -198,6 +203,7 @@ fn record_line(r: Record) -> RecordLine {
         page_expires_at_ms: r.page.expires_at.map(to_ms),
         page_max_views: r.page.max_views,
         page_views: r.page.views,
+        bridge: r.bridge,
         slots: r
             .slots
             .into_iter()
@@ -281,6 +287,7 @@ pub async fn import(
                 outcome,
                 client_ip,
                 user_agent,
+                detail,
             } => {
                 store
                     .append_event(&NewAuditEvent {
@@ -290,6 +297,7 @@ pub async fn import(
                         outcome: &outcome,
                         client_ip: client_ip.as_deref(),
                         user_agent: user_agent.as_deref(),
+                        detail: detail.as_deref(),
                     })
                     .await?;
                 counts.events += 1;
@@ -359,6 +367,7 @@ fn record_from_line(line: RecordLine) -> Result<Record, String> {
             max_views: line.page_max_views,
             views: line.page_views,
         },
+        bridge: line.bridge,
         slots,
     })
 }

@@ -61,6 +61,7 @@ fn record(owner: Uuid) -> Record {
         max_reads: None,
         reads: 0,
         page: PageLimits::default(),
+        bridge: None,
         created_at: t,
         updated_at: t,
         slots: vec![slot(SlotKind::Server, 1), slot(SlotKind::ApiKey, 1)],
@@ -188,6 +189,7 @@ async fn updates_are_atomic_and_owner_checked(store: &dyn Store) {
         expires_at: Some(Some(now() + Duration::hours(1))),
         max_reads: Some(Some(10)),
         page: None,
+        bridge: Some(r#"{"allowed_methods":["GET"]}"#.into()),
         put_slots: vec![slot(SlotKind::ApiKey, 2), slot(SlotKind::Password, 1)],
         remove_slots: vec![SlotKind::Server],
         updated_at: Some(now() + Duration::seconds(1)),
@@ -207,6 +209,10 @@ async fn updates_are_atomic_and_owner_checked(store: &dyn Store) {
     assert_eq!(got.access, Access::Public);
     assert_eq!((got.payload.clone(), got.payload_version), (vec![9, 9], 2));
     assert_eq!(got.max_reads, Some(10));
+    assert_eq!(
+        got.bridge.as_deref(),
+        Some(r#"{"allowed_methods":["GET"]}"#)
+    );
     assert!(got.slot(SlotKind::Server).is_none());
     assert_eq!(got.slot(SlotKind::ApiKey).unwrap().version, 2);
     assert!(got.slot(SlotKind::Password).unwrap().kdf.is_some());
@@ -348,14 +354,18 @@ async fn attempts_are_counted_and_settled(store: &dyn Store) {
                 outcome: "attempt",
                 client_ip: Some(ip),
                 user_agent: None,
+                detail: None,
             })
             .await
             .unwrap();
         ids.push(id);
     }
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids grow");
-    store.set_outcome(ids[0], "revealed").await.unwrap();
-    store.set_outcome(ids[1], "denied").await.unwrap();
+    store.settle_event(ids[0], "revealed", None).await.unwrap();
+    store
+        .settle_event(ids[1], "denied", Some(r#"{"bytes":12}"#))
+        .await
+        .unwrap();
     let query = |ip: Option<&'static str>, since: OffsetDateTime| RecentEvents {
         record: r.uuid,
         channel: "secure_page",
@@ -383,6 +393,10 @@ async fn attempts_are_counted_and_settled(store: &dyn Store) {
     assert_eq!(recent, [t - Duration::seconds(10)]);
     let events = store.events(r.uuid, 10, None).await.unwrap();
     assert_eq!(events.last().unwrap().outcome, "revealed");
+    assert_eq!(
+        events[events.len() - 2].detail.as_deref(),
+        Some(r#"{"bytes":12}"#)
+    );
 }
 
 async fn audit_events(store: &dyn Store) {
@@ -398,6 +412,7 @@ async fn audit_events(store: &dyn Store) {
                 outcome,
                 client_ip: Some("127.0.0.1"),
                 user_agent: (i == 0).then_some("curl/8"),
+                detail: None,
             })
             .await
             .unwrap();
@@ -524,6 +539,7 @@ async fn transfer_round_trip(src: Arc<dyn Store>, dst: Arc<dyn Store>) {
             outcome,
             client_ip: Some("::1"),
             user_agent: None,
+            detail: Some(r#"{"status":200}"#),
         })
         .await
         .unwrap();

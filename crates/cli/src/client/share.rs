@@ -83,10 +83,12 @@ pub async fn share(args: ShareArgs) -> anyhow::Result<std::process::ExitCode> {
         "secure_page": page,
     });
     drop(value);
-    let answer = signed
+    let mut answer = signed
         .call(Method::POST, "/api/v1/records", Some(&body))
         .await?;
     if args.json {
+        // The server never returns the password; the JSON must carry it, or nobody would know it.
+        answer["secure_page_password"] = json!(password.expose());
         print_json(&answer)?;
         return Ok(std::process::ExitCode::SUCCESS);
     }

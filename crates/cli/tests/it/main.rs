@@ -5,6 +5,7 @@
 mod common;
 
 mod accounts;
+mod bridges;
 mod browser;
 mod cli;
 mod nodes;
@@ -14,3 +15,4 @@ mod records;
 mod secure_page;
 mod startup;
 mod transfer;
+mod upstream;

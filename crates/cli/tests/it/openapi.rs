@@ -27,6 +27,7 @@ async fn openapi_lists_every_route_with_its_errors() {
         ("/api/v1/records/{uuid}/api-key", "post"),
         ("/api/v1/records/{uuid}/api-key", "delete"),
         ("/api/v1/records/{uuid}/secure-page", "put"),
+        ("/api/v1/records/{uuid}/try", "post"),
         ("/secure/{uuid}", "get"),
         ("/secure/{uuid}", "post"),
         ("/api/v1/records/{uuid}/events", "get"),

@@ -313,4 +313,80 @@ async fn record_passwords_are_locked_out_too() {
     // The X-API-Key is not affected by the password lockout.
     assert_eq!(s.read(&uuid_of(&created), Some(&key_of(&created))).await.status(), StatusCode::OK);
 }
+
+async fn leaving_private_access_retires_the_page() {
+    let s = TestServer::start().await;
+    let token = s.signup("ana@example.com").await;
+    let uuid = uuid_of(&shared(&s, &token, json!({})).await);
+    let res = s
+        .request(Method::PATCH, &format!("/api/v1/records/{uuid}"))
+        .bearer_auth(&token)
+        .json(&json!({"access": "owner_only"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(res).await["record"]["secure_page"], Value::Null);
+    assert_eq!(unlock(&s, &uuid, PAGE_PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn a_sealed_page_is_re_keyed_with_the_records_key() {
+    let s = TestServer::start().await;
+    let token = s.signup("ana@example.com").await;
+    let created = shared(&s, &token, json!({"sealed": true})).await;
+    let uuid = uuid_of(&created);
+    let key = key_of(&created);
+    // Without the key the server cannot wrap the sealed data key; with a wrong one, neither.
+    let new_page = json!({"enabled": true, "password": "another page pw"});
+    expect_error(put_page(&s, &token, &uuid, new_page.clone()).await, StatusCode::CONFLICT).await;
+    let res = s
+        .request(Method::PUT, &format!("/api/v1/records/{uuid}/secure-page"))
+        .bearer_auth(&token)
+        .header("X-API-Key", "brk_wrong")
+        .json(&new_page)
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::UNAUTHORIZED).await;
+    let res = s
+        .request(Method::PUT, &format!("/api/v1/records/{uuid}/secure-page"))
+        .bearer_auth(&token)
+        .header("X-API-Key", &key)
+        .json(&new_page)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(revealed(&unlock(&s, &uuid, "another page pw").await.text().await.unwrap()));
+    assert_eq!(unlock(&s, &uuid, PAGE_PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn odd_key_requests_are_refused() {
+    let s = TestServer::start().await;
+    let token = s.signup("ana@example.com").await;
+    let public = s.create(&token, json!({"name": "p", "access": "public", "data": "v"})).await;
+    let res = s
+        .request(Method::DELETE, &format!("/api/v1/records/{}/api-key", uuid_of(&public)))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::CONFLICT).await;
+    let private = s.create(&token, json!({"name": "k", "access": "private", "data": "v"})).await;
+    let res = s
+        .post(&format!("/api/v1/records/{}/api-key", uuid_of(&private)))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::BAD_REQUEST).await;
+    let res = s
+        .post("/api/v1/records")
+        .bearer_auth(&token)
+        .json(&json!({"name": "lost", "access": "private", "data": "v", "sealed": true, "api_key": false}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::BAD_REQUEST).await;
+}
 }

@@ -1,7 +1,13 @@
 //! `/r/{uuid}`: where code reads a credential.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+use brine_core::RecordKind;
+use bytes::Bytes;
+
+use crate::bridge::{self, Incoming};
 use axum::http::{HeaderMap, StatusCode};
 use brine_core::{Access, RecordStatus, read_status};
 use brine_store::SlotKind;
@@ -64,10 +70,9 @@ pub async fn read(
     State(state): State<AppState>,
     RecordId(uuid): RecordId,
     client: ClientInfo,
-    headers: HeaderMap,
-) -> ApiResult<Json<DataBody>> {
-    let presented = api_key(&headers).map_or(Presented::Nothing, Presented::ApiKey);
-    serve(&state, uuid, &client, presented).await
+    request: Forwardable,
+) -> Response {
+    respond(&state, uuid, String::new(), &client, request).await
 }
 
 /// Read a credential with its record password (or an X-API-Key header).
@@ -87,20 +92,119 @@ pub async fn unlock(
     State(state): State<AppState>,
     RecordId(uuid): RecordId,
     client: ClientInfo,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> ApiResult<Json<DataBody>> {
-    let presented = if let Some(key) = api_key(&headers) {
-        Presented::ApiKey(key)
-    } else if body.is_empty() {
-        Presented::Nothing
-    } else {
-        let UnlockBody { password } = serde_json::from_slice(&body).map_err(|_| {
-            ApiError::bad_request("Send the password as JSON: {\"password\": \"...\"}.")
-        })?;
-        Presented::Password(Zeroizing::new(password))
+    request: Forwardable,
+) -> Response {
+    respond(&state, uuid, String::new(), &client, request).await
+}
+
+/// Any other method on `/r/{uuid}`: only bridges take them.
+pub async fn other(
+    State(state): State<AppState>,
+    RecordId(uuid): RecordId,
+    client: ClientInfo,
+    request: Forwardable,
+) -> Response {
+    respond(&state, uuid, String::new(), &client, request).await
+}
+
+/// `/r/{uuid}/{*path}`: a path under a bridge's URL, when the bridge allows it.
+pub async fn with_path(
+    State(state): State<AppState>,
+    Path((raw, rest)): Path<(String, String)>,
+    client: ClientInfo,
+    request: Forwardable,
+) -> Response {
+    let Ok(uuid) = uuid::Uuid::try_parse(&raw) else {
+        return ApiError::not_found().into_response();
     };
-    serve(&state, uuid, &client, presented).await
+    respond(&state, uuid, format!("/{rest}"), &client, request).await
+}
+
+/// Everything of a request that a bridge may forward.
+pub struct Forwardable {
+    method: Method,
+    headers: HeaderMap,
+    query: Option<String>,
+    body: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Forwardable {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let method = req.method().clone();
+        let headers = req.headers().clone();
+        let query = req.uri().query().map(str::to_owned);
+        let RawBody(body) = RawBody::from_request(req, state).await?;
+        Ok(Self {
+            method,
+            headers,
+            query,
+            body,
+        })
+    }
+}
+
+/// Credentials answer GET and POST; bridges forward whatever their policy allows.
+async fn respond(
+    state: &AppState,
+    uuid: uuid::Uuid,
+    extra_path: String,
+    client: &ClientInfo,
+    request: Forwardable,
+) -> Response {
+    let record = match state.store.record(uuid).await {
+        Ok(record) => record,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if let Some(record) = record.as_ref().filter(|r| r.kind == RecordKind::Bridge) {
+        let incoming = Incoming {
+            method: request.method,
+            extra_path,
+            headers: request.headers,
+            query: request.query,
+            body: request.body,
+        };
+        return bridge::handle(state, record.clone(), incoming, client).await;
+    }
+    if !extra_path.is_empty() {
+        return ApiError::not_found().into_response();
+    }
+    let presented = match credential_input(&request) {
+        Ok(presented) => presented,
+        Err(e) => return e.into_response(),
+    };
+    serve(state, uuid, record, client, presented)
+        .await
+        .into_response()
+}
+
+/// What a caller presented to open a credential: GET takes an X-API-Key; POST takes an
+/// X-API-Key or a JSON password.
+fn credential_input(request: &Forwardable) -> ApiResult<Presented> {
+    let key = api_key(&request.headers);
+    match request.method {
+        Method::GET | Method::HEAD => Ok(key.map_or(Presented::Nothing, Presented::ApiKey)),
+        Method::POST => Ok(if let Some(key) = key {
+            Presented::ApiKey(key)
+        } else if request.body.is_empty() {
+            Presented::Nothing
+        } else {
+            let UnlockBody { password } = serde_json::from_slice(&request.body).map_err(|_| {
+                ApiError::bad_request("Send the password as JSON: {\"password\": \"...\"}.")
+            })?;
+            Presented::Password(Zeroizing::new(password))
+        }),
+        _ => {
+            let mut error = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+                "A credential is read with GET, or with POST and its password.",
+            );
+            error.allow = Some("GET, HEAD, POST".into());
+            Err(error)
+        }
+    }
 }
 
 /// How an attempt's outcome is recorded: settling the `attempt` event written up front for a
@@ -132,10 +236,11 @@ impl Ledger<'_> {
 async fn serve(
     state: &AppState,
     uuid: uuid::Uuid,
+    record: Option<brine_store::Record>,
     client: &ClientInfo,
     presented: Presented,
 ) -> ApiResult<Json<DataBody>> {
-    let Some(record) = state.store.record(uuid).await? else {
+    let Some(record) = record else {
         if let Presented::Password(password) = presented {
             vault::decoy_password_check(state, password).await?;
         }

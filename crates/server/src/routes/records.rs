@@ -16,12 +16,14 @@ use uuid::Uuid;
 
 use crate::audit::{Channel, Outcome, record_event};
 use crate::auth::Owner;
+use crate::bridge::config::{Bridge, BridgeBody, BridgePolicy, BridgeSecrets};
+use crate::bridge::{TryCall, TryResult};
 use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, ClientInfo, RawBody, RecordId};
-use crate::routes::public::{API_KEY_HEADER, DataBody};
+use crate::routes::public::API_KEY_HEADER;
 use crate::state::AppState;
-use crate::vault::{self, NewCredential, RecordPatch, RotationSource, SecurePageSetup};
+use crate::vault::{self, NewRecord, RecordPatch, RotationSource, SecurePageSetup};
 
 /// A record as its owner sees it: metadata only, never the value.
 #[derive(Serialize, ToSchema)]
@@ -47,6 +49,8 @@ pub struct RecordView {
     pub path: String,
     /// The password-protected page for a person, when enabled.
     pub secure_page: Option<SecurePageView>,
+    /// A bridge's policy (its URL and headers are secret: see `/value`).
+    pub bridge: Option<BridgePolicy>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -71,6 +75,10 @@ impl RecordView {
             secure_page: record
                 .slot(SlotKind::SecurePage)
                 .map(|_| SecurePageView::of(record, now)),
+            bridge: record
+                .bridge
+                .as_deref()
+                .and_then(|p| serde_json::from_str(p).ok()),
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
@@ -197,10 +205,20 @@ pub struct ApiKeyBody {
     pub api_key: String,
 }
 
-/// An RFC 3339 timestamp in a request.
-#[derive(Deserialize, Clone, Copy)]
-#[serde(transparent)]
-pub struct Timestamp(#[serde(with = "time::serde::rfc3339")] OffsetDateTime);
+/// An RFC 3339 timestamp in a request, kept as UTC at the store's millisecond precision, so
+/// that answers show what later reads will show.
+#[derive(Clone, Copy)]
+pub struct Timestamp(OffsetDateTime);
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let t = time::serde::rfc3339::deserialize(d)?.to_offset(time::UtcOffset::UTC);
+        Ok(Timestamp(
+            t.replace_nanosecond(t.millisecond() as u32 * 1_000_000)
+                .unwrap_or(t),
+        ))
+    }
+}
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -211,9 +229,11 @@ pub struct CreateRecord {
     #[serde(rename = "type", default)]
     pub kind: Option<RecordKind>,
     pub access: Access,
-    /// The secret value.
+    /// The secret value (credentials).
     #[schema(example = "sk_live_51H...")]
-    pub data: String,
+    pub data: Option<String>,
+    /// The upstream and its policy (bridges).
+    pub bridge: Option<BridgeBody>,
     /// A record password that also opens a private record (`POST /r/{uuid}`).
     pub password: Option<String>,
     /// No server slot: only the X-API-Key or the password decrypts it.
@@ -230,6 +250,38 @@ pub struct CreateRecord {
     pub secure_page: Option<SecurePageBody>,
 }
 
+/// The secret to seal and the policy to keep, for a record of `kind`: a credential takes `data`,
+/// a bridge takes `bridge` (checked and compiled here, so a broken bridge is never stored).
+fn record_content(
+    kind: RecordKind,
+    data: Option<String>,
+    bridge: Option<BridgeBody>,
+) -> ApiResult<(SecretValue, Option<String>)> {
+    match (kind, data, bridge) {
+        (RecordKind::Credential, Some(data), None) => Ok((SecretValue::parse(data)?, None)),
+        (RecordKind::Bridge, None, Some(body)) => {
+            let secrets = BridgeSecrets {
+                url: body.url,
+                headers: body.headers,
+                fallback_urls: body.fallback_urls,
+            };
+            Bridge::compile(&secrets, body.policy.clone())?;
+            let sealed = serde_json::to_string(&secrets).map_err(|_| ApiError::internal())?;
+            let policy = serde_json::to_string(&body.policy).map_err(|_| ApiError::internal())?;
+            Ok((SecretValue::parse(sealed)?, Some(policy)))
+        }
+        (RecordKind::Credential, None, _) => Err(ApiError::bad_request(
+            "A credential needs its value in 'data'.",
+        )),
+        (RecordKind::Credential, Some(_), Some(_)) => Err(ApiError::bad_request(
+            "A credential takes 'data', not 'bridge'.",
+        )),
+        (RecordKind::Bridge, _, _) => Err(ApiError::bad_request(
+            "A bridge takes its upstream in 'bridge', not 'data'.",
+        )),
+    }
+}
+
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
 fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
@@ -242,8 +294,10 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 pub struct UpdateRecord {
     pub name: Option<String>,
     pub access: Option<Access>,
-    /// A new value. On a sealed record this issues a new X-API-Key.
+    /// A new value (credentials). On a sealed record this issues a new X-API-Key.
     pub data: Option<String>,
+    /// A new upstream and policy, replacing the old ones (bridges).
+    pub bridge: Option<BridgeBody>,
     /// Sets or changes the record password; `null` removes it.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
@@ -276,10 +330,16 @@ pub struct EventView {
     pub id: i64,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    /// `read` (X-API-Key or public), `password` (record password) or `owner` (dashboard reveal).
+    /// `read` (X-API-Key or public), `password` (record password), `secure_page`, `bridge` or
+    /// `owner` (the owner's own actions).
     pub channel: String,
-    /// `ok`, `denied`, `forbidden` or `gone`.
+    /// What happened: `ok`, `denied`, `forbidden`, `gone`, `rate_limited`, `opened`, `attempt`,
+    /// `revealed`, `rotated`, `updated`, ... (docs/api.md lists them all).
     pub outcome: String,
+    /// Details of a proxied call (bridges): method, path, upstream status, latency, bytes, hop,
+    /// origin.
+    #[schema(value_type = Option<Object>)]
+    pub detail: Option<serde_json::Value>,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
 }
@@ -293,6 +353,7 @@ impl From<AuditEvent> for EventView {
             outcome: e.outcome,
             client_ip: e.client_ip,
             user_agent: e.user_agent,
+            detail: e.detail.and_then(|d| serde_json::from_str(&d).ok()),
         }
     }
 }
@@ -349,9 +410,15 @@ pub async fn create(
     owner: Owner,
     ApiJson(body): ApiJson<CreateRecord>,
 ) -> ApiResult<(StatusCode, Json<RecordWithKey>)> {
-    // Only credentials exist so far; an unknown `type` was already refused while parsing.
-    let RecordKind::Credential = body.kind.unwrap_or(RecordKind::Credential);
+    let kind = body.kind.unwrap_or(RecordKind::Credential);
     let now = now_ms();
+    let (data, bridge) = record_content(kind, body.data, body.bridge)?;
+    if kind == RecordKind::Bridge && (body.password.is_some() || body.secure_page.is_some()) {
+        return Err(ApiError::bad_request(
+            "Bridges open with their X-API-Key (or for anyone, when public); they take no \
+             password or secure page.",
+        ));
+    }
     let policy = NewRecordPolicy {
         access: body.access,
         sealed: body.sealed,
@@ -360,11 +427,13 @@ pub async fn create(
         max_reads: body.max_reads,
     };
     policy.check(now)?;
-    let input = NewCredential {
+    let input = NewRecord {
         name: RecordName::parse(&body.name)?,
+        kind,
         access: body.access,
         sealed: body.sealed,
-        data: SecretValue::parse(body.data)?,
+        data,
+        bridge,
         password: parse_password(body.password)?,
         expires_at: policy.expires_at,
         max_reads: body.max_reads,
@@ -378,6 +447,11 @@ pub async fn create(
     if input.secure_page.is_some() && input.access != Access::Private {
         return Err(ApiError::bad_request(
             "Only private records can have a secure page.",
+        ));
+    }
+    if input.sealed && !input.api_key && input.password.is_none() && input.secure_page.is_none() {
+        return Err(ApiError::bad_request(
+            "A sealed record without an X-API-Key, password or secure page could never be opened.",
         ));
     }
     if body.api_key.is_some() && input.access != Access::Private {
@@ -431,7 +505,7 @@ pub async fn show(
     params(("uuid" = Uuid, Path)),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The value", body = DataBody),
+        (status = 200, description = "The value (for a bridge: its url, headers and fallback_urls)", body = RevealBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such record of yours", body = ErrorBody),
         (status = 409, description = "Sealed: the owner cannot view it", body = ErrorBody),
@@ -441,16 +515,28 @@ pub async fn reveal(
     owner: Owner,
     RecordId(uuid): RecordId,
     client: ClientInfo,
-) -> ApiResult<Json<DataBody>> {
+) -> ApiResult<Json<RevealBody>> {
     let record = owned_record(&state, &owner, uuid).await?;
     if record.sealed {
         record_event(&state, uuid, Channel::Owner, Outcome::Forbidden, &client).await?;
         return Err(vault::sealed_error());
     }
     let dek = vault::data_key_from_server(&state, &record)?;
-    let data = vault::decrypt(&record, &dek)?;
+    let plain = vault::decrypt(&record, &dek)?;
+    let data = match record.kind {
+        RecordKind::Credential => serde_json::Value::String(plain),
+        RecordKind::Bridge => serde_json::from_str(&plain).map_err(|_| ApiError::internal())?,
+    };
     record_event(&state, uuid, Channel::Owner, Outcome::Ok, &client).await?;
-    Ok(Json(DataBody { data }))
+    Ok(Json(RevealBody { data }))
+}
+
+/// A record's value as its owner sees it.
+#[derive(Serialize, ToSchema)]
+pub struct RevealBody {
+    /// A credential's value (a string), or a bridge's `{url, headers, fallback_urls}`.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
 }
 
 /// Change a record's name, access, value, password, expiry or read limit.
@@ -477,13 +563,24 @@ pub async fn update(
 ) -> ApiResult<Json<RecordWithKey>> {
     let record = owned_record(&state, &owner, uuid).await?;
     let now = now_ms();
+    let (data, bridge) = match (body.data, body.bridge) {
+        (None, None) => (None, None),
+        (data, bridge) => {
+            let (data, bridge) = record_content(record.kind, data, bridge)?;
+            (Some(data), bridge)
+        }
+    };
+    if record.kind == RecordKind::Bridge && matches!(body.password, Some(Some(_))) {
+        return Err(ApiError::bad_request("Bridges take no password."));
+    }
     let patch = RecordPatch {
         name: body.name.as_deref().map(RecordName::parse).transpose()?,
         access: body.access,
-        data: body.data.map(SecretValue::parse).transpose()?,
+        data,
         password: body.password.map(parse_password).transpose()?,
         expires_at: body.expires_at.map(|t| t.map(|t| t.0)),
         max_reads: body.max_reads,
+        bridge,
     };
     let api_key = vault::update(&state, &record, patch, now).await?;
     record_event(&state, uuid, Channel::Owner, Outcome::Updated, &client).await?;
@@ -541,6 +638,12 @@ pub async fn rotate(
     RawBody(body): RawBody,
 ) -> ApiResult<Json<ApiKeyBody>> {
     let record = owned_record(&state, &owner, uuid).await?;
+    if !record.sealed && !body.is_empty() {
+        return Err(ApiError::bad_request(
+            "Rotating the key of a record that is not sealed takes no body; to change the value \
+             or password, use PATCH.",
+        ));
+    }
     let body: RotateRecord = if body.is_empty() {
         RotateRecord::default()
     } else {
@@ -615,24 +718,31 @@ pub async fn events(
         (status = 400, description = "Invalid input, or not a private record", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such record of yours", body = ErrorBody),
-        (status = 409, description = "Sealed: the server cannot wrap its key", body = ErrorBody),
+        (status = 401, description = "Sealed, and the X-API-Key header is wrong", body = ErrorBody),
+        (status = 409, description = "Sealed, and no X-API-Key header was sent", body = ErrorBody),
     ))]
 pub async fn put_secure_page(
     State(state): State<AppState>,
     owner: Owner,
     RecordId(uuid): RecordId,
     client: ClientInfo,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<SecurePageBody>,
 ) -> ApiResult<Json<RecordWithKey>> {
     let record = owned_record(&state, &owner, uuid).await?;
     let now = now_ms();
     let setup = body.parse(now)?;
+    // A sealed record's key is recovered with its X-API-Key; others use the server slot.
+    let key = headers
+        .get(API_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
     let outcome = if setup.is_some() {
         Outcome::PageEnabled
     } else {
         Outcome::PageDisabled
     };
-    vault::set_secure_page(&state, &record, setup, now).await?;
+    vault::set_secure_page(&state, &record, setup, key, now).await?;
     record_event(&state, uuid, Channel::Owner, outcome, &client).await?;
     tracing::info!(record = %uuid, "secure page changed");
     Ok(Json(RecordWithKey::of(
@@ -651,6 +761,7 @@ pub async fn put_secure_page(
         (status = 204, description = "The key no longer works"),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such record of yours", body = ErrorBody),
+        (status = 409, description = "The record has no X-API-Key", body = ErrorBody),
     ))]
 pub async fn remove_api_key(
     State(state): State<AppState>,
@@ -659,8 +770,42 @@ pub async fn remove_api_key(
     client: ClientInfo,
 ) -> ApiResult<StatusCode> {
     let record = owned_record(&state, &owner, uuid).await?;
+    if record.slot(SlotKind::ApiKey).is_none() {
+        return Err(ApiError::conflict(
+            "No X-API-Key",
+            "This record has no X-API-Key to turn off.",
+        ));
+    }
     vault::remove_api_key(&state, &record, now_ms()).await?;
     record_event(&state, uuid, Channel::Owner, Outcome::KeyRemoved, &client).await?;
     tracing::info!(record = %uuid, "api key removed");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Try a bridge from the dashboard: runs one call with the given method, path, params, headers,
+/// body and select, and returns the status, headers, body and timing a caller would get.
+#[utoipa::path(post, path = "/api/v1/records/{uuid}/try", tag = "records",
+    params(("uuid" = Uuid, Path)),
+    request_body = TryCall,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The upstream's answer, as a caller would get it", body = TryResult),
+        (status = 400, description = "Not a bridge, or the call breaks its policy", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such record of yours", body = ErrorBody),
+        (status = 409, description = "Sealed: the server cannot open it", body = ErrorBody),
+        (status = 502, description = "The upstream could not be reached or is not allowed", body = ErrorBody),
+        (status = 504, description = "The upstream did not answer in time", body = ErrorBody),
+    ))]
+pub async fn try_bridge(
+    State(state): State<AppState>,
+    owner: Owner,
+    RecordId(uuid): RecordId,
+    client: ClientInfo,
+    ApiJson(call): ApiJson<TryCall>,
+) -> ApiResult<Json<TryResult>> {
+    let record = owned_record(&state, &owner, uuid).await?;
+    let result = crate::bridge::try_call(&state, &record, call).await?;
+    record_event(&state, uuid, Channel::Owner, Outcome::Tried, &client).await?;
+    Ok(Json(result))
 }
