@@ -34,6 +34,10 @@ pub struct ServeArgs {
     #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = brine_server::config::parse_net)]
     #[serde(rename = "trusted_proxies", skip_serializing_if = "Vec::is_empty")]
     trusted_proxy: Vec<ipnet::IpNet>,
+    /// Let bridges reach loopback, private and link-local addresses (internal APIs).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    allow_private_upstreams: bool,
     /// Refuse new sign-ups (existing accounts keep working).
     #[arg(long)]
     #[serde(skip)]
@@ -71,6 +75,8 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
             "kdf_concurrency",
             "max_body_bytes",
             "trusted_proxies",
+            "allow_private_upstreams",
+            "upstream_connect_timeout_ms",
         ]))
         .merge(Serialized::defaults(args));
     if args.no_signup {

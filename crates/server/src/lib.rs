@@ -9,6 +9,7 @@ mod bridge;
 mod client_ip;
 mod clock;
 pub mod config;
+mod credential;
 mod error;
 mod extract;
 mod kdf;
@@ -116,6 +117,7 @@ impl Server {
                 std::time::Duration::from_millis(settings.upstream_connect_timeout_ms),
             )
             .map_err(|e| StartupError::Setting(format!("cannot build the upstream client: {e}")))?,
+            inflight: bridge::inflight::InFlight::default(),
             trusted_proxies: Arc::new(client_ip::TrustedProxies::new(
                 settings.trusted_proxies.clone(),
             )),

@@ -18,6 +18,7 @@ pub struct AppState {
     pub signup_open: bool,
     pub lockout: crate::lockout::LockoutSettings,
     pub upstream: crate::bridge::forward::UpstreamClient,
+    pub inflight: crate::bridge::inflight::InFlight,
     pub trusted_proxies: Arc<TrustedProxies>,
     /// A hash of a random password, verified when a login names an unknown email, so that the
     /// answer takes as long as for a known one.

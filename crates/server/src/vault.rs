@@ -109,8 +109,8 @@ pub struct NewRecord {
     pub sealed: bool,
     /// The secret: a credential's value, or a bridge's URL and headers (as JSON).
     pub data: SecretValue,
-    /// A bridge's policy (JSON).
-    pub bridge: Option<String>,
+    /// Settings that are not secret (JSON): a bridge's policy, a credential's params.
+    pub policy: Option<String>,
     pub password: Option<RecordPassword>,
     pub expires_at: Option<OffsetDateTime>,
     pub max_reads: Option<i64>,
@@ -174,7 +174,7 @@ pub async fn create(
         max_reads: input.max_reads,
         reads: 0,
         page,
-        bridge: input.bridge,
+        policy: input.policy,
         created_at: now,
         updated_at: now,
         slots,
@@ -257,8 +257,8 @@ pub struct RecordPatch {
     pub password: Option<Option<RecordPassword>>,
     pub expires_at: Option<Option<OffsetDateTime>>,
     pub max_reads: Option<Option<i64>>,
-    /// A bridge's new policy (JSON), with its secrets in `data`.
-    pub bridge: Option<String>,
+    /// A new policy (JSON): a bridge's, with its secrets in `data`.
+    pub policy: Option<String>,
 }
 
 /// Applies a patch. Returns a new X-API-Key when one had to be issued: the record became
@@ -297,7 +297,7 @@ pub async fn update(
         access: patch.access,
         expires_at: patch.expires_at,
         max_reads: patch.max_reads,
-        bridge: patch.bridge,
+        policy: patch.policy,
         updated_at: Some(now),
         ..RecordChanges::default()
     };

@@ -74,8 +74,9 @@ pub struct Record {
     pub reads: i64,
     /// Limits of the secure page, which has its own slot and its own counter.
     pub page: PageLimits,
-    /// A bridge's policy, as JSON (nothing secret: the URL and headers are in `payload`).
-    pub bridge: Option<String>,
+    /// Settings that are not secret, as JSON: a bridge's policy (its URL and headers are in
+    /// `payload`), or a credential's declared `{{param}}` names.
+    pub policy: Option<String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub slots: Vec<KeySlot>,
@@ -107,8 +108,8 @@ pub struct RecordChanges {
     pub max_reads: Option<Option<i64>>,
     /// New secure-page limits; the view count starts again at the given `views`.
     pub page: Option<PageLimits>,
-    /// A new bridge policy (JSON).
-    pub bridge: Option<String>,
+    /// A new policy (JSON).
+    pub policy: Option<String>,
     /// Slots to insert or replace.
     pub put_slots: Vec<KeySlot>,
     pub remove_slots: Vec<SlotKind>,

@@ -11,7 +11,7 @@ macro_rules! select_records {
         concat!(
             "SELECT r.uuid, r.owner_id, r.name, r.kind, r.access, r.sealed, r.payload, ",
             "r.payload_version, r.expires_at, r.max_reads, r.reads, r.created_at, r.updated_at, ",
-            "r.page_expires_at, r.page_max_views, r.page_views, r.bridge, ",
+            "r.page_expires_at, r.page_max_views, r.page_views, r.policy, ",
             "s.kind AS slot_kind, s.version AS slot_version, s.wrapped AS slot_wrapped, ",
             "s.kdf AS slot_kdf FROM records r LEFT JOIN key_slots s ON s.record_uuid = r.uuid ",
             $tail
@@ -74,7 +74,7 @@ macro_rules! impl_sql_store {
                             max_views: row.try_get("page_max_views")?,
                             views: row.try_get("page_views")?,
                         },
-                        bridge: row.try_get("bridge")?,
+                        policy: row.try_get("policy")?,
                         created_at: from_ms(row.try_get("created_at")?)?,
                         updated_at: from_ms(row.try_get("updated_at")?)?,
                         slots: Vec::new(),
@@ -244,7 +244,7 @@ macro_rules! impl_sql_store {
                 sqlx::query(
                     "INSERT INTO records (uuid, owner_id, name, kind, access, sealed, payload, \
                      payload_version, expires_at, max_reads, reads, created_at, updated_at, \
-                     page_expires_at, page_max_views, page_views, bridge) \
+                     page_expires_at, page_max_views, page_views, policy) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
                 )
                 .bind(record.uuid)
@@ -263,7 +263,7 @@ macro_rules! impl_sql_store {
                 .bind(record.page.expires_at.map(to_ms))
                 .bind(record.page.max_views)
                 .bind(record.page.views)
-                .bind(record.bridge.as_deref())
+                .bind(record.policy.as_deref())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| {
@@ -321,7 +321,7 @@ macro_rules! impl_sql_store {
                      page_expires_at = CASE WHEN $10 THEN $11 ELSE page_expires_at END, \
                      page_max_views = CASE WHEN $10 THEN $12 ELSE page_max_views END, \
                      page_views = CASE WHEN $10 THEN $13 ELSE page_views END, \
-                     bridge = COALESCE($14, bridge) \
+                     policy = COALESCE($14, policy) \
                      WHERE uuid = $15 AND owner_id = $16",
                 )
                 .bind(changes.name.as_deref())
@@ -337,7 +337,7 @@ macro_rules! impl_sql_store {
                 .bind(changes.page.and_then(|p| p.expires_at).map(to_ms))
                 .bind(changes.page.and_then(|p| p.max_views))
                 .bind(changes.page.map_or(0, |p| p.views))
-                .bind(changes.bridge.as_deref())
+                .bind(changes.policy.as_deref())
                 .bind(uuid)
                 .bind(owner)
                 .execute(&mut *tx)

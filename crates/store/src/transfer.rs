@@ -93,7 +93,7 @@ struct RecordLine {
     #[serde(default)]
     page_views: i64,
     #[serde(default)]
-    bridge: Option<String>,
+    policy: Option<String>,
     slots: Vec<SlotLine>,
 }
 
@@ -203,7 +203,7 @@ fn record_line(r: Record) -> RecordLine {
         page_expires_at_ms: r.page.expires_at.map(to_ms),
         page_max_views: r.page.max_views,
         page_views: r.page.views,
-        bridge: r.bridge,
+        policy: r.policy,
         slots: r
             .slots
             .into_iter()
@@ -367,7 +367,7 @@ fn record_from_line(line: RecordLine) -> Result<Record, String> {
             max_views: line.page_max_views,
             views: line.page_views,
         },
-        bridge: line.bridge,
+        policy: line.policy,
         slots,
     })
 }

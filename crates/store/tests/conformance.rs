@@ -61,7 +61,7 @@ fn record(owner: Uuid) -> Record {
         max_reads: None,
         reads: 0,
         page: PageLimits::default(),
-        bridge: None,
+        policy: None,
         created_at: t,
         updated_at: t,
         slots: vec![slot(SlotKind::Server, 1), slot(SlotKind::ApiKey, 1)],
@@ -189,7 +189,7 @@ async fn updates_are_atomic_and_owner_checked(store: &dyn Store) {
         expires_at: Some(Some(now() + Duration::hours(1))),
         max_reads: Some(Some(10)),
         page: None,
-        bridge: Some(r#"{"allowed_methods":["GET"]}"#.into()),
+        policy: Some(r#"{"allowed_methods":["GET"]}"#.into()),
         put_slots: vec![slot(SlotKind::ApiKey, 2), slot(SlotKind::Password, 1)],
         remove_slots: vec![SlotKind::Server],
         updated_at: Some(now() + Duration::seconds(1)),
@@ -210,7 +210,7 @@ async fn updates_are_atomic_and_owner_checked(store: &dyn Store) {
     assert_eq!((got.payload.clone(), got.payload_version), (vec![9, 9], 2));
     assert_eq!(got.max_reads, Some(10));
     assert_eq!(
-        got.bridge.as_deref(),
+        got.policy.as_deref(),
         Some(r#"{"allowed_methods":["GET"]}"#)
     );
     assert!(got.slot(SlotKind::Server).is_none());

@@ -463,6 +463,47 @@ async fn bad_bridges_are_refused() {
 }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_in_flight_through_one_bridge_are_bounded() {
+    let s = server().await;
+    let up = Upstream::start().await;
+    let token = s.signup("ana@example.com").await;
+    let uuid = uuid_of(
+        &bridge(
+            &s,
+            &token,
+            json!({"url": up.url("/sse"), "max_concurrent": 1}),
+        )
+        .await,
+    );
+    // The first call holds its place while its stream is open.
+    let first = s.get(&format!("/r/{uuid}")).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let mut stream = first.bytes_stream();
+    stream.next().await.unwrap().unwrap();
+    let busy = s.get(&format!("/r/{uuid}")).send().await.unwrap();
+    assert_eq!(busy.headers()["retry-after"], "1");
+    let err = expect_error(busy, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(err["error"], "Bridge busy");
+    // Once it ends, the place is free again.
+    up.release_stream();
+    while let Some(chunk) = stream.next().await {
+        chunk.unwrap();
+    }
+    drop(stream);
+    let mut status = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..50 {
+        let res = s.get(&format!("/r/{uuid}?select=x")).send().await.unwrap();
+        status = res.status();
+        if status != StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, StatusCode::OK);
+    up.release_stream();
+}
+
 /// Without `allow_private_upstreams`, no bridge reaches a loopback address: not by literal IP,
 /// not through a hostname that resolves to one. Other address classes are tested as a pure
 /// function in the bridge crate; over the network, only loopback is ever used.

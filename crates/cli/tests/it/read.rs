@@ -428,3 +428,63 @@ async fn audit_believes_forwarded_addresses_only_from_trusted_proxies() {
         TestServer::start_with(|c| c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]).await;
     assert_eq!(logged_ip(&behind_proxy).await, "198.51.100.7");
 }
+
+#[tokio::test]
+async fn credentials_fill_declared_params_and_select_from_json() {
+    let s = TestServer::start().await;
+    let token = s.signup("ana@example.com").await;
+    let created = s
+        .create(
+            &token,
+            json!({"name": "DB", "access": "public", "params": ["db"],
+                   "data": "postgres://app:pw@db.internal/{{db}}?tag={{undeclared}}"}),
+        )
+        .await;
+    assert_eq!(created["record"]["params"], json!(["db"]));
+    let uuid = uuid_of(&created);
+    let res = s.get(&format!("/r/{uuid}?db=orders")).send().await.unwrap();
+    assert_eq!(
+        body(res).await["data"],
+        "postgres://app:pw@db.internal/orders?tag={{undeclared}}"
+    );
+    let res = s.get(&format!("/r/{uuid}")).send().await.unwrap();
+    let err = expect_error(res, StatusCode::BAD_REQUEST).await;
+    assert!(err["message"].as_str().unwrap().contains("db"));
+
+    let json_value = s
+        .create(
+            &token,
+            json!({"name": "Cfg", "access": "public", "data": r#"{"key":"k-1","region":{"name":"eu-west"}}"#}),
+        )
+        .await;
+    let uuid = uuid_of(&json_value);
+    let res = s
+        .get(&format!("/r/{uuid}?select=region.name"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(res).await, json!({"data": "eu-west"}));
+    let res = s
+        .get(&format!("/r/{uuid}?select=%7Bk:key%7D"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(res).await, json!({"data": {"k": "k-1"}}));
+    let res = s
+        .get(&format!("/r/{uuid}?select=%7B"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::BAD_REQUEST).await;
+
+    for bad in [json!(["a b"]), json!(["select"])] {
+        let res = s
+            .post("/api/v1/records")
+            .bearer_auth(&token)
+            .json(&json!({"name": "x", "access": "public", "data": "v", "params": bad}))
+            .send()
+            .await
+            .unwrap();
+        expect_error(res, StatusCode::BAD_REQUEST).await;
+    }
+}

@@ -49,6 +49,8 @@ pub struct BridgePolicy {
     pub total_timeout_ms: u64,
     /// Try fallbacks for POST and PATCH too (they may then run twice upstream).
     pub fallback_non_idempotent: bool,
+    /// Upstream calls in flight at once through this bridge (on one node); more get 503.
+    pub max_concurrent: u32,
 }
 
 impl Default for BridgePolicy {
@@ -61,6 +63,7 @@ impl Default for BridgePolicy {
             timeout_ms: 30_000,
             total_timeout_ms: 300_000,
             fallback_non_idempotent: false,
+            max_concurrent: 64,
         }
     }
 }
@@ -117,6 +120,11 @@ impl BridgePolicy {
                     "allowed_paths entries are plain paths starting with '/': '{path}' is not."
                 )));
             }
+        }
+        if self.max_concurrent == 0 || self.max_concurrent > 10_000 {
+            return Err(ApiError::bad_request(
+                "max_concurrent must be between 1 and 10000.",
+            ));
         }
         for (name, ms) in [
             ("timeout_ms", self.timeout_ms),

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod forward;
+pub mod inflight;
 
 use std::sync::atomic::Ordering;
 
@@ -33,7 +34,7 @@ pub struct Incoming {
 }
 
 pub fn policy_of(record: &Record) -> ApiResult<BridgePolicy> {
-    let text = record.bridge.as_deref().ok_or_else(|| {
+    let text = record.policy.as_deref().ok_or_else(|| {
         tracing::error!(record = %record.uuid, "bridge record without a policy");
         ApiError::internal()
     })?;
@@ -282,6 +283,15 @@ async fn forward(
     if record.max_reads.is_some() && !state.store.claim_read(record.uuid, now).await? {
         return refuse(Outcome::Gone, ApiError::not_found()).await;
     }
+    let Some(ticket) = state.inflight.enter(record.uuid, policy.max_concurrent) else {
+        let mut busy = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Bridge busy",
+            "Too many calls are in flight through this bridge; retry shortly.",
+        );
+        busy.retry_after = Some(1);
+        return refuse(Outcome::RateLimited, busy).await;
+    };
     let bridge = open(&record, &dek, policy.clone())?;
     let scrubber = Scrubber::new(bridge.secrets.iter().map(String::as_str));
     let event_id = audit(
@@ -338,6 +348,7 @@ async fn forward(
             let sent = body.sent.clone();
             let store = state.store.clone();
             let body = body.into_body_then(move || {
+                drop(ticket);
                 done.bytes = Some(sent.load(Ordering::Relaxed));
                 let detail = done.json();
                 tokio::spawn(async move {

@@ -8,6 +8,7 @@ use brine_core::RecordKind;
 use bytes::Bytes;
 
 use crate::bridge::{self, Incoming};
+use crate::credential::{self, CredentialPolicy};
 use axum::http::{HeaderMap, StatusCode};
 use brine_core::{Access, RecordStatus, read_status};
 use brine_store::SlotKind;
@@ -28,8 +29,9 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 /// A credential's value.
 #[derive(Serialize, ToSchema)]
 pub struct DataBody {
-    #[schema(example = "sk_live_51H...")]
-    pub data: String,
+    /// The value (a string), or the part of a JSON value that `select` picked.
+    #[schema(value_type = Object, example = "sk_live_51H...")]
+    pub data: serde_json::Value,
 }
 
 /// Opens a private record with its password instead of an X-API-Key.
@@ -174,9 +176,16 @@ async fn respond(
         Ok(presented) => presented,
         Err(e) => return e.into_response(),
     };
-    serve(state, uuid, record, client, presented)
-        .await
-        .into_response()
+    serve(
+        state,
+        uuid,
+        record,
+        client,
+        presented,
+        request.query.as_deref(),
+    )
+    .await
+    .into_response()
 }
 
 /// What a caller presented to open a credential: GET takes an X-API-Key; POST takes an
@@ -239,6 +248,7 @@ async fn serve(
     record: Option<brine_store::Record>,
     client: &ClientInfo,
     presented: Presented,
+    query: Option<&str>,
 ) -> ApiResult<Json<DataBody>> {
     let Some(record) = record else {
         if let Presented::Password(password) = presented {
@@ -314,7 +324,12 @@ async fn serve(
     if record.max_reads.is_some() && !state.store.claim_read(uuid, now).await? {
         return ledger.refuse(Outcome::Gone, ApiError::not_found()).await;
     }
-    let data = vault::decrypt(&record, &dek)?;
+    let value = vault::decrypt(&record, &dek)?;
+    let policy = CredentialPolicy::of(record.policy.as_deref());
+    let data = match credential::answer(value, &policy, query) {
+        Ok(data) => data,
+        Err(e) => return ledger.refuse(Outcome::Denied, e).await,
+    };
     ledger.record(Outcome::Ok).await?;
     Ok(Json(DataBody { data }))
 }

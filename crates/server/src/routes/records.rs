@@ -19,6 +19,7 @@ use crate::auth::Owner;
 use crate::bridge::config::{Bridge, BridgeBody, BridgePolicy, BridgeSecrets};
 use crate::bridge::{TryCall, TryResult};
 use crate::clock::now_ms;
+use crate::credential::CredentialPolicy;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, ClientInfo, RawBody, RecordId};
 use crate::routes::public::API_KEY_HEADER;
@@ -51,6 +52,9 @@ pub struct RecordView {
     pub secure_page: Option<SecurePageView>,
     /// A bridge's policy (its URL and headers are secret: see `/value`).
     pub bridge: Option<BridgePolicy>,
+    /// A credential's declared `{{param}}` names.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -75,10 +79,17 @@ impl RecordView {
             secure_page: record
                 .slot(SlotKind::SecurePage)
                 .map(|_| SecurePageView::of(record, now)),
-            bridge: record
-                .bridge
-                .as_deref()
-                .and_then(|p| serde_json::from_str(p).ok()),
+            bridge: match record.kind {
+                RecordKind::Bridge => record
+                    .policy
+                    .as_deref()
+                    .and_then(|p| serde_json::from_str(p).ok()),
+                RecordKind::Credential => None,
+            },
+            params: match record.kind {
+                RecordKind::Credential => CredentialPolicy::of(record.policy.as_deref()).params,
+                RecordKind::Bridge => Vec::new(),
+            },
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
@@ -234,6 +245,8 @@ pub struct CreateRecord {
     pub data: Option<String>,
     /// The upstream and its policy (bridges).
     pub bridge: Option<BridgeBody>,
+    /// Names of `{{name}}` placeholders in a credential's value, filled from query parameters.
+    pub params: Option<Vec<String>>,
     /// A record password that also opens a private record (`POST /r/{uuid}`).
     pub password: Option<String>,
     /// No server slot: only the X-API-Key or the password decrypts it.
@@ -282,6 +295,22 @@ fn record_content(
     }
 }
 
+/// A credential's declared params, as its stored policy.
+fn params_policy(kind: RecordKind, params: Option<Vec<String>>) -> ApiResult<Option<String>> {
+    match (kind, params) {
+        (_, None) => Ok(None),
+        (RecordKind::Credential, Some(params)) => {
+            let policy = CredentialPolicy::new(params)?;
+            Ok(Some(
+                serde_json::to_string(&policy).map_err(|_| ApiError::internal())?,
+            ))
+        }
+        (RecordKind::Bridge, Some(_)) => Err(ApiError::bad_request(
+            "A bridge declares its params inside 'bridge'.",
+        )),
+    }
+}
+
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
 fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
@@ -298,6 +327,8 @@ pub struct UpdateRecord {
     pub data: Option<String>,
     /// A new upstream and policy, replacing the old ones (bridges).
     pub bridge: Option<BridgeBody>,
+    /// New `{{name}}` placeholder names (credentials).
+    pub params: Option<Vec<String>>,
     /// Sets or changes the record password; `null` removes it.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
@@ -413,6 +444,7 @@ pub async fn create(
     let kind = body.kind.unwrap_or(RecordKind::Credential);
     let now = now_ms();
     let (data, bridge) = record_content(kind, body.data, body.bridge)?;
+    let settings = params_policy(kind, body.params)?.or(bridge);
     if kind == RecordKind::Bridge && (body.password.is_some() || body.secure_page.is_some()) {
         return Err(ApiError::bad_request(
             "Bridges open with their X-API-Key (or for anyone, when public); they take no \
@@ -433,7 +465,7 @@ pub async fn create(
         access: body.access,
         sealed: body.sealed,
         data,
-        bridge,
+        policy: settings,
         password: parse_password(body.password)?,
         expires_at: policy.expires_at,
         max_reads: body.max_reads,
@@ -580,7 +612,7 @@ pub async fn update(
         password: body.password.map(parse_password).transpose()?,
         expires_at: body.expires_at.map(|t| t.map(|t| t.0)),
         max_reads: body.max_reads,
-        bridge,
+        policy: params_policy(record.kind, body.params)?.or(bridge),
     };
     let api_key = vault::update(&state, &record, patch, now).await?;
     record_event(&state, uuid, Channel::Owner, Outcome::Updated, &client).await?;
