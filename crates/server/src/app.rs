@@ -18,7 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::{auth, health, pages, public, records};
+use crate::routes::{auth, batch, health, pages, public, records};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -76,6 +76,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(records::put_secure_page))
         .routes(routes!(records::events))
         .routes(routes!(records::try_bridge))
+        .routes(routes!(batch::batch))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(pages::show, pages::unlock))
@@ -126,6 +127,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
             ),
         )
         .route("/r/{uuid}/{*path}", axum::routing::any(public::with_path))
+        .route("/batch", axum::routing::options(batch::preflight))
         .route("/static/brine.css", axum::routing::get(pages::stylesheet))
         .route("/static/secure-page.js", axum::routing::get(pages::script))
         .fallback(|| async { ApiError::route_not_found() })

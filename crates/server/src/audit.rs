@@ -21,6 +21,8 @@ pub enum Channel {
     SecurePage,
     /// A call proxied by a bridge.
     Bridge,
+    /// A read or proxied call made as one item of `POST /batch`.
+    Batch,
 }
 
 impl Channel {
@@ -31,6 +33,7 @@ impl Channel {
             Channel::Owner => "owner",
             Channel::SecurePage => "secure_page",
             Channel::Bridge => "bridge",
+            Channel::Batch => "batch",
         }
     }
 }

@@ -39,6 +39,8 @@ pub struct Settings {
     pub allow_private_upstreams: bool,
     /// Time to open a connection to an upstream, in milliseconds.
     pub upstream_connect_timeout_ms: u64,
+    /// Limits of `POST /batch`.
+    pub batch: crate::routes::batch::BatchSettings,
 }
 
 /// An address or CIDR range: `10.0.0.0/8`, `192.0.2.1` (one address), `::1`.
@@ -90,6 +92,7 @@ impl Default for Settings {
             lockout: crate::lockout::LockoutSettings::default(),
             allow_private_upstreams: false,
             upstream_connect_timeout_ms: 5_000,
+            batch: crate::routes::batch::BatchSettings::default(),
         }
     }
 }

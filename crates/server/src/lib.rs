@@ -117,6 +117,7 @@ impl Server {
                 std::time::Duration::from_millis(settings.upstream_connect_timeout_ms),
             )
             .map_err(|e| StartupError::Setting(format!("cannot build the upstream client: {e}")))?,
+            batch: settings.batch,
             inflight: bridge::inflight::InFlight::default(),
             trusted_proxies: Arc::new(client_ip::TrustedProxies::new(
                 settings.trusted_proxies.clone(),

@@ -5,6 +5,7 @@
 mod common;
 
 mod accounts;
+mod batch;
 mod bridges;
 mod browser;
 mod cli;

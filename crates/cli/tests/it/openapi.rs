@@ -13,6 +13,7 @@ async fn openapi_lists_every_route_with_its_errors() {
     assert_eq!(doc, serde_json::to_value(brine_server::openapi()).unwrap());
     let expected = [
         ("/healthz", "get"),
+        ("/batch", "post"),
         ("/r/{uuid}", "get"),
         ("/r/{uuid}", "post"),
         ("/api/v1/auth/signup", "post"),

@@ -30,6 +30,15 @@ struct Shared {
     seen: Arc<Mutex<Vec<Seen>>>,
     /// `/sse` sends its first event, then waits for a permit before sending the rest.
     release: Arc<Semaphore>,
+    /// `/gate?n=N` answers once N calls are inside at the same time (or gives up after 2 s).
+    gate: Arc<Gate>,
+}
+
+#[derive(Default)]
+struct Gate {
+    inside: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+    opened: tokio::sync::Notify,
 }
 
 pub struct Upstream {
@@ -42,6 +51,7 @@ impl Upstream {
         let shared = Shared {
             seen: Arc::default(),
             release: Arc::new(Semaphore::new(0)),
+            gate: Arc::default(),
         };
         let app = Router::new()
             .fallback(any(handle))
@@ -60,6 +70,14 @@ impl Upstream {
 
     pub fn seen(&self) -> Vec<Seen> {
         self.shared.seen.lock().unwrap().clone()
+    }
+
+    /// The most calls that were inside `/gate` at once.
+    pub fn most_at_once(&self) -> usize {
+        self.shared
+            .gate
+            .most
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Lets a waiting `/sse` answer finish.
@@ -106,6 +124,21 @@ async fn handle(
     }
     match path {
         "/fail" => (StatusCode::INTERNAL_SERVER_ERROR, "upstream broke").into_response(),
+        "/gate" => {
+            use std::sync::atomic::Ordering::SeqCst;
+            let want: usize = query.get("n").and_then(|n| n.parse().ok()).unwrap_or(2);
+            let gate = &shared.gate;
+            let opened = gate.opened.notified();
+            let now = gate.inside.fetch_add(1, SeqCst) + 1;
+            gate.most.fetch_max(now, SeqCst);
+            if now >= want {
+                gate.opened.notify_waiters();
+            } else {
+                let _ = tokio::time::timeout(Duration::from_secs(2), opened).await;
+            }
+            gate.inside.fetch_sub(1, SeqCst);
+            axum::Json(json!({"together": now})).into_response()
+        }
         "/slow" => {
             let ms = query.get("ms").and_then(|m| m.parse().ok()).unwrap_or(1000);
             tokio::time::sleep(Duration::from_millis(ms)).await;

@@ -31,6 +31,8 @@ pub struct Incoming {
     pub headers: HeaderMap,
     pub query: Option<String>,
     pub body: Bytes,
+    /// The audit channel: `bridge`, or `batch` for an item of `POST /batch`.
+    pub channel: Channel,
 }
 
 pub fn policy_of(record: &Record) -> ApiResult<BridgePolicy> {
@@ -157,7 +159,16 @@ pub async fn handle(
         Some(_) => {
             // Refused before anything else: the upstream is never called.
             let event = CallDetail::new(&incoming, origin.as_ref()).json();
-            if let Err(e) = audit(state, &record, Outcome::Forbidden, client, &event).await {
+            if let Err(e) = audit(
+                state,
+                &record,
+                &incoming,
+                Outcome::Forbidden,
+                client,
+                &event,
+            )
+            .await
+            {
                 return e.into_response();
             }
             let mut response = origin_not_allowed().into_response();
@@ -177,6 +188,7 @@ pub async fn handle(
 async fn audit(
     state: &AppState,
     record: &Record,
+    incoming: &Incoming,
     outcome: Outcome,
     client: &ClientInfo,
     detail: &str,
@@ -184,7 +196,7 @@ async fn audit(
     crate::audit::record_event_with_detail(
         state,
         record.uuid,
-        Channel::Bridge,
+        incoming.channel,
         outcome,
         client,
         Some(detail),
@@ -214,7 +226,7 @@ async fn forward(
         let event = call_detail.json();
         let record = &record;
         async move {
-            audit(state, record, outcome, client, &event).await?;
+            audit(state, record, incoming, outcome, client, &event).await?;
             Err::<Response, ApiError>(error)
         }
     };
@@ -297,6 +309,7 @@ async fn forward(
     let event_id = audit(
         state,
         &record,
+        incoming,
         Outcome::Attempt,
         client,
         &call_detail.json(),

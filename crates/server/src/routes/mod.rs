@@ -1,4 +1,5 @@
 pub mod auth;
+pub mod batch;
 pub mod health;
 pub mod pages;
 pub mod public;

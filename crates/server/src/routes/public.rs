@@ -128,6 +128,26 @@ pub struct Forwardable {
     headers: HeaderMap,
     query: Option<String>,
     body: Bytes,
+    /// Made as an item of `POST /batch` (audited on channel `batch`).
+    batch: bool,
+}
+
+impl Forwardable {
+    /// One item of a batch, built from its parts.
+    pub fn batch_item(
+        method: Method,
+        headers: HeaderMap,
+        query: Option<String>,
+        body: Bytes,
+    ) -> Self {
+        Self {
+            method,
+            headers,
+            query,
+            body,
+            batch: true,
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequest<S> for Forwardable {
@@ -143,12 +163,13 @@ impl<S: Send + Sync> FromRequest<S> for Forwardable {
             headers,
             query,
             body,
+            batch: false,
         })
     }
 }
 
 /// Credentials answer GET and POST; bridges forward whatever their policy allows.
-async fn respond(
+pub async fn respond(
     state: &AppState,
     uuid: uuid::Uuid,
     extra_path: String,
@@ -166,6 +187,11 @@ async fn respond(
             headers: request.headers,
             query: request.query,
             body: request.body,
+            channel: if request.batch {
+                Channel::Batch
+            } else {
+                Channel::Bridge
+            },
         };
         return bridge::handle(state, record.clone(), incoming, client).await;
     }
@@ -183,6 +209,7 @@ async fn respond(
         client,
         presented,
         request.query.as_deref(),
+        request.batch,
     )
     .await
     .into_response()
@@ -249,6 +276,7 @@ async fn serve(
     client: &ClientInfo,
     presented: Presented,
     query: Option<&str>,
+    batch: bool,
 ) -> ApiResult<Json<DataBody>> {
     let Some(record) = record else {
         if let Presented::Password(password) = presented {
@@ -260,8 +288,11 @@ async fn serve(
     let mut ledger = Ledger {
         state,
         uuid,
+        // Password unlocks keep their own channel in a batch too: the lockout counts them there.
         channel: if unlocking {
             Channel::Password
+        } else if batch {
+            Channel::Batch
         } else {
             Channel::Read
         },
