@@ -42,6 +42,8 @@ const REQUEST_DENY: &[&str] = &[
     // The client computes its own framing from the body it actually sends.
     "content-length",
     // hyper's client does not implement 100-continue; passing it on would only stall uploads.
+    // brine must read answers to scrub them and to `select`: no compressed answers.
+    "accept-encoding",
     "expect",
 ];
 

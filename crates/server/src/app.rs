@@ -65,7 +65,6 @@ impl Modify for SecuritySchemes {
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
-        .routes(routes!(public::read, public::unlock))
         .routes(routes!(auth::signup))
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))
@@ -76,7 +75,6 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(records::put_secure_page))
         .routes(routes!(records::events))
         .routes(routes!(records::try_bridge))
-        .routes(routes!(batch::batch))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(pages::show, pages::unlock))
@@ -93,6 +91,21 @@ fn api() -> OpenApiRouter<AppState> {
                         )),
                 ),
         )
+        // Everything so far answers quickly or not at all. Reads, bridges and batches below
+        // have their own deadlines (a bridge's timeouts, the batch deadline).
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Timeout",
+                        "The server took too long to answer this request.",
+                    )
+                }))
+                .timeout(Duration::from_secs(30)),
+        )
+        .routes(routes!(public::read, public::unlock))
+        .routes(routes!(batch::batch))
 }
 
 /// The OpenAPI document, as served at `/api/openapi.json`.
@@ -140,18 +153,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
         })
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        // Times the answer's head only: a long download is not cut.
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-                    ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "Timeout",
-                        "The server took too long to answer this request.",
-                    )
-                }))
-                .timeout(Duration::from_secs(30)),
-        )
+
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
             ApiError::internal().into_response()

@@ -515,6 +515,12 @@ pub async fn set_secure_page(
             changes.page = Some(PageLimits::default());
         }
         Some(setup) => {
+            if record.kind != RecordKind::Credential {
+                return Err(ApiError::bad_request(
+                    "Only credentials can have a secure page (a bridge's secrets are its URL and \
+                     headers, never shown to a person).",
+                ));
+            }
             if record.access != Access::Private {
                 return Err(ApiError::bad_request(
                     "Only private records can have a secure page.",

@@ -424,6 +424,74 @@ async fn owners_see_the_policy_reveal_the_secrets_and_try_calls() {
     assert_eq!((seen.path.as_str(), seen.headers["authorization"].as_str()), ("/echo", "Bearer sk-new-key-000000"));
 }
 
+async fn encoded_dots_headers_and_stored_params_cannot_be_used_against_the_bridge() {
+    let s = server().await;
+    let up = Upstream::start().await;
+    let token = s.signup("ana@example.com").await;
+    let created = bridge(&s, &token, json!({
+        "url": format!("{}/v1?key=stored-query-secret", up.base),
+        "headers": {"Authorization": format!("Bearer {STORED_KEY}"), "Accept": "application/json"},
+        "allowed_methods": ["GET"],
+        "allowed_paths": ["/chat/completions"],
+        "params": ["city"],
+    })).await;
+    let uuid = uuid_of(&created);
+    for path in [
+        "/chat/completions/.%252e/.%252e/x",
+        "/chat/completions/.%2e/.%2e/x",
+        "/chat/completions/%2e%2e/x",
+        "/chat/completions/..%5cx",
+    ] {
+        let res = s.get(&format!("/r/{uuid}{path}")).send().await.unwrap();
+        assert!(res.status().is_client_error(), "{path}: {}", res.status());
+    }
+    assert!(up.seen().is_empty(), "no escape reached the upstream");
+
+    // A caller cannot override the bridge's own query parameters.
+    let res = s.get(&format!("/r/{uuid}/chat/completions?key=mine")).send().await.unwrap();
+    expect_error(res, StatusCode::BAD_REQUEST).await;
+    assert!(up.seen().is_empty());
+
+    // Compression is never offered upstream (answers must be readable to scrub them), and a
+    // benign stored header is not treated as a secret.
+    let res = s
+        .get(&format!("/r/{uuid}/chat/completions?lang=fr"))
+        .header("Accept-Encoding", "gzip, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    let seen = up.seen().pop().unwrap();
+    assert!(!seen.headers.contains_key("accept-encoding"));
+    assert_eq!(seen.headers["accept"], "application/json");
+    assert_eq!(seen.query.as_deref(), Some("key=stored-query-secret&lang=fr"));
+    let text = res.text().await.unwrap();
+    assert!(!text.contains("stored-query-secret"), "{text}");
+
+    // A bridge never gets a secure page (its secrets are not for people).
+    let res = s
+        .request(Method::PUT, &format!("/api/v1/records/{uuid}/secure-page"))
+        .bearer_auth(&token)
+        .json(&json!({"enabled": true, "password": "page password"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::BAD_REQUEST).await;
+}
+
+async fn calls_that_cannot_be_made_do_not_use_up_reads() {
+    let s = server().await;
+    let up = Upstream::start().await;
+    let token = s.signup("ana@example.com").await;
+    let uuid = uuid_of(&s.create(&token, json!({"name": "once", "type": "bridge", "access": "public",
+        "max_reads": 1, "bridge": {"url": format!("{}/echo/{{{{city}}}}", up.base), "params": ["city"]}})).await);
+    expect_error(s.get(&format!("/r/{uuid}")).send().await.unwrap(), StatusCode::BAD_REQUEST).await;
+    expect_error(s.get(&format!("/r/{uuid}?city=..")).send().await.unwrap(), StatusCode::BAD_REQUEST).await;
+    assert_eq!(s.get(&format!("/r/{uuid}?city=Paris")).send().await.unwrap().status(), StatusCode::OK);
+    expect_error(s.get(&format!("/r/{uuid}?city=Paris")).send().await.unwrap(), StatusCode::NOT_FOUND).await;
+}
+
 async fn bad_bridges_are_refused() {
     let s = server().await;
     let token = s.signup("ana@example.com").await;

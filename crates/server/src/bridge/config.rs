@@ -88,6 +88,17 @@ pub struct Bridge {
 
 const MAX_TIMEOUT_MS: u64 = 3_600_000;
 
+/// Stored headers whose values are not secret (scrubbing them would damage ordinary answers,
+/// such as a `Content-Type` equal to a stored `Accept`). Every other stored value is a secret.
+const BENIGN_HEADERS: &[&str] = &[
+    "accept",
+    "accept-language",
+    "content-type",
+    "user-agent",
+    "cache-control",
+    "x-requested-with",
+];
+
 impl BridgePolicy {
     pub fn validate(&self) -> ApiResult<Vec<Method>> {
         if self.allowed_methods.is_empty() {
@@ -185,8 +196,10 @@ impl Bridge {
                 ApiError::bad_request(format!("The value of header '{name}' is not valid."))
             })?;
             value_header.set_sensitive(true);
+            if !BENIGN_HEADERS.contains(&header.as_str()) {
+                values.push(value.clone());
+            }
             headers.push((header, value_header));
-            values.push(value.clone());
         }
         values.extend(url_secrets(
             std::iter::once(&secrets.url).chain(&secrets.fallback_urls),
@@ -210,6 +223,13 @@ fn url_secrets<'a>(urls: impl Iterator<Item = &'a String>) -> Vec<String> {
         };
         if let Some(password) = parsed.password() {
             out.push(password.to_owned());
+        }
+        // Keys in paths (`/bot<token>/sendMessage`): long segments that hold a digit.
+        for segment in parsed.path_segments().into_iter().flatten() {
+            let templated = segment.contains("%7B");
+            if segment.len() >= 16 && segment.bytes().any(|b| b.is_ascii_digit()) && !templated {
+                out.push(segment.to_owned());
+            }
         }
         for (_, value) in parsed.query_pairs() {
             if !value.contains("{{") {

@@ -51,6 +51,8 @@ pub struct Call<'a> {
     pub method: Method,
     /// Extra path after `/r/{uuid}` (already matched against `allowed_paths`), or empty.
     pub extra_path: &'a str,
+    /// The allowed prefix it matched; the final URL must still lie under it.
+    pub path_prefix: &'a str,
     /// The caller's query parameters, `select` and declared params removed later.
     pub query: Vec<(String, String)>,
     pub headers: &'a HeaderMap,
@@ -69,6 +71,8 @@ pub enum Failure {
     Unreachable,
     /// The answer could not be `select`ed (too large).
     TooLarge,
+    /// The upstream compressed its answer although it was not offered compression.
+    Compressed,
 }
 
 impl Failure {
@@ -95,6 +99,11 @@ impl Failure {
                 "Upstream answer too large",
                 "The upstream's answer is too large to select from.",
             ),
+            Failure::Compressed => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "Upstream answer compressed",
+                "The upstream compressed its answer, which brine cannot check for secrets.",
+            ),
         }
     }
 
@@ -104,7 +113,7 @@ impl Failure {
             Failure::Refused => "refused",
             Failure::Timeout => "timeout",
             Failure::Unreachable => "unreachable",
-            Failure::TooLarge => "error",
+            Failure::TooLarge | Failure::Compressed => "error",
         }
     }
 }
@@ -171,6 +180,21 @@ pub async fn call(
         if !call.extra_path.is_empty() {
             let base = url.path().trim_end_matches('/').to_owned();
             url.set_path(&format!("{base}{}", call.extra_path));
+            // After the URL's own normalisation, the path must still be under the prefix.
+            let root = format!("{base}{}", call.path_prefix);
+            let path = url.path();
+            if !(path == root || path.starts_with(&format!("{root}/"))) {
+                return Err(Failure::BadInput("That path is not allowed.".into()));
+            }
+        }
+        // The bridge's own query parameters cannot be repeated (and so overridden) by callers.
+        if let Some((name, _)) = passthrough
+            .iter()
+            .find(|(k, _)| url.query_pairs().any(|(stored, _)| stored == k.as_str()))
+        {
+            return Err(Failure::BadInput(format!(
+                "The query parameter '{name}' is set by the bridge."
+            )));
         }
         if !passthrough.is_empty() {
             let mut pairs = url.query_pairs_mut();
@@ -247,6 +271,14 @@ async fn relay(
     bridge: &Bridge,
 ) -> Result<Answer, Failure> {
     let status = response.status();
+    // A compressed answer could not be scrubbed or selected from: it never passes.
+    if response
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"))
+    {
+        return Err(Failure::Compressed);
+    }
     let listed = connection_listed(response.headers());
     let mut headers = HeaderMap::with_capacity(response.headers().len());
     for (name, value) in response.headers() {

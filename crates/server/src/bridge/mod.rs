@@ -119,20 +119,25 @@ impl CallDetail {
 }
 
 /// Whether `extra` (after `/r/{uuid}`) starts with an allowed prefix, at a segment boundary.
-fn path_allowed(policy: &BridgePolicy, extra: &str) -> bool {
+/// The allowed prefix that `extra` (after `/r/{uuid}`) starts with, at a segment boundary.
+/// Dot segments, encoded dots and backslashes are refused outright; the rendered URL is checked
+/// against the prefix again after normalisation (see `forward::call`).
+fn allowed_prefix<'p>(policy: &'p BridgePolicy, extra: &str) -> Option<&'p str> {
     if extra.is_empty() {
-        return true;
+        return Some("");
     }
-    if extra
-        .split('/')
-        .any(|s| s == "." || s == ".." || s.eq_ignore_ascii_case("%2e%2e"))
-    {
-        return false;
+    let lower = extra.to_ascii_lowercase();
+    if lower.contains("%2e") || lower.contains('\\') || lower.contains("%5c") {
+        return None;
     }
-    policy.allowed_paths.iter().any(|prefix| {
-        let prefix = prefix.trim_end_matches('/');
-        extra == prefix || extra.starts_with(&format!("{prefix}/")) || prefix.is_empty()
-    })
+    if extra.split('/').any(|s| s == "." || s == "..") {
+        return None;
+    }
+    policy
+        .allowed_paths
+        .iter()
+        .map(|p| p.trim_end_matches('/'))
+        .find(|prefix| extra == *prefix || extra.starts_with(&format!("{prefix}/")))
 }
 
 pub async fn handle(
@@ -245,9 +250,9 @@ async fn forward(
         );
         return refuse(Outcome::Denied, error).await;
     }
-    if !path_allowed(policy, &incoming.extra_path) {
+    let Some(prefix) = allowed_prefix(policy, &incoming.extra_path) else {
         return refuse(Outcome::Denied, ApiError::route_not_found()).await;
-    }
+    };
     let now = now_ms();
     if read_status(record.expires_at, record.max_reads, record.reads, now) != RecordStatus::Active {
         return refuse(Outcome::Gone, ApiError::not_found()).await;
@@ -292,8 +297,16 @@ async fn forward(
         }
         None => None,
     };
-    if record.max_reads.is_some() && !state.store.claim_read(record.uuid, now).await? {
-        return refuse(Outcome::Gone, ApiError::not_found()).await;
+    let bridge = open(&record, &dek, policy.clone())?;
+    // Parameters are checked before a read is claimed: a call that cannot be made costs none.
+    let lookup = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    if let Err(e) = bridge.hops[0].render(&lookup) {
+        return refuse(Outcome::Denied, ApiError::bad_request(e.to_string())).await;
     }
     let Some(ticket) = state.inflight.enter(record.uuid, policy.max_concurrent) else {
         let mut busy = ApiError::new(
@@ -304,7 +317,9 @@ async fn forward(
         busy.retry_after = Some(1);
         return refuse(Outcome::RateLimited, busy).await;
     };
-    let bridge = open(&record, &dek, policy.clone())?;
+    if record.max_reads.is_some() && !state.store.claim_read(record.uuid, now).await? {
+        return refuse(Outcome::Gone, ApiError::not_found()).await;
+    }
     let scrubber = Scrubber::new(bridge.secrets.iter().map(String::as_str));
     let event_id = audit(
         state,
@@ -323,6 +338,7 @@ async fn forward(
         Call {
             method: incoming.method.clone(),
             extra_path: &incoming.extra_path,
+            path_prefix: prefix,
             query,
             headers: &incoming.headers,
             body: incoming.body.clone(),
@@ -457,12 +473,10 @@ pub async fn try_call(state: &AppState, record: &Record, call: TryCall) -> ApiRe
             "This bridge does not accept that method.",
         ));
     }
-    if !path_allowed(&policy, &call.path) || (!call.path.is_empty() && !call.path.starts_with('/'))
-    {
-        return Err(ApiError::bad_request(
-            "That path is not in the bridge's allowed_paths.",
-        ));
-    }
+    let prefix = allowed_prefix(&policy, &call.path)
+        .filter(|_| call.path.is_empty() || call.path.starts_with('/'))
+        .ok_or_else(|| ApiError::bad_request("That path is not in the bridge's allowed_paths."))?
+        .to_owned();
     let dek = vault::data_key_from_server(state, record)?;
     let bridge = open(record, &dek, policy)?;
     let scrubber = Scrubber::new(bridge.secrets.iter().map(String::as_str));
@@ -505,6 +519,7 @@ pub async fn try_call(state: &AppState, record: &Record, call: TryCall) -> ApiRe
         Call {
             method,
             extra_path: &call.path,
+            path_prefix: &prefix,
             query,
             headers: &headers,
             body,
