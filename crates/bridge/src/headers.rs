@@ -115,6 +115,7 @@ mod tests {
     #[test]
     fn request_denylist() {
         for h in [
+            "Accept-Encoding",
             "Authorization",
             "Proxy-Authorization",
             "Cookie",
@@ -158,7 +159,6 @@ mod tests {
         for h in [
             "Accept",
             "Accept-Language",
-            "Accept-Encoding",
             "Content-Type",
             "Content-Encoding",
             "User-Agent",
