@@ -1,10 +1,15 @@
 //! Audit events. Each attempt on a record is stored before its answer leaves the server; if the
 //! event cannot be stored, the attempt fails (a secret is never served unaccounted).
 
+use std::sync::Arc;
+
+use brine_store::{NewAuditEvent, Store};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::clock::now_ms;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
 use crate::state::AppState;
 
@@ -105,16 +110,91 @@ pub async fn record_event_with_detail(
     client: &ClientInfo,
     detail: Option<&str>,
 ) -> ApiResult<i64> {
-    Ok(state
-        .store
-        .append_event(&brine_store::NewAuditEvent {
+    state
+        .audit
+        .append(Pending {
             record,
             at: now_ms(),
-            channel: channel.as_str(),
-            outcome: outcome.as_str(),
-            client_ip: client.ip.as_deref(),
-            user_agent: client.user_agent.as_deref(),
-            detail,
+            channel,
+            outcome,
+            client_ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+            detail: detail.map(str::to_owned),
         })
-        .await?)
+        .await
+}
+
+/// An event on its way to the log.
+pub struct Pending {
+    record: Uuid,
+    at: OffsetDateTime,
+    channel: Channel,
+    outcome: Outcome,
+    client_ip: Option<String>,
+    user_agent: Option<String>,
+    detail: Option<String>,
+}
+
+type Reply = oneshot::Sender<Result<i64, ()>>;
+
+/// Writes audit events with group commits: whatever arrives while one transaction is being
+/// written goes into the next, so a busy server writes many events per commit instead of
+/// queueing on the database's write lock. Each caller still waits until its own event is stored.
+#[derive(Clone)]
+pub struct AuditLog {
+    queue: mpsc::Sender<(Pending, Reply)>,
+}
+
+const MAX_GROUP: usize = 512;
+
+impl AuditLog {
+    pub fn start(store: Arc<dyn Store>) -> Self {
+        let (queue, mut incoming) = mpsc::channel::<(Pending, Reply)>(4 * MAX_GROUP);
+        tokio::spawn(async move {
+            let mut group = Vec::with_capacity(MAX_GROUP);
+            while incoming.recv_many(&mut group, MAX_GROUP).await > 0 {
+                let events: Vec<NewAuditEvent<'_>> = group
+                    .iter()
+                    .map(|(p, _)| NewAuditEvent {
+                        record: p.record,
+                        at: p.at,
+                        channel: p.channel.as_str(),
+                        outcome: p.outcome.as_str(),
+                        client_ip: p.client_ip.as_deref(),
+                        user_agent: p.user_agent.as_deref(),
+                        detail: p.detail.as_deref(),
+                    })
+                    .collect();
+                let stored = store.append_events(&events).await;
+                drop(events);
+                match stored {
+                    Ok(ids) => {
+                        for ((_, reply), id) in group.drain(..).zip(ids) {
+                            let _ = reply.send(Ok(id));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, events = group.len(), "cannot store audit events");
+                        for (_, reply) in group.drain(..) {
+                            let _ = reply.send(Err(()));
+                        }
+                    }
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    async fn append(&self, event: Pending) -> ApiResult<i64> {
+        let (reply, stored) = oneshot::channel();
+        self.queue
+            .send((event, reply))
+            .await
+            .map_err(|_| ApiError::internal())?;
+        // No answer leaves before its event is stored: a failure here fails the request.
+        stored
+            .await
+            .map_err(|_| ApiError::internal())?
+            .map_err(|()| ApiError::internal())
+    }
 }

@@ -117,6 +117,8 @@ impl Server {
                 std::time::Duration::from_millis(settings.upstream_connect_timeout_ms),
             )
             .map_err(|e| StartupError::Setting(format!("cannot build the upstream client: {e}")))?,
+            audit: audit::AuditLog::start(store.clone()),
+            bridges: bridge::cache::BridgeCache::default(),
             batch: settings.batch,
             inflight: bridge::inflight::InFlight::default(),
             trusted_proxies: Arc::new(client_ip::TrustedProxies::new(

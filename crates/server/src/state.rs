@@ -20,6 +20,8 @@ pub struct AppState {
     pub upstream: crate::bridge::forward::UpstreamClient,
     pub inflight: crate::bridge::inflight::InFlight,
     pub batch: crate::routes::batch::BatchSettings,
+    pub audit: crate::audit::AuditLog,
+    pub bridges: crate::bridge::cache::BridgeCache,
     pub trusted_proxies: Arc<TrustedProxies>,
     /// A hash of a random password, verified when a login names an unknown email, so that the
     /// answer takes as long as for a known one.

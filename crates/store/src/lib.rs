@@ -109,6 +109,8 @@ pub trait RecordStore: Send + Sync {
 pub trait AuditStore: Send + Sync {
     /// Stores an event and returns its id.
     async fn append_event(&self, event: &NewAuditEvent<'_>) -> Result<i64>;
+    /// Stores several events in one transaction (a group commit) and returns their ids.
+    async fn append_events(&self, events: &[NewAuditEvent<'_>]) -> Result<Vec<i64>>;
     /// Settles the outcome (and, when given, the details) of an event recorded before its
     /// attempt finished.
     async fn settle_event(&self, id: i64, outcome: &str, detail: Option<&str>) -> Result<()>;

@@ -415,6 +415,29 @@ macro_rules! impl_sql_store {
                 .await?)
             }
 
+            async fn append_events(&self, events: &[NewAuditEvent<'_>]) -> Result<Vec<i64>> {
+                let mut tx = self.pool.begin().await?;
+                let mut ids = Vec::with_capacity(events.len());
+                for event in events {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO audit_events (record_uuid, at, channel, outcome, client_ip, user_agent, detail) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                    )
+                    .bind(event.record)
+                    .bind(to_ms(event.at))
+                    .bind(event.channel)
+                    .bind(event.outcome)
+                    .bind(event.client_ip)
+                    .bind(event.user_agent)
+                    .bind(event.detail)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    ids.push(id);
+                }
+                tx.commit().await?;
+                Ok(ids)
+            }
+
             async fn settle_event(&self, id: i64, outcome: &str, detail: Option<&str>) -> Result<()> {
                 sqlx::query("UPDATE audit_events SET outcome = $1, detail = COALESCE($2, detail) WHERE id = $3")
                     .bind(outcome)

@@ -420,6 +420,36 @@ async fn audit_events(store: &dyn Store) {
     let events = store.events(r.uuid, 10, None).await.unwrap();
     let outcomes: Vec<_> = events.iter().map(|e| e.outcome.as_str()).collect();
     assert_eq!(outcomes, ["gone", "denied", "ok"]);
+
+    // A group commit stores every event, in order, and returns each id.
+    let group: Vec<NewAuditEvent> = ["g1", "g2", "g3"]
+        .iter()
+        .map(|outcome| NewAuditEvent {
+            record: r.uuid,
+            at: now(),
+            channel: "read",
+            outcome,
+            client_ip: None,
+            user_agent: None,
+            detail: None,
+        })
+        .collect();
+    let ids = store.append_events(&group).await.unwrap();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]) && ids[0] > events[0].id);
+    let newest = store.events(r.uuid, 3, None).await.unwrap();
+    assert_eq!(
+        newest.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [ids[2], ids[1], ids[0]]
+    );
+    // Keep the checks below about the three original events.
+    let events: Vec<_> = store
+        .events(r.uuid, 10, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .skip(3)
+        .collect();
     assert_eq!(events[2].user_agent.as_deref(), Some("curl/8"));
     assert_eq!(events[0].user_agent, None);
     let page = store.events(r.uuid, 1, Some(events[0].id)).await.unwrap();

@@ -1,6 +1,7 @@
 //! Bridges: `/r/{uuid}` forwards the caller's request to a stored upstream, adding the stored
 //! headers server-side, so that a browser can call a third-party API without ever holding its key.
 
+pub mod cache;
 pub mod config;
 pub mod forward;
 pub mod inflight;
@@ -297,7 +298,8 @@ async fn forward(
         }
         None => None,
     };
-    let bridge = open(&record, &dek, policy.clone())?;
+    let compiled = state.bridges.get_or_open(&record, &dek, policy)?;
+    let (bridge, scrubber) = (&compiled.bridge, &compiled.scrubber);
     // Parameters are checked before a read is claimed: a call that cannot be made costs none.
     let lookup = |name: &str| {
         query
@@ -320,7 +322,6 @@ async fn forward(
     if record.max_reads.is_some() && !state.store.claim_read(record.uuid, now).await? {
         return refuse(Outcome::Gone, ApiError::not_found()).await;
     }
-    let scrubber = Scrubber::new(bridge.secrets.iter().map(String::as_str));
     let event_id = audit(
         state,
         &record,
@@ -333,8 +334,8 @@ async fn forward(
 
     let result = forward::call(
         &state.upstream,
-        &bridge,
-        &scrubber,
+        bridge,
+        scrubber,
         Call {
             method: incoming.method.clone(),
             extra_path: &incoming.extra_path,
