@@ -1,22 +1,47 @@
-//! Runs slow key derivation (Argon2id) on the blocking pool, a bounded number at a time, so that
-//! a flood of password attempts queues up instead of starving the async workers that serve `/r`.
+//! Runs slow key derivation (Argon2id) on a few dedicated threads, so that a flood of password
+//! attempts queues up instead of starving the async workers that serve `/r`.
+//!
+//! Dedicated threads, rather than tokio's blocking pool, also bound memory: each Argon2 run takes
+//! ~19 MiB, and the allocator keeps that per thread; a pool that grows to many threads would keep
+//! many times that.
 
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::error::ApiError;
 
+type Job = Box<dyn FnOnce() + Send>;
+
 #[derive(Debug, Clone)]
 pub struct KdfPool {
-    permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
 }
 
+/// Work waiting for a thread; past this, callers wait to enqueue.
+const QUEUE: usize = 1024;
+
 impl KdfPool {
-    pub fn new(concurrency: usize) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+    pub fn new(threads: usize) -> std::io::Result<Self> {
+        let (jobs, queue) = mpsc::channel::<Job>(QUEUE);
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..threads.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("brine-kdf-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only to take a job, never while running one.
+                        let job = queue.blocking_lock().blocking_recv();
+                        match job {
+                            Some(job) => job(),
+                            // Every sender is gone: the server stopped.
+                            None => break,
+                        }
+                    }
+                })?;
         }
+        Ok(Self { jobs })
     }
 
     pub async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
@@ -24,21 +49,17 @@ impl KdfPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            // The caller may have gone away; the work is done either way.
+            let _ = done.send(work());
+        });
+        self.jobs
+            .send(job)
             .await
             .map_err(|_| ApiError::internal())?;
-        // The permit moves into the blocking task: a caller that goes away mid-computation does
-        // not free its slot before the work really ends.
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work()
-        })
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "key derivation task failed");
+        result.await.map_err(|_| {
+            tracing::error!("a key derivation job was lost");
             ApiError::internal()
         })
     }

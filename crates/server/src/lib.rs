@@ -99,7 +99,9 @@ impl Server {
         let master = master_key::load(&settings, store.as_ref()).await?;
         let tokens = TokenKeys::new(master.derive_subkey("brine jwt v1")?.as_slice(), token_ttl);
         let argon2 = Argon2Settings::default();
-        let kdf = KdfPool::new(settings.kdf_concurrency);
+        let kdf = KdfPool::new(settings.kdf_concurrency).map_err(|e| {
+            StartupError::Setting(format!("cannot start key-derivation threads: {e}"))
+        })?;
         let decoy = kdf
             .run(move || hash_account_password(b"decoy password, never a real one", argon2))
             .await
