@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use brine_store::{NewAuditEvent, Store};
+use brine_store::{NewAuditEvent, Settle, Store};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -67,6 +67,14 @@ pub enum Outcome {
     Updated,
     /// The owner ran a bridge from the playground.
     Tried,
+    /// A bridge call the caller's input could not make (missing or hostile parameter).
+    BadRequest,
+    /// A bridge upstream at an address that may not be called.
+    Refused,
+    Timeout,
+    Unreachable,
+    /// An upstream answer that could not be relayed (too large, compressed).
+    Error,
 }
 
 impl Outcome {
@@ -86,6 +94,11 @@ impl Outcome {
             Outcome::PageDisabled => "secure_page_disabled",
             Outcome::Updated => "updated",
             Outcome::Tried => "tried",
+            Outcome::BadRequest => "bad_request",
+            Outcome::Refused => "refused",
+            Outcome::Timeout => "timeout",
+            Outcome::Unreachable => "unreachable",
+            Outcome::Error => "error",
         }
     }
 }
@@ -135,51 +148,34 @@ pub struct Pending {
     detail: Option<String>,
 }
 
-type Reply = oneshot::Sender<Result<i64, ()>>;
+/// A job for the writer: a new event (answered with its id), or the outcome of an earlier one.
+enum Job {
+    Append(Pending, oneshot::Sender<Result<i64, ()>>),
+    Settle {
+        id: i64,
+        outcome: Outcome,
+        detail: Option<String>,
+        done: Option<oneshot::Sender<Result<i64, ()>>>,
+    },
+}
 
 /// Writes audit events with group commits: whatever arrives while one transaction is being
 /// written goes into the next, so a busy server writes many events per commit instead of
 /// queueing on the database's write lock. Each caller still waits until its own event is stored.
 #[derive(Clone)]
 pub struct AuditLog {
-    queue: mpsc::Sender<(Pending, Reply)>,
+    queue: mpsc::Sender<Job>,
 }
 
 const MAX_GROUP: usize = 512;
 
 impl AuditLog {
     pub fn start(store: Arc<dyn Store>) -> Self {
-        let (queue, mut incoming) = mpsc::channel::<(Pending, Reply)>(4 * MAX_GROUP);
+        let (queue, mut incoming) = mpsc::channel::<Job>(4 * MAX_GROUP);
         tokio::spawn(async move {
             let mut group = Vec::with_capacity(MAX_GROUP);
             while incoming.recv_many(&mut group, MAX_GROUP).await > 0 {
-                let events: Vec<NewAuditEvent<'_>> = group
-                    .iter()
-                    .map(|(p, _)| NewAuditEvent {
-                        record: p.record,
-                        at: p.at,
-                        channel: p.channel.as_str(),
-                        outcome: p.outcome.as_str(),
-                        client_ip: p.client_ip.as_deref(),
-                        user_agent: p.user_agent.as_deref(),
-                        detail: p.detail.as_deref(),
-                    })
-                    .collect();
-                let stored = store.append_events(&events).await;
-                drop(events);
-                match stored {
-                    Ok(ids) => {
-                        for ((_, reply), id) in group.drain(..).zip(ids) {
-                            let _ = reply.send(Ok(id));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, events = group.len(), "cannot store audit events");
-                        for (_, reply) in group.drain(..) {
-                            let _ = reply.send(Err(()));
-                        }
-                    }
-                }
+                write_group(store.as_ref(), &mut group).await;
             }
         });
         Self { queue }
@@ -188,7 +184,7 @@ impl AuditLog {
     async fn append(&self, event: Pending) -> ApiResult<i64> {
         let (reply, stored) = oneshot::channel();
         self.queue
-            .send((event, reply))
+            .send(Job::Append(event, reply))
             .await
             .map_err(|_| ApiError::internal())?;
         // No answer leaves before its event is stored: a failure here fails the request.
@@ -196,5 +192,90 @@ impl AuditLog {
             .await
             .map_err(|_| ApiError::internal())?
             .map_err(|()| ApiError::internal())
+    }
+
+    /// Settles an event and waits until that is stored.
+    pub async fn settle(&self, id: i64, outcome: Outcome, detail: Option<String>) -> ApiResult<()> {
+        let (done, stored) = oneshot::channel();
+        self.queue
+            .send(Job::Settle {
+                id,
+                outcome,
+                detail,
+                done: Some(done),
+            })
+            .await
+            .map_err(|_| ApiError::internal())?;
+        stored
+            .await
+            .map_err(|_| ApiError::internal())?
+            .map(|_| ())
+            .map_err(|()| ApiError::internal())
+    }
+
+    /// Settles an event in the background (for details known only after the answer is gone).
+    pub fn settle_later(&self, id: i64, outcome: Outcome, detail: String) {
+        let job = Job::Settle {
+            id,
+            outcome,
+            detail: Some(detail),
+            done: None,
+        };
+        if self.queue.try_send(job).is_err() {
+            tracing::warn!(
+                event = id,
+                "audit queue full: a call's final details were not recorded"
+            );
+        }
+    }
+}
+
+async fn write_group(store: &dyn Store, group: &mut Vec<Job>) {
+    let mut events = Vec::new();
+    let mut settles = Vec::new();
+    for job in group.iter() {
+        match job {
+            Job::Append(p, _) => events.push(NewAuditEvent {
+                record: p.record,
+                at: p.at,
+                channel: p.channel.as_str(),
+                outcome: p.outcome.as_str(),
+                client_ip: p.client_ip.as_deref(),
+                user_agent: p.user_agent.as_deref(),
+                detail: p.detail.as_deref(),
+            }),
+            Job::Settle {
+                id,
+                outcome,
+                detail,
+                ..
+            } => settles.push(Settle {
+                id: *id,
+                outcome: outcome.as_str(),
+                detail: detail.as_deref(),
+            }),
+        }
+    }
+    let stored = store.append_events(&events, &settles).await;
+    drop((events, settles));
+    let (stored, mut ids) = match stored {
+        Ok(ids) => (true, ids.into_iter()),
+        Err(e) => {
+            tracing::error!(error = %e, jobs = group.len(), "cannot store audit events");
+            (false, Vec::new().into_iter())
+        }
+    };
+    for job in group.drain(..) {
+        match job {
+            Job::Append(_, reply) => {
+                let _ = reply.send(ids.next().ok_or(()));
+            }
+            Job::Settle {
+                done: Some(done), ..
+            } => {
+                let _ = done.send(if stored { Ok(0) } else { Err(()) });
+            }
+            Job::Settle { done: None, .. } => {}
+        }
     }
 }

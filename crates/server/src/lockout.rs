@@ -44,10 +44,7 @@ pub struct Attempt {
 
 impl Attempt {
     pub async fn settle(self, state: &AppState, outcome: Outcome) -> ApiResult<()> {
-        state
-            .store
-            .settle_event(self.id, outcome.as_str(), None)
-            .await?;
+        state.audit.settle(self.id, outcome, None).await?;
         Ok(())
     }
 }
@@ -96,10 +93,7 @@ pub async fn admit(
         }
     }
     if retry_after > 0 {
-        state
-            .store
-            .settle_event(id, Outcome::RateLimited.as_str(), None)
-            .await?;
+        state.audit.settle(id, Outcome::RateLimited, None).await?;
         return Ok(Admission::Locked(retry_after));
     }
     Ok(Admission::Go(Attempt { id }))

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 pub use model::{
     Account, AuditEvent, KeySlot, NewAuditEvent, PageLimits, RecentEvents, Record, RecordChanges,
-    SlotKind,
+    Settle, SlotKind,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -109,11 +109,13 @@ pub trait RecordStore: Send + Sync {
 pub trait AuditStore: Send + Sync {
     /// Stores an event and returns its id.
     async fn append_event(&self, event: &NewAuditEvent<'_>) -> Result<i64>;
-    /// Stores several events in one transaction (a group commit) and returns their ids.
-    async fn append_events(&self, events: &[NewAuditEvent<'_>]) -> Result<Vec<i64>>;
-    /// Settles the outcome (and, when given, the details) of an event recorded before its
-    /// attempt finished.
-    async fn settle_event(&self, id: i64, outcome: &str, detail: Option<&str>) -> Result<()>;
+    /// Stores several events and settles several earlier ones, in one transaction (a group
+    /// commit). Returns the new events' ids.
+    async fn append_events(
+        &self,
+        events: &[NewAuditEvent<'_>],
+        settles: &[Settle<'_>],
+    ) -> Result<Vec<i64>>;
     /// When matching events happened, newest first (for lockouts).
     async fn recent_events(&self, query: &RecentEvents<'_>) -> Result<Vec<OffsetDateTime>>;
     /// A record's events, newest first, at most `limit`, older than `before` when given.

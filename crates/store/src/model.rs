@@ -141,6 +141,14 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
+/// The final outcome (and details) of an event recorded before its attempt finished.
+#[derive(Debug, Clone, Copy)]
+pub struct Settle<'a> {
+    pub id: i64,
+    pub outcome: &'a str,
+    pub detail: Option<&'a str>,
+}
+
 /// Which recent events to look for: on one record and channel, with one of two outcomes, since a
 /// time, optionally from one client address; at most `limit`.
 #[derive(Debug, Clone)]

@@ -43,7 +43,7 @@ macro_rules! impl_sql_store {
             use crate::time_ms::{from_ms, to_ms};
             use crate::{
                 Account, AccountStore, AuditEvent, AuditStore, KeySlot, Lifecycle, MetaStore, NewAuditEvent,
-                PageLimits, Record, RecordChanges, RecentEvents, RecordStore, Result, SlotKind,
+                PageLimits, Record, RecordChanges, RecentEvents, RecordStore, Result, Settle, SlotKind,
                 StoreError,
             };
 
@@ -415,8 +415,20 @@ macro_rules! impl_sql_store {
                 .await?)
             }
 
-            async fn append_events(&self, events: &[NewAuditEvent<'_>]) -> Result<Vec<i64>> {
+            async fn append_events(
+                &self,
+                events: &[NewAuditEvent<'_>],
+                settles: &[Settle<'_>],
+            ) -> Result<Vec<i64>> {
                 let mut tx = self.pool.begin().await?;
+                for settle in settles {
+                    sqlx::query("UPDATE audit_events SET outcome = $1, detail = COALESCE($2, detail) WHERE id = $3")
+                        .bind(settle.outcome)
+                        .bind(settle.detail)
+                        .bind(settle.id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let mut ids = Vec::with_capacity(events.len());
                 for event in events {
                     let id: i64 = sqlx::query_scalar(
@@ -436,16 +448,6 @@ macro_rules! impl_sql_store {
                 }
                 tx.commit().await?;
                 Ok(ids)
-            }
-
-            async fn settle_event(&self, id: i64, outcome: &str, detail: Option<&str>) -> Result<()> {
-                sqlx::query("UPDATE audit_events SET outcome = $1, detail = COALESCE($2, detail) WHERE id = $3")
-                    .bind(outcome)
-                    .bind(detail)
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
             }
 
             async fn recent_events(&self, query: &RecentEvents<'_>) -> Result<Vec<OffsetDateTime>> {

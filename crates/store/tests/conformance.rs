@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use brine_core::{Access, RecordKind};
 use brine_store::{
-    Account, KeySlot, NewAuditEvent, PageLimits, RecentEvents, Record, RecordChanges, SlotKind,
-    Store, StoreError,
+    Account, KeySlot, NewAuditEvent, PageLimits, RecentEvents, Record, RecordChanges, Settle,
+    SlotKind, Store, StoreError,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -361,11 +361,19 @@ async fn attempts_are_counted_and_settled(store: &dyn Store) {
         ids.push(id);
     }
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids grow");
-    store.settle_event(ids[0], "revealed", None).await.unwrap();
-    store
-        .settle_event(ids[1], "denied", Some(r#"{"bytes":12}"#))
-        .await
-        .unwrap();
+    let settles = [
+        Settle {
+            id: ids[0],
+            outcome: "revealed",
+            detail: None,
+        },
+        Settle {
+            id: ids[1],
+            outcome: "denied",
+            detail: Some(r#"{"bytes":12}"#),
+        },
+    ];
+    store.append_events(&[], &settles).await.unwrap();
     let query = |ip: Option<&'static str>, since: OffsetDateTime| RecentEvents {
         record: r.uuid,
         channel: "secure_page",
@@ -434,7 +442,12 @@ async fn audit_events(store: &dyn Store) {
             detail: None,
         })
         .collect();
-    let ids = store.append_events(&group).await.unwrap();
+    let settle = Settle {
+        id: events[0].id,
+        outcome: "settled",
+        detail: Some("{}"),
+    };
+    let ids = store.append_events(&group, &[settle]).await.unwrap();
     assert_eq!(ids.len(), 3);
     assert!(ids.windows(2).all(|w| w[0] < w[1]) && ids[0] > events[0].id);
     let newest = store.events(r.uuid, 3, None).await.unwrap();
@@ -442,7 +455,7 @@ async fn audit_events(store: &dyn Store) {
         newest.iter().map(|e| e.id).collect::<Vec<_>>(),
         [ids[2], ids[1], ids[0]]
     );
-    // Keep the checks below about the three original events.
+    // Keep the checks below about the three original events (the newest was settled).
     let events: Vec<_> = store
         .events(r.uuid, 10, None)
         .await
@@ -450,6 +463,10 @@ async fn audit_events(store: &dyn Store) {
         .into_iter()
         .skip(3)
         .collect();
+    assert_eq!(
+        (events[0].outcome.as_str(), events[0].detail.as_deref()),
+        ("settled", Some("{}"))
+    );
     assert_eq!(events[2].user_agent.as_deref(), Some("curl/8"));
     assert_eq!(events[0].user_agent, None);
     let page = store.events(r.uuid, 1, Some(events[0].id)).await.unwrap();

@@ -18,6 +18,7 @@ use futures_util::stream::BoxStream;
 use std::future::Future;
 
 use super::config::Bridge;
+use crate::audit::Outcome;
 use crate::error::ApiError;
 
 /// The outbound HTTP client: no proxies from the environment, no redirects followed, and a DNS
@@ -107,13 +108,13 @@ impl Failure {
         }
     }
 
-    pub fn outcome(&self) -> &'static str {
+    pub fn outcome(&self) -> Outcome {
         match self {
-            Failure::BadInput(_) => "bad_request",
-            Failure::Refused => "refused",
-            Failure::Timeout => "timeout",
-            Failure::Unreachable => "unreachable",
-            Failure::TooLarge | Failure::Compressed => "error",
+            Failure::BadInput(_) => Outcome::BadRequest,
+            Failure::Refused => Outcome::Refused,
+            Failure::Timeout => Outcome::Timeout,
+            Failure::Unreachable => Outcome::Unreachable,
+            Failure::TooLarge | Failure::Compressed => Outcome::Error,
         }
     }
 }

@@ -350,8 +350,8 @@ async fn forward(
     match result {
         Err(failure) => {
             state
-                .store
-                .settle_event(event_id, failure.outcome(), None)
+                .audit
+                .settle(event_id, failure.outcome(), None)
                 .await?;
             Err(failure.into_error())
         }
@@ -370,22 +370,17 @@ async fn forward(
                 ..call_detail
             };
             state
-                .store
-                .settle_event(event_id, Outcome::Ok.as_str(), Some(&done.json()))
+                .audit
+                .settle(event_id, Outcome::Ok, Some(done.json()))
                 .await?;
             headers.insert(HOP_HEADER, HeaderValue::from(hop));
             // When the body has been relayed, its size completes the audit event.
             let sent = body.sent.clone();
-            let store = state.store.clone();
+            let audit = state.audit.clone();
             let body = body.into_body_then(move || {
                 drop(ticket);
                 done.bytes = Some(sent.load(Ordering::Relaxed));
-                let detail = done.json();
-                tokio::spawn(async move {
-                    if let Err(e) = store.settle_event(event_id, "ok", Some(&detail)).await {
-                        tracing::warn!(error = %e, "could not record a bridge call's size");
-                    }
-                });
+                audit.settle_later(event_id, Outcome::Ok, done.json());
             });
             let mut response = Response::new(body);
             *response.status_mut() = status;
