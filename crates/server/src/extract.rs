@@ -166,6 +166,37 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// Headers and body of a call described in JSON (playground, batch items): header names and
+/// values are checked; a string body is sent as is, anything else as JSON.
+pub fn call_parts(
+    headers: &std::collections::BTreeMap<String, String>,
+    body: Option<serde_json::Value>,
+) -> Result<(axum::http::HeaderMap, Bytes), ApiError> {
+    use axum::http::{HeaderMap, HeaderName, HeaderValue};
+    let mut map = HeaderMap::with_capacity(headers.len() + 1);
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| ApiError::bad_request(format!("'{name}' is not a header name.")))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| ApiError::bad_request("A header value is not valid."))?;
+        map.append(name, value);
+    }
+    let body = match body {
+        None => Bytes::new(),
+        Some(serde_json::Value::String(text)) => Bytes::from(text),
+        Some(json) => {
+            if !map.contains_key(header::CONTENT_TYPE) {
+                map.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+            }
+            Bytes::from(json.to_string())
+        }
+    };
+    Ok((map, body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,7 +108,12 @@ pub trait RecordStore: Send + Sync {
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     /// Stores an event and returns its id.
-    async fn append_event(&self, event: &NewAuditEvent<'_>) -> Result<i64>;
+    async fn append_event(&self, event: &NewAuditEvent<'_>) -> Result<i64> {
+        self.append_events(std::slice::from_ref(event), &[])
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("no id for a stored event".into()))
+    }
     /// Stores several events and settles several earlier ones, in one transaction (a group
     /// commit). Returns the new events' ids.
     async fn append_events(

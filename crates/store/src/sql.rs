@@ -399,22 +399,6 @@ macro_rules! impl_sql_store {
 
         #[async_trait]
         impl AuditStore for $store {
-            async fn append_event(&self, event: &NewAuditEvent<'_>) -> Result<i64> {
-                Ok(sqlx::query_scalar(
-                    "INSERT INTO audit_events (record_uuid, at, channel, outcome, client_ip, user_agent, detail) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                )
-                .bind(event.record)
-                .bind(to_ms(event.at))
-                .bind(event.channel)
-                .bind(event.outcome)
-                .bind(event.client_ip)
-                .bind(event.user_agent)
-                .bind(event.detail)
-                .fetch_one(&self.pool)
-                .await?)
-            }
-
             async fn append_events(
                 &self,
                 events: &[NewAuditEvent<'_>],

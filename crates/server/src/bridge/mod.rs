@@ -482,27 +482,7 @@ pub async fn try_call(state: &AppState, record: &Record, call: TryCall) -> ApiRe
         .map(Selector::parse)
         .transpose()
         .map_err(|e| ApiError::bad_request(format!("select: {e}")))?;
-    let mut headers = HeaderMap::new();
-    for (name, value) in &call.headers {
-        let name = axum::http::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| ApiError::bad_request(format!("'{name}' is not a header name.")))?;
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| ApiError::bad_request("A header value is not valid."))?;
-        headers.append(name, value);
-    }
-    let body = match call.body {
-        None => Bytes::new(),
-        Some(serde_json::Value::String(text)) => Bytes::from(text),
-        Some(json) => {
-            if !headers.contains_key(header::CONTENT_TYPE) {
-                headers.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-            }
-            Bytes::from(json.to_string())
-        }
-    };
+    let (headers, body) = crate::extract::call_parts(&call.headers, call.body)?;
     let mut query: Vec<(String, String)> = call.params.into_iter().collect();
     if let Some(expr) = call.select {
         query.push(("select".into(), expr));

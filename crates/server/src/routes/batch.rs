@@ -8,9 +8,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::to_bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -206,33 +205,13 @@ fn prepare(item: BatchItem, origin: Option<HeaderValue>) -> ApiResult<(Uuid, For
             .as_bytes(),
     )
     .map_err(|_| ApiError::bad_request("'method' is not an HTTP method."))?;
-    let mut headers = HeaderMap::new();
-    for (name, value) in &item.headers {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| ApiError::bad_request(format!("'{name}' is not a header name.")))?;
-        if name == header::ORIGIN {
-            continue;
-        }
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| ApiError::bad_request("A header value is not valid."))?;
-        headers.append(name, value);
-    }
+    // The batch's Origin is every item's origin: an item cannot claim another.
+    let mut item_headers = item.headers;
+    item_headers.retain(|name, _| !name.eq_ignore_ascii_case("origin"));
+    let (mut headers, body) = crate::extract::call_parts(&item_headers, item.body)?;
     if let Some(origin) = origin {
         headers.insert(header::ORIGIN, origin);
     }
-    let body = match item.body {
-        None => Bytes::new(),
-        Some(serde_json::Value::String(text)) => Bytes::from(text),
-        Some(json) => {
-            if !headers.contains_key(header::CONTENT_TYPE) {
-                headers.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-            }
-            Bytes::from(json.to_string())
-        }
-    };
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     query.extend_pairs(&item.params);
     if let Some(select) = &item.select {
