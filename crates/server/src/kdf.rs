@@ -21,6 +21,30 @@ pub struct KdfPool {
 /// Work waiting for a thread; past this, callers wait to enqueue.
 const QUEUE: usize = 1024;
 
+/// Argon2 runs at a lower priority (nice ~10) than the threads serving requests: when they
+/// share a core, a burst of unlocks then waits, not the reads.
+#[cfg(unix)]
+fn lower_priority() {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let Ok(value) = ThreadPriorityValue::try_from(25u8) else {
+        return;
+    };
+    let lowered = set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Crossplatform(value),
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
+    );
+    if let Err(e) = lowered {
+        tracing::debug!(error = ?e, "could not lower the key-derivation thread's priority");
+    }
+}
+
+#[cfg(not(unix))]
+fn lower_priority() {}
+
 impl KdfPool {
     pub fn new(threads: usize) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel::<Job>(QUEUE);
@@ -30,6 +54,7 @@ impl KdfPool {
             std::thread::Builder::new()
                 .name(format!("brine-kdf-{i}"))
                 .spawn(move || {
+                    lower_priority();
                     loop {
                         // The lock is held only to take a job, never while running one.
                         let job = queue.blocking_lock().blocking_recv();
