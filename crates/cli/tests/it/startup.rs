@@ -237,6 +237,43 @@ async fn canary_secrets_never_reach_logs_disk_or_error_bodies() {
             .await
             .unwrap();
     }
+    // A bridge whose URL and headers hold the canary: called (refused, as its upstream is
+    // internal), revealed by its owner, and tried in the playground.
+    let res = http
+        .post(format!("{base}/api/v1/records"))
+        .bearer_auth(&token)
+        .json(
+            &json!({"name": "canary bridge", "type": "bridge", "access": "public", "bridge": {
+                "url": format!("http://127.0.0.1:9/v1?key={CANARY}"),
+                "headers": {"Authorization": format!("Bearer {CANARY}")},
+            }}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let bridge = uuid_of(&body(res).await);
+    for res in [
+        http.get(format!("{base}/r/{bridge}?q={CANARY}"))
+            .send()
+            .await
+            .unwrap(),
+        http.post(format!("{base}/api/v1/records/{bridge}/try"))
+            .bearer_auth(&token)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        assert!(!res.status().is_success());
+        error_bodies.push_str(&res.text().await.unwrap());
+    }
+    let res = http
+        .get(format!("{base}/api/v1/records/{bridge}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    error_bodies.push_str(&res.text().await.unwrap());
     // Secrets sent where they do not belong come back as errors that do not repeat them.
     for bad in [
         json!({"name": "n", "access": CANARY, "data": CANARY}),
