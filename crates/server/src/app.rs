@@ -136,7 +136,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
                     .or(MethodFilter::PATCH)
                     .or(MethodFilter::DELETE)
                     .or(MethodFilter::OPTIONS),
-                public::other,
+                // The same handler as GET: only bridges take these methods.
+                public::read,
             ),
         )
         .route("/r/{uuid}/{*path}", axum::routing::any(public::with_path))

@@ -218,7 +218,7 @@ async fn forward(
     client: &ClientInfo,
     origin: Option<&HeaderValue>,
 ) -> ApiResult<Response> {
-    let methods = policy.validate()?;
+    let methods = policy.methods()?;
     // Preflight: answered here from the policy, never forwarded.
     if incoming.method == Method::OPTIONS
         && incoming
@@ -455,7 +455,7 @@ pub async fn try_call(state: &AppState, record: &Record, call: TryCall) -> ApiRe
         return Err(ApiError::bad_request("Only bridges can be tried."));
     }
     let policy = policy_of(record)?;
-    let methods = policy.validate()?;
+    let methods = policy.methods()?;
     let method = Method::from_bytes(
         call.method
             .as_deref()

@@ -99,16 +99,6 @@ pub async fn unlock(
     respond(&state, uuid, String::new(), &client, request).await
 }
 
-/// Any other method on `/r/{uuid}`: only bridges take them.
-pub async fn other(
-    State(state): State<AppState>,
-    RecordId(uuid): RecordId,
-    client: ClientInfo,
-    request: Forwardable,
-) -> Response {
-    respond(&state, uuid, String::new(), &client, request).await
-}
-
 /// `/r/{uuid}/{*path}`: a path under a bridge's URL, when the bridge allows it.
 pub async fn with_path(
     State(state): State<AppState>,
@@ -154,10 +144,12 @@ impl<S: Send + Sync> FromRequest<S> for Forwardable {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let method = req.method().clone();
-        let headers = req.headers().clone();
-        let query = req.uri().query().map(str::to_owned);
-        let RawBody(body) = RawBody::from_request(req, state).await?;
+        // The headers move out rather than being copied; reading the body does not need them.
+        let (mut parts, body) = req.into_parts();
+        let headers = std::mem::take(&mut parts.headers);
+        let method = parts.method.clone();
+        let query = parts.uri.query().map(str::to_owned);
+        let RawBody(body) = RawBody::from_request(Request::from_parts(parts, body), state).await?;
         Ok(Self {
             method,
             headers,
