@@ -34,6 +34,11 @@ pub struct ServeArgs {
     #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = brine_server::config::parse_net)]
     #[serde(rename = "trusted_proxies", skip_serializing_if = "Vec::is_empty")]
     trusted_proxy: Vec<ipnet::IpNet>,
+    /// Redis shared by every node for rate limits, e.g. redis://127.0.0.1:6379 [default: none,
+    /// each node counts on its own].
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis_url: Option<String>,
     /// Let bridges reach loopback, private and link-local addresses (internal APIs).
     #[arg(long)]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -77,6 +82,12 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
             "trusted_proxies",
             "allow_private_upstreams",
             "upstream_connect_timeout_ms",
+            "redis_url",
+            "max_upstream_per_ip",
+            "header_read_timeout_ms",
+            "body_read_timeout_ms",
+            "max_headers",
+            "max_header_bytes",
         ]))
         .merge(Serialized::defaults(args));
     if args.no_signup {

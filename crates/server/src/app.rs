@@ -18,6 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::BodyReadTimeout;
 use crate::routes::{auth, batch, health, pages, public, records};
 use crate::state::AppState;
 
@@ -117,7 +118,7 @@ fn set_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<H
     SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
 }
 
-pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
+pub fn router(state: AppState, max_body_bytes: usize, body_read_timeout: Duration) -> axum::Router {
     let (router, spec) = api().split_for_parts();
     let spec = std::sync::Arc::new(spec);
     router
@@ -154,7 +155,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
         })
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-
+        .layer(axum::Extension(BodyReadTimeout(body_read_timeout)))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
             ApiError::internal().into_response()

@@ -1,6 +1,6 @@
 //! The client's address: the socket peer, or — only when that peer is a configured trusted
-//! proxy — the nearest untrusted address in `X-Forwarded-For`. A client that connects directly
-//! cannot choose its address with the header.
+//! proxy — the nearest untrusted address in `Forwarded` (RFC 7239) or, without it,
+//! `X-Forwarded-For`. A client that connects directly cannot choose its address with a header.
 
 use std::net::IpAddr;
 
@@ -28,26 +28,61 @@ impl TrustedProxies {
             return peer;
         }
         let mut client = peer;
-        let hops = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .collect::<Vec<_>>();
-        for hop in hops.iter().rev() {
-            match hop.trim().parse::<IpAddr>() {
-                Ok(ip) => {
-                    client = canonical(ip);
-                    if !self.trusts(client) {
-                        break;
-                    }
-                }
-                // A malformed entry ends the chain we can believe.
-                Err(_) => break,
+        for hop in forwarded_hops(headers).into_iter().rev() {
+            // A malformed or hidden entry ends the chain we can believe.
+            let Some(ip) = hop else { break };
+            client = canonical(ip);
+            if !self.trusts(client) {
+                break;
             }
         }
         client
     }
+}
+
+/// The addresses a request passed through, oldest first: the `for=` of each `Forwarded`
+/// element, or the entries of `X-Forwarded-For` when there is no `Forwarded` header. `None`
+/// stands for an entry that is not an address (`unknown`, an obfuscated name, garbage).
+fn forwarded_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+    let values = |name: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap_or(""))
+            .flat_map(|v| v.split(','))
+            .collect::<Vec<_>>()
+    };
+    let forwarded = values("forwarded");
+    if forwarded.is_empty() {
+        return values("x-forwarded-for")
+            .iter()
+            .map(|hop| hop.trim().parse().ok())
+            .collect();
+    }
+    forwarded
+        .iter()
+        .map(|element| {
+            let node = element.split(';').find_map(|pair| {
+                let (name, value) = pair.split_once('=')?;
+                name.trim()
+                    .eq_ignore_ascii_case("for")
+                    .then(|| value.trim())
+            })?;
+            parse_node(node.trim_matches('"'))
+        })
+        .collect()
+}
+
+/// A `Forwarded` node: `192.0.2.1`, `192.0.2.1:4711`, `[2001:db8::1]` or `[2001:db8::1]:4711`.
+fn parse_node(node: &str) -> Option<IpAddr> {
+    if let Some(rest) = node.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok();
+    }
+    let host = match node.split_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => node,
+    };
+    host.parse().ok()
 }
 
 /// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) as the IPv4 address they are.
@@ -103,5 +138,39 @@ mod tests {
         // A malformed entry stops the walk at the last believable hop.
         let h = headers(&["198.51.100.7, garbage"]);
         assert_eq!(lb.client_ip(ip("10.0.0.1"), &h), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn forwarded_is_read_like_x_forwarded_for_and_wins_over_it() {
+        let lb = TrustedProxies::new(vec![
+            "10.0.0.0/8".parse().unwrap_or_else(|_| unreachable!()),
+        ]);
+        let with = |forwarded: &str| {
+            let mut h = headers(&["6.6.6.6"]);
+            h.append(
+                "forwarded",
+                forwarded.parse().unwrap_or_else(|_| unreachable!()),
+            );
+            lb.client_ip(ip("10.0.0.1"), &h)
+        };
+        assert_eq!(with("for=198.51.100.7"), ip("198.51.100.7"));
+        assert_eq!(
+            with(r#"for=6.6.6.6, for="198.51.100.7:4711";proto=https, for=10.0.0.2"#),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            with(r#"For="[2001:db8::7]:443";by=10.0.0.2"#),
+            ip("2001:db8::7")
+        );
+        // A hidden or unknown node ends the chain at the last believable hop.
+        assert_eq!(with("for=unknown"), ip("10.0.0.1"));
+        assert_eq!(with("for=_hidden, for=10.0.0.3"), ip("10.0.0.3"));
+        // An untrusted peer cannot use it either.
+        let mut h = HeaderMap::new();
+        h.append(
+            "forwarded",
+            "for=1.2.3.4".parse().unwrap_or_else(|_| unreachable!()),
+        );
+        assert_eq!(lb.client_ip(ip("203.0.113.9"), &h), ip("203.0.113.9"));
     }
 }

@@ -41,6 +41,21 @@ pub struct Settings {
     pub upstream_connect_timeout_ms: u64,
     /// Limits of `POST /batch`.
     pub batch: crate::routes::batch::BatchSettings,
+    /// `redis://` URL of a Redis that every node shares its rate-limit budgets through. Without
+    /// it, each node counts on its own.
+    pub redis_url: Option<SecretString>,
+    /// Server-wide rate limits: defaults for records, an account-wide cap, sign-in limits.
+    pub rate_limits: crate::limits::RateLimitSettings,
+    /// Upstream calls one client address may have in flight at once, on one node.
+    pub max_upstream_per_ip: u32,
+    /// Time a client has to send a request's headers (slow-client protection), in milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// Time a client has to send a request's body, in milliseconds.
+    pub body_read_timeout_ms: u64,
+    /// Most header fields a request may carry.
+    pub max_headers: usize,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header_bytes: usize,
 }
 
 /// An address or CIDR range: `10.0.0.0/8`, `192.0.2.1` (one address), `::1`.
@@ -93,6 +108,13 @@ impl Default for Settings {
             allow_private_upstreams: false,
             upstream_connect_timeout_ms: 5_000,
             batch: crate::routes::batch::BatchSettings::default(),
+            redis_url: None,
+            rate_limits: crate::limits::RateLimitSettings::default(),
+            max_upstream_per_ip: 64,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            max_headers: 100,
+            max_header_bytes: 64 * 1024,
         }
     }
 }

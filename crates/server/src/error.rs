@@ -29,6 +29,9 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// The methods a 405 answer allows.
     pub allow: Option<String>,
+    /// The rate limit that refused the request, for its `RateLimit-*` headers (boxed: errors
+    /// travel in every `Result`, and this one is rare).
+    pub rate: Option<Box<brine_limits::Decision>>,
 }
 
 impl ApiError {
@@ -45,6 +48,7 @@ impl ApiError {
             },
             retry_after: None,
             allow: None,
+            rate: None,
         }
     }
 
@@ -148,6 +152,9 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, Json(self.body)).into_response();
         if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
             response.headers_mut().insert(header::ALLOW, allow);
+        }
+        if let Some(decision) = &self.rate {
+            crate::limits::write_headers(decision, response.headers_mut());
         }
         if let Some(secs) = self.retry_after {
             response

@@ -44,27 +44,41 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// The raw request body, with the error envelope for bodies too large or unreadable.
+/// The raw request body, with the error envelope for bodies too large, too slow or unreadable.
 pub struct RawBody(pub Bytes);
+
+/// How long a client has to send a whole request body (the router sets it on every request), so
+/// that a slow sender cannot hold a worker and a connection indefinitely.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyReadTimeout(pub std::time::Duration);
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        Bytes::from_request(req, state)
-            .await
-            .map(RawBody)
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "Payload too large",
-                        "The request body is larger than this server accepts.",
-                    )
-                } else {
-                    ApiError::bad_request("The request body could not be read.")
-                }
-            })
+        let deadline = req.extensions().get::<BodyReadTimeout>().map(|t| t.0);
+        let read = Bytes::from_request(req, state);
+        let read = match deadline {
+            Some(deadline) => tokio::time::timeout(deadline, read).await.map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "Request timeout",
+                    "The request body did not arrive in time.",
+                )
+            })?,
+            None => read.await,
+        };
+        read.map(RawBody).map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Payload too large",
+                    "The request body is larger than this server accepts.",
+                )
+            } else {
+                ApiError::bad_request("The request body could not be read.")
+            }
+        })
     }
 }
 
@@ -121,9 +135,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// Who is calling, for the audit log: the peer address and a bounded user agent.
+/// Who is calling, for the audit log and the limits: the client address (see `client_ip`) and a
+/// bounded user agent.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
+    pub addr: Option<std::net::IpAddr>,
+    /// `addr` as text, as the audit log stores it.
     pub ip: Option<String>,
     pub user_agent: Option<String>,
 }
@@ -137,21 +154,21 @@ impl FromRequestParts<AppState> for ClientInfo {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let ip = parts
+        let addr = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| {
-                state
-                    .trusted_proxies
-                    .client_ip(addr.ip(), &parts.headers)
-                    .to_string()
-            });
+            .map(|ConnectInfo(addr)| state.trusted_proxies.client_ip(addr.ip(), &parts.headers));
+        let ip = addr.map(|a| a.to_string());
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| truncate(ua, MAX_USER_AGENT).to_owned());
-        Ok(Self { ip, user_agent })
+        Ok(Self {
+            addr,
+            ip,
+            user_agent,
+        })
     }
 }
 

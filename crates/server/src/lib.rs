@@ -12,7 +12,9 @@ pub mod config;
 mod credential;
 mod error;
 mod extract;
+mod http;
 mod kdf;
+mod limits;
 mod lockout;
 mod master_key;
 mod routes;
@@ -24,10 +26,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use brine_crypto::{Argon2Settings, hash_account_password};
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 pub use app::openapi;
 pub use config::Settings;
+pub use limits::{FailMode, RateLimitSettings};
 pub use lockout::LockoutSettings;
 
 use crate::auth::TokenKeys;
@@ -54,10 +58,27 @@ pub enum StartupError {
     Crypto(#[from] brine_crypto::CryptoError),
 }
 
+/// The shared limiter, connected lazily: Redis being down at start-up is logged loudly, and
+/// each record's failure mode applies until it answers.
+async fn shared_limiter(url: &str) -> Result<brine_limits::RedisLimiter, StartupError> {
+    let limiter = brine_limits::RedisLimiter::new(url)
+        .map_err(|_| StartupError::Setting("redis_url is not a valid Redis URL".into()))?;
+    match limiter.ping().await {
+        Ok(()) => tracing::info!("rate limits are shared through Redis"),
+        Err(error) => tracing::error!(
+            %error,
+            "SHARED RATE LIMITS UNAVAILABLE at start-up: fail-closed records answer 503 until \
+             Redis answers"
+        ),
+    }
+    Ok(limiter)
+}
+
 pub struct Server {
     listener: TcpListener,
     router: axum::Router,
     store: Arc<dyn brine_store::Store>,
+    head_limits: http::HeadLimits,
 }
 
 impl Server {
@@ -95,9 +116,33 @@ impl Server {
                     .into(),
             ));
         }
+        if settings.max_upstream_per_ip == 0 || settings.max_headers == 0 {
+            return Err(StartupError::Setting(
+                "max_upstream_per_ip and max_headers must be at least 1".into(),
+            ));
+        }
+        if settings.max_header_bytes < 8192 {
+            return Err(StartupError::Setting(
+                "max_header_bytes must be at least 8192".into(),
+            ));
+        }
+        if settings.header_read_timeout_ms == 0 || settings.body_read_timeout_ms == 0 {
+            return Err(StartupError::Setting(
+                "header_read_timeout_ms and body_read_timeout_ms must be positive".into(),
+            ));
+        }
+        let shared_limits = match &settings.redis_url {
+            None => None,
+            Some(url) => Some(shared_limiter(url.expose_secret()).await?),
+        };
         let store = brine_store::connect(&settings.database_url()).await?;
         let master = master_key::load(&settings, store.as_ref()).await?;
         let tokens = TokenKeys::new(master.derive_subkey("brine jwt v1")?.as_slice(), token_ttl);
+        let limits = limits::Limits::new(
+            settings.rate_limits.clone(),
+            shared_limits,
+            master.derive_subkey("brine login limits v1")?.as_slice(),
+        );
         let argon2 = Argon2Settings::default();
         let kdf = KdfPool::new(settings.kdf_concurrency).map_err(|e| {
             StartupError::Setting(format!("cannot start key-derivation threads: {e}"))
@@ -127,11 +172,22 @@ impl Server {
                 settings.trusted_proxies.clone(),
             )),
             decoy_password_hash: decoy.into(),
+            limits,
+            max_upstream_per_ip: settings.max_upstream_per_ip,
         };
         Ok(Self {
             listener,
-            router: app::router(state, settings.max_body_bytes),
+            router: app::router(
+                state,
+                settings.max_body_bytes,
+                std::time::Duration::from_millis(settings.body_read_timeout_ms),
+            ),
             store,
+            head_limits: http::HeadLimits {
+                read_timeout: std::time::Duration::from_millis(settings.header_read_timeout_ms),
+                max_headers: settings.max_headers,
+                max_bytes: settings.max_header_bytes,
+            },
         })
     }
 
@@ -145,13 +201,7 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let served = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let served = http::serve(self.listener, self.router, self.head_limits, shutdown).await;
         self.store.close().await;
         served
     }

@@ -26,4 +26,7 @@ pub struct AppState {
     /// A hash of a random password, verified when a login names an unknown email, so that the
     /// answer takes as long as for a known one.
     pub decoy_password_hash: Arc<str>,
+    pub limits: crate::limits::Limits,
+    /// Upstream calls one client address may have in flight on this node.
+    pub max_upstream_per_ip: u32,
 }

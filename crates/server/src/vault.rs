@@ -111,6 +111,8 @@ pub struct NewRecord {
     pub data: SecretValue,
     /// Settings that are not secret (JSON): a bridge's policy, a credential's params.
     pub policy: Option<String>,
+    /// The owner's rate limit and quota (JSON).
+    pub limits: Option<String>,
     pub password: Option<RecordPassword>,
     pub expires_at: Option<OffsetDateTime>,
     pub max_reads: Option<i64>,
@@ -175,6 +177,7 @@ pub async fn create(
         reads: 0,
         page,
         policy: input.policy,
+        limits: input.limits,
         created_at: now,
         updated_at: now,
         slots,
@@ -259,6 +262,8 @@ pub struct RecordPatch {
     pub max_reads: Option<Option<i64>>,
     /// A new policy (JSON): a bridge's, with its secrets in `data`.
     pub policy: Option<String>,
+    /// New limits (JSON).
+    pub limits: Option<String>,
 }
 
 /// Applies a patch. Returns a new X-API-Key when one had to be issued: the record became
@@ -298,6 +303,7 @@ pub async fn update(
         expires_at: patch.expires_at,
         max_reads: patch.max_reads,
         policy: patch.policy,
+        limits: patch.limits,
         updated_at: Some(now),
         ..RecordChanges::default()
     };

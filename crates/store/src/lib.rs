@@ -103,6 +103,11 @@ pub trait RecordStore: Send + Sync {
     /// Atomically takes one secure-page reveal, if one is left and neither the page nor the
     /// record has expired at `now`. Returns whether the reveal was granted.
     async fn claim_view(&self, uuid: Uuid, now: OffsetDateTime) -> Result<bool>;
+    /// Atomically takes one request from a record's quota for the period starting at `period`,
+    /// unless `limit` were already taken in it (on any node). Returns whether it was granted.
+    async fn take_quota(&self, uuid: Uuid, period: OffsetDateTime, limit: i64) -> Result<bool>;
+    /// Requests taken from a record's quota in the period starting at `period`.
+    async fn quota_used(&self, uuid: Uuid, period: OffsetDateTime) -> Result<i64>;
 }
 
 #[async_trait]

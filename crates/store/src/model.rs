@@ -77,6 +77,8 @@ pub struct Record {
     /// Settings that are not secret, as JSON: a bridge's policy (its URL and headers are in
     /// `payload`), or a credential's declared `{{param}}` names.
     pub policy: Option<String>,
+    /// The owner's rate limit and quota, as JSON.
+    pub limits: Option<String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub slots: Vec<KeySlot>,
@@ -110,6 +112,8 @@ pub struct RecordChanges {
     pub page: Option<PageLimits>,
     /// A new policy (JSON).
     pub policy: Option<String>,
+    /// New limits (JSON).
+    pub limits: Option<String>,
     /// Slots to insert or replace.
     pub put_slots: Vec<KeySlot>,
     pub remove_slots: Vec<SlotKind>,

@@ -11,7 +11,7 @@ macro_rules! select_records {
         concat!(
             "SELECT r.uuid, r.owner_id, r.name, r.kind, r.access, r.sealed, r.payload, ",
             "r.payload_version, r.expires_at, r.max_reads, r.reads, r.created_at, r.updated_at, ",
-            "r.page_expires_at, r.page_max_views, r.page_views, r.policy, ",
+            "r.page_expires_at, r.page_max_views, r.page_views, r.policy, r.limits, ",
             "s.kind AS slot_kind, s.version AS slot_version, s.wrapped AS slot_wrapped, ",
             "s.kdf AS slot_kdf FROM records r LEFT JOIN key_slots s ON s.record_uuid = r.uuid ",
             $tail
@@ -75,6 +75,7 @@ macro_rules! impl_sql_store {
                             views: row.try_get("page_views")?,
                         },
                         policy: row.try_get("policy")?,
+                        limits: row.try_get("limits")?,
                         created_at: from_ms(row.try_get("created_at")?)?,
                         updated_at: from_ms(row.try_get("updated_at")?)?,
                         slots: Vec::new(),
@@ -244,8 +245,8 @@ macro_rules! impl_sql_store {
                 sqlx::query(
                     "INSERT INTO records (uuid, owner_id, name, kind, access, sealed, payload, \
                      payload_version, expires_at, max_reads, reads, created_at, updated_at, \
-                     page_expires_at, page_max_views, page_views, policy) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                     page_expires_at, page_max_views, page_views, policy, limits) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
                 )
                 .bind(record.uuid)
                 .bind(record.owner_id)
@@ -264,6 +265,7 @@ macro_rules! impl_sql_store {
                 .bind(record.page.max_views)
                 .bind(record.page.views)
                 .bind(record.policy.as_deref())
+                .bind(record.limits.as_deref())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| {
@@ -321,7 +323,8 @@ macro_rules! impl_sql_store {
                      page_expires_at = CASE WHEN $10 THEN $11 ELSE page_expires_at END, \
                      page_max_views = CASE WHEN $10 THEN $12 ELSE page_max_views END, \
                      page_views = CASE WHEN $10 THEN $13 ELSE page_views END, \
-                     policy = COALESCE($14, policy) \
+                     policy = COALESCE($14, policy), \
+                     limits = COALESCE($17, limits) \
                      WHERE uuid = $15 AND owner_id = $16",
                 )
                 .bind(changes.name.as_deref())
@@ -340,6 +343,7 @@ macro_rules! impl_sql_store {
                 .bind(changes.policy.as_deref())
                 .bind(uuid)
                 .bind(owner)
+                .bind(changes.limits.as_deref())
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {
@@ -394,6 +398,41 @@ macro_rules! impl_sql_store {
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn take_quota(&self, uuid: Uuid, period: OffsetDateTime, limit: i64) -> Result<bool> {
+                // One conditional upsert: the row lock (or SQLite's single writer) serialises
+                // concurrent takers, so the count can never pass `limit`.
+                let used: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO quota_usage (record_uuid, period_start, used) VALUES ($1, $2, 1) \
+                     ON CONFLICT (record_uuid, period_start) DO UPDATE SET used = quota_usage.used + 1 \
+                     WHERE quota_usage.used < $3 RETURNING used",
+                )
+                .bind(uuid)
+                .bind(to_ms(period))
+                .bind(limit)
+                .fetch_optional(&self.pool)
+                .await?;
+                if used == Some(1) {
+                    // The period's first request: earlier periods are history.
+                    sqlx::query("DELETE FROM quota_usage WHERE record_uuid = $1 AND period_start < $2")
+                        .bind(uuid)
+                        .bind(to_ms(period))
+                        .execute(&self.pool)
+                        .await?;
+                }
+                Ok(used.is_some())
+            }
+
+            async fn quota_used(&self, uuid: Uuid, period: OffsetDateTime) -> Result<i64> {
+                let used: Option<i64> = sqlx::query_scalar(
+                    "SELECT used FROM quota_usage WHERE record_uuid = $1 AND period_start = $2",
+                )
+                .bind(uuid)
+                .bind(to_ms(period))
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(used.unwrap_or(0))
             }
 }
 

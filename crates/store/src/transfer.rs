@@ -94,6 +94,8 @@ struct RecordLine {
     page_views: i64,
     #[serde(default)]
     policy: Option<String>,
+    #[serde(default)]
+    limits: Option<String>,
     slots: Vec<SlotLine>,
 }
 
@@ -204,6 +206,7 @@ fn record_line(r: Record) -> RecordLine {
         page_max_views: r.page.max_views,
         page_views: r.page.views,
         policy: r.policy,
+        limits: r.limits,
         slots: r
             .slots
             .into_iter()
@@ -368,6 +371,7 @@ fn record_from_line(line: RecordLine) -> Result<Record, String> {
             views: line.page_views,
         },
         policy: line.policy,
+        limits: line.limits,
         slots,
     })
 }

@@ -62,6 +62,7 @@ fn record(owner: Uuid) -> Record {
         reads: 0,
         page: PageLimits::default(),
         policy: None,
+        limits: None,
         created_at: t,
         updated_at: t,
         slots: vec![slot(SlotKind::Server, 1), slot(SlotKind::ApiKey, 1)],
@@ -190,6 +191,7 @@ async fn updates_are_atomic_and_owner_checked(store: &dyn Store) {
         max_reads: Some(Some(10)),
         page: None,
         policy: Some(r#"{"allowed_methods":["GET"]}"#.into()),
+        limits: Some(r#"{"quota":{"requests":5,"per":"day"}}"#.into()),
         put_slots: vec![slot(SlotKind::ApiKey, 2), slot(SlotKind::Password, 1)],
         remove_slots: vec![SlotKind::Server],
         updated_at: Some(now() + Duration::seconds(1)),
@@ -212,6 +214,10 @@ async fn updates_are_atomic_and_owner_checked(store: &dyn Store) {
     assert_eq!(
         got.policy.as_deref(),
         Some(r#"{"allowed_methods":["GET"]}"#)
+    );
+    assert_eq!(
+        got.limits.as_deref(),
+        Some(r#"{"quota":{"requests":5,"per":"day"}}"#)
     );
     assert!(got.slot(SlotKind::Server).is_none());
     assert_eq!(got.slot(SlotKind::ApiKey).unwrap().version, 2);
@@ -275,6 +281,37 @@ async fn claim_concurrently(
         granted += usize::from(task.await.unwrap());
     }
     granted
+}
+
+async fn quotas_are_exact_per_period(store: Arc<dyn Store>) {
+    let ana = account(store.as_ref(), "ana9@example.com").await;
+    let r = record(ana.id);
+    store.insert_record(&r).await.unwrap();
+    let june = now();
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.take_quota(r.uuid, june, 7).await.unwrap() })
+        })
+        .collect();
+    let mut granted = 0;
+    for task in tasks {
+        granted += usize::from(task.await.unwrap());
+    }
+    assert_eq!(granted, 7);
+    assert_eq!(store.quota_used(r.uuid, june).await.unwrap(), 7);
+    assert!(!store.take_quota(r.uuid, june, 7).await.unwrap());
+    // A raised limit gives room at once; a new period starts from zero and drops the old one.
+    assert!(store.take_quota(r.uuid, june, 8).await.unwrap());
+    let july = june + Duration::days(30);
+    assert!(store.take_quota(r.uuid, july, 1).await.unwrap());
+    assert!(!store.take_quota(r.uuid, july, 1).await.unwrap());
+    assert_eq!(store.quota_used(r.uuid, july).await.unwrap(), 1);
+    assert_eq!(store.quota_used(r.uuid, june).await.unwrap(), 0);
+    assert_eq!(store.quota_used(Uuid::new_v4(), july).await.unwrap(), 0);
+    // Usage goes with its record.
+    assert!(store.delete_record(r.uuid, ana.id).await.unwrap());
+    assert_eq!(store.quota_used(r.uuid, july).await.unwrap(), 0);
 }
 
 async fn page_views_are_exact_and_limits_reset(store: Arc<dyn Store>) {
@@ -492,6 +529,7 @@ async fn conformance(store: Arc<dyn Store>) {
     records_round_trip(store.as_ref()).await;
     updates_are_atomic_and_owner_checked(store.as_ref()).await;
     read_claims_are_exact(store.clone()).await;
+    quotas_are_exact_per_period(store.clone()).await;
     page_views_are_exact_and_limits_reset(store.clone()).await;
     attempts_are_counted_and_settled(store.as_ref()).await;
     audit_events(store.as_ref()).await;

@@ -9,6 +9,7 @@ mod batch;
 mod bridges;
 mod browser;
 mod cli;
+mod limits;
 mod nodes;
 mod openapi;
 mod read;

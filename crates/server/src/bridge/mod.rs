@@ -18,10 +18,12 @@ use bytes::Bytes;
 
 use self::config::{Bridge, BridgePolicy, BridgeSecrets};
 use self::forward::{Answer, Call, HOP_HEADER};
+use self::inflight::Holder;
 use crate::audit::{Channel, Outcome};
 use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
+use crate::limits::RecordLimits;
 use crate::state::AppState;
 use crate::vault;
 
@@ -80,7 +82,10 @@ fn cors(response: &mut Response, origin: Option<&HeaderValue>) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         headers.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("x-brine-hop"),
+            HeaderValue::from_static(
+                "x-brine-hop, retry-after, ratelimit-limit, ratelimit-remaining, \
+                 ratelimit-reset, ratelimit-policy",
+            ),
         );
     }
 }
@@ -258,6 +263,10 @@ async fn forward(
     if read_status(record.expires_at, record.max_reads, record.reads, now) != RecordStatus::Active {
         return refuse(Outcome::Gone, ApiError::not_found()).await;
     }
+    // Limits bind before the key is checked: guessing keys costs budget too.
+    let limits = RecordLimits::of(&record);
+    let rate = crate::limits::admit_call(state, &record, limits.as_ref(), incoming.channel, client)
+        .await?;
     let dek = match record.access {
         Access::OwnerOnly => {
             return refuse(
@@ -310,15 +319,17 @@ async fn forward(
     if let Err(e) = bridge.hops[0].render(&lookup) {
         return refuse(Outcome::Denied, ApiError::bad_request(e.to_string())).await;
     }
-    let Some(ticket) = state.inflight.enter(record.uuid, policy.max_concurrent) else {
-        let mut busy = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Bridge busy",
-            "Too many calls are in flight through this bridge; retry shortly.",
-        );
-        busy.retry_after = Some(1);
-        return refuse(Outcome::RateLimited, busy).await;
+    let client_cap = client.addr.map(|ip| (ip, state.max_upstream_per_ip));
+    let ticket = match state
+        .inflight
+        .enter((record.uuid, policy.max_concurrent), client_cap)
+    {
+        Ok(ticket) => ticket,
+        Err(full) => return refuse(Outcome::RateLimited, busy(full)).await,
     };
+    if let Some(exhausted) = crate::limits::take_quota(state, &record, limits.as_ref()).await? {
+        return refuse(Outcome::RateLimited, exhausted).await;
+    }
     if record.max_reads.is_some() && !state.store.claim_read(record.uuid, now).await? {
         return refuse(Outcome::Gone, ApiError::not_found()).await;
     }
@@ -374,6 +385,9 @@ async fn forward(
                 .settle(event_id, Outcome::Ok, Some(done.json()))
                 .await?;
             headers.insert(HOP_HEADER, HeaderValue::from(hop));
+            if let Some(rate) = &rate {
+                crate::limits::write_headers(rate, &mut headers);
+            }
             // When the body has been relayed, its size completes the audit event.
             let sent = body.sent.clone();
             let audit = state.audit.clone();
@@ -388,6 +402,24 @@ async fn forward(
             Ok(response)
         }
     }
+}
+
+/// The answer when a bridge, or the caller's address, has its limit of calls in flight.
+fn busy(full: Holder) -> ApiError {
+    let mut error = match full {
+        Holder::Bridge(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Bridge busy",
+            "Too many calls are in flight through this bridge; retry shortly.",
+        ),
+        Holder::Client(_) => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many calls in flight",
+            "Your address has too many calls in flight through this server; retry shortly.",
+        ),
+    };
+    error.retry_after = Some(1);
+    error
 }
 
 fn preflight(methods: &[Method], request: &HeaderMap) -> Response {

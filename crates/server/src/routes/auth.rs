@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::auth::{Claims, Owner};
 use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ClientInfo};
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -58,9 +58,11 @@ async fn open_session(state: &AppState, account: Uuid) -> ApiResult<TokenBody> {
         (status = 400, description = "Invalid email or password", body = ErrorBody),
         (status = 403, description = "Sign-up is closed on this server", body = ErrorBody),
         (status = 409, description = "The email is already registered", body = ErrorBody),
+        (status = 429, description = "Too many attempts from this address", body = ErrorBody),
     ))]
 pub async fn signup(
     State(state): State<AppState>,
+    client: ClientInfo,
     ApiJson(body): ApiJson<Credentials>,
 ) -> ApiResult<(StatusCode, Json<TokenBody>)> {
     if !state.signup_open {
@@ -72,6 +74,8 @@ pub async fn signup(
     }
     let email = Email::parse(&body.email)?;
     let password = AccountPassword::parse(body.password)?;
+    // Each sign-up costs an Argon2 run: bounded per address like sign-in attempts.
+    state.limits.admit_login(client.addr, None).await?;
     let settings = state.argon2;
     let password_hash = state
         .kdf
@@ -109,11 +113,18 @@ pub async fn signup(
         (status = 200, description = "Signed in", body = TokenBody),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Wrong email or password", body = ErrorBody),
+        (status = 429, description = "Too many attempts for this address or email", body = ErrorBody),
     ))]
 pub async fn login(
     State(state): State<AppState>,
+    client: ClientInfo,
     ApiJson(body): ApiJson<Credentials>,
 ) -> ApiResult<Json<TokenBody>> {
+    // Before the lookup: known and unknown emails are counted, and answered, alike.
+    state
+        .limits
+        .admit_login(client.addr, Some(&body.email))
+        .await?;
     let account = match Email::parse(&body.email) {
         Ok(email) => state.store.account_by_email(email.as_str()).await?,
         Err(_) => None,

@@ -20,6 +20,7 @@ use crate::audit::{Channel, Outcome, record_event};
 use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ClientInfo, RawBody, RecordId};
+use crate::limits::RecordLimits;
 use crate::lockout::{self, Admission, Attempt};
 use crate::state::AppState;
 use crate::vault;
@@ -269,7 +270,7 @@ async fn serve(
     presented: Presented,
     query: Option<&str>,
     batch: bool,
-) -> ApiResult<Json<DataBody>> {
+) -> ApiResult<Response> {
     let Some(record) = record else {
         if let Presented::Password(password) = presented {
             vault::decoy_password_check(state, password).await?;
@@ -296,6 +297,10 @@ async fn serve(
     if read_status(record.expires_at, record.max_reads, record.reads, now) != RecordStatus::Active {
         return ledger.refuse(Outcome::Gone, ApiError::not_found()).await;
     }
+    // Limits bind before any key or password is checked: guessing costs budget too.
+    let limits = RecordLimits::of(&record);
+    let rate =
+        crate::limits::admit_call(state, &record, limits.as_ref(), ledger.channel, client).await?;
     if unlocking {
         match lockout::admit(state, uuid, Channel::Password, client).await? {
             Admission::Go(attempt) => ledger.attempt = Some(attempt),
@@ -344,6 +349,9 @@ async fn serve(
                 .await;
         }
     };
+    if let Some(exhausted) = crate::limits::take_quota(state, &record, limits.as_ref()).await? {
+        return ledger.refuse(Outcome::RateLimited, exhausted).await;
+    }
     if record.max_reads.is_some() && !state.store.claim_read(uuid, now).await? {
         return ledger.refuse(Outcome::Gone, ApiError::not_found()).await;
     }
@@ -354,5 +362,9 @@ async fn serve(
         Err(e) => return ledger.refuse(Outcome::Denied, e).await,
     };
     ledger.record(Outcome::Ok).await?;
-    Ok(Json(DataBody { data }))
+    let mut response = Json(DataBody { data }).into_response();
+    if let Some(rate) = &rate {
+        crate::limits::write_headers(rate, response.headers_mut());
+    }
+    Ok(response)
 }

@@ -22,6 +22,7 @@ use crate::clock::now_ms;
 use crate::credential::CredentialPolicy;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, ClientInfo, RawBody, RecordId};
+use crate::limits::{Quota, RateLimit, RecordLimits};
 use crate::routes::public::API_KEY_HEADER;
 use crate::state::AppState;
 use crate::vault::{self, NewRecord, RecordPatch, RotationSource, SecurePageSetup};
@@ -55,6 +56,13 @@ pub struct RecordView {
     /// A credential's declared `{{param}}` names.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
+    /// Requests taken from the quota in the current period (on `GET /api/v1/records/{uuid}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota_used: Option<i64>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -63,6 +71,7 @@ pub struct RecordView {
 
 impl RecordView {
     fn of(record: &Record, now: OffsetDateTime) -> Self {
+        let limits = RecordLimits::of(record).unwrap_or_default();
         Self {
             uuid: record.uuid,
             name: record.name.clone(),
@@ -90,6 +99,9 @@ impl RecordView {
                 RecordKind::Credential => CredentialPolicy::of(record.policy.as_deref()).params,
                 RecordKind::Bridge => Vec::new(),
             },
+            rate_limit: limits.rate_limit,
+            quota: limits.quota,
+            quota_used: None,
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
@@ -261,6 +273,10 @@ pub struct CreateRecord {
     pub api_key: Option<bool>,
     /// A password-protected page for a person (private records only).
     pub secure_page: Option<SecurePageBody>,
+    /// Rate limits on `/r/{uuid}`, e.g. `{"per_ip": "60/min", "total": "1000/hour"}`.
+    pub rate_limit: Option<RateLimit>,
+    /// A usage budget per calendar period, e.g. `{"requests": 10000, "per": "month"}`.
+    pub quota: Option<Quota>,
 }
 
 /// The secret to seal and the policy to keep, for a record of `kind`: a credential takes `data`,
@@ -293,6 +309,17 @@ fn record_content(
             "A bridge takes its upstream in 'bridge', not 'data'.",
         )),
     }
+}
+
+/// Limits as stored: checked, and absent when there are none.
+fn limits_json(limits: &RecordLimits) -> ApiResult<Option<String>> {
+    limits.validate()?;
+    if limits.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(limits)
+        .map(Some)
+        .map_err(|_| ApiError::internal())
 }
 
 /// A credential's declared params, as its stored policy.
@@ -341,6 +368,14 @@ pub struct UpdateRecord {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<i64>)]
     pub max_reads: Option<Option<i64>>,
+    /// New rate limits, replacing the old ones; `null` removes them.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<RateLimit>)]
+    pub rate_limit: Option<Option<RateLimit>>,
+    /// A new quota (usage so far in the period is kept); `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Quota>)]
+    pub quota: Option<Option<Quota>>,
 }
 
 /// Only for sealed records, which the server cannot re-wrap on its own.
@@ -459,6 +494,10 @@ pub async fn create(
         max_reads: body.max_reads,
     };
     policy.check(now)?;
+    let limits = RecordLimits {
+        rate_limit: body.rate_limit,
+        quota: body.quota,
+    };
     let input = NewRecord {
         name: RecordName::parse(&body.name)?,
         kind,
@@ -466,6 +505,7 @@ pub async fn create(
         sealed: body.sealed,
         data,
         policy: settings,
+        limits: limits_json(&limits)?,
         password: parse_password(body.password)?,
         expires_at: policy.expires_at,
         max_reads: body.max_reads,
@@ -529,7 +569,13 @@ pub async fn show(
     RecordId(uuid): RecordId,
 ) -> ApiResult<Json<RecordView>> {
     let record = owned_record(&state, &owner, uuid).await?;
-    Ok(Json(RecordView::of(&record, now_ms())))
+    let now = now_ms();
+    let mut view = RecordView::of(&record, now);
+    if let Some(quota) = &view.quota {
+        let (period, _) = quota.per.bounds(now);
+        view.quota_used = Some(state.store.quota_used(uuid, period).await?);
+    }
+    Ok(Json(view))
 }
 
 /// Reveal a record's value to its owner (audited; refused for sealed records).
@@ -613,6 +659,20 @@ pub async fn update(
         expires_at: body.expires_at.map(|t| t.map(|t| t.0)),
         max_reads: body.max_reads,
         policy: params_policy(record.kind, body.params)?.or(bridge),
+        limits: match (body.rate_limit, body.quota) {
+            (None, None) => None,
+            (rate_limit, quota) => {
+                let mut limits = RecordLimits::of(&record).unwrap_or_default();
+                if let Some(rate_limit) = rate_limit {
+                    limits.rate_limit = rate_limit;
+                }
+                if let Some(quota) = quota {
+                    limits.quota = quota;
+                }
+                // Never NULL once set: the store keeps a column when given none.
+                Some(limits_json(&limits)?.unwrap_or_else(|| "{}".into()))
+            }
+        },
     };
     let api_key = vault::update(&state, &record, patch, now).await?;
     record_event(&state, uuid, Channel::Owner, Outcome::Updated, &client).await?;
