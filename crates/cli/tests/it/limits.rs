@@ -330,8 +330,9 @@ async fn calls_in_flight_from_one_address_are_bounded_across_bridges() {
     }
 }
 
-/// A raw HTTP/1.1 exchange, for what clients like reqwest will not send.
-async fn raw(s: &TestServer, request: &[u8], then_wait: bool) -> String {
+/// A raw HTTP/1.1 exchange, for what clients like reqwest will not send: what came back, and
+/// whether the server closed the connection.
+async fn raw(s: &TestServer, request: &[u8], then_wait: bool) -> (String, bool) {
     let addr = s.base.trim_start_matches("http://");
     let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
     socket.write_all(request).await.unwrap();
@@ -340,8 +341,10 @@ async fn raw(s: &TestServer, request: &[u8], then_wait: bool) -> String {
     }
     let mut answer = Vec::new();
     // Bounded so that a failure shows up as a failed assertion, not a hung test.
-    let _ = tokio::time::timeout(Duration::from_secs(30), socket.read_to_end(&mut answer)).await;
-    String::from_utf8_lossy(&answer).into_owned()
+    let closed = tokio::time::timeout(Duration::from_secs(30), socket.read_to_end(&mut answer))
+        .await
+        .is_ok();
+    (String::from_utf8_lossy(&answer).into_owned(), closed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -353,10 +356,13 @@ async fn slow_and_oversized_requests_are_cut_off() {
     })
     .await;
     // A head that never ends: the connection is closed without an answer to any request.
-    let answer = raw(&s, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: 1", true).await;
-    assert!(answer.is_empty(), "{answer}");
+    let (answer, closed) = raw(&s, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: 1", true).await;
+    assert!(closed && answer.is_empty(), "{answer}");
+    // An idle keep-alive connection is closed too, after its answer.
+    let (answer, closed) = raw(&s, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", true).await;
+    assert!(closed && answer.starts_with("HTTP/1.1 200"), "{answer}");
     // A body that never arrives: 408 with the envelope.
-    let answer = raw(
+    let (answer, _) = raw(
         &s,
         b"POST /r/6f1c2a8e-0b7d-4f0e-9a51-2d3c4b5a6978 HTTP/1.1\r\nHost: x\r\n\
           Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"pass",
@@ -371,7 +377,7 @@ async fn slow_and_oversized_requests_are_cut_off() {
         many.push_str(&format!("X-H{i}: {i}\r\n"));
     }
     many.push_str("\r\n");
-    let answer = raw(&s, many.as_bytes(), false).await;
+    let (answer, _) = raw(&s, many.as_bytes(), false).await;
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
     // The server is unharmed.
     let res = s.get("/healthz").send().await.unwrap();

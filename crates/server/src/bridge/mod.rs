@@ -319,7 +319,9 @@ async fn forward(
     if let Err(e) = bridge.hops[0].render(&lookup) {
         return refuse(Outcome::Denied, ApiError::bad_request(e.to_string())).await;
     }
-    let client_cap = client.addr.map(|ip| (ip, state.max_upstream_per_ip));
+    let client_cap = client
+        .addr
+        .map(|ip| (crate::limits::client_network(ip), state.max_upstream_per_ip));
     let ticket = match state
         .inflight
         .enter((record.uuid, policy.max_concurrent), client_cap)

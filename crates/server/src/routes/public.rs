@@ -68,6 +68,8 @@ fn api_key(headers: &HeaderMap) -> Option<String> {
         (status = 401, description = "Missing or wrong X-API-Key", body = ErrorBody),
         (status = 403, description = "The record is owner-only", body = ErrorBody),
         (status = 404, description = "Unknown, expired or used up", body = ErrorBody),
+        (status = 429, description = "Over the record's rate limit or quota (see Retry-After and RateLimit-*)", body = ErrorBody),
+        (status = 503, description = "The shared rate limits are unavailable and the record fails closed", body = ErrorBody),
     ))]
 pub async fn read(
     State(state): State<AppState>,
@@ -89,7 +91,8 @@ pub async fn read(
         (status = 401, description = "Missing or wrong password or key", body = ErrorBody),
         (status = 403, description = "The record is owner-only", body = ErrorBody),
         (status = 404, description = "Unknown, expired or used up", body = ErrorBody),
-        (status = 429, description = "Too many wrong passwords: locked for a while", body = ErrorBody),
+        (status = 429, description = "Too many wrong passwords (locked for a while), or over the record's rate limit or quota", body = ErrorBody),
+        (status = 503, description = "The shared rate limits are unavailable and the record fails closed", body = ErrorBody),
     ))]
 pub async fn unlock(
     State(state): State<AppState>,

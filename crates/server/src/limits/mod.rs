@@ -3,134 +3,29 @@
 //! binds every record of an owner together. Budgets live in Redis when one is configured (every
 //! node shares them) and in this process otherwise.
 
-use std::collections::HashMap;
+mod logs;
+mod record;
+
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use brine_core::RecordKind;
 use brine_limits::{Decision, Key, Limiter, MemoryLimiter, Rate, RedisLimiter, Rule};
+use brine_store::Record;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use time::{Date, OffsetDateTime, Time};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-use brine_store::Record;
-
+use self::logs::{OutageLog, RefusalLog};
+pub use self::record::{FailMode, Quota, RateLimit, RecordLimits};
 use crate::audit::{Channel, Outcome, record_event_with_detail};
 use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
 use crate::state::AppState;
-
-/// A record's limits, as its owner sets them; stored as JSON beside the record.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RecordLimits {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limit: Option<RateLimit>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quota: Option<Quota>,
-}
-
-/// Requests per period, as `N/second`, `N/minute`, `N/hour` or `N/day` (also `N/15min`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimit {
-    /// For each client address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "60/min")]
-    pub per_ip: Option<Rate>,
-    /// For all clients together.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "1000/hour")]
-    pub total: Option<Rate>,
-    /// When the shared limit store (Redis) does not answer: `closed` refuses with 503, `open`
-    /// serves within this node's own count. Default: closed for bridges, open for credentials.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fail: Option<FailMode>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum FailMode {
-    Open,
-    Closed,
-}
-
-/// A usage budget per calendar period (UTC), beyond any rate: counted in the database, so exact
-/// across nodes and restarts. A request takes its place before it is served.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Quota {
-    #[schema(minimum = 1, example = 10000)]
-    pub requests: u32,
-    pub per: QuotaPeriod,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum QuotaPeriod {
-    Hour,
-    Day,
-    Month,
-}
-
-impl QuotaPeriod {
-    /// The period that contains `now`: its start and the start of the next.
-    pub fn bounds(self, now: OffsetDateTime) -> (OffsetDateTime, OffsetDateTime) {
-        let now = now.to_offset(time::UtcOffset::UTC);
-        let day = now.date();
-        match self {
-            Self::Hour => {
-                let start =
-                    now.replace_time(Time::from_hms(now.hour(), 0, 0).unwrap_or(Time::MIDNIGHT));
-                (start, start + time::Duration::HOUR)
-            }
-            Self::Day => {
-                let start = day.midnight().assume_utc();
-                (start, start + time::Duration::DAY)
-            }
-            Self::Month => {
-                let first = day.replace_day(1).unwrap_or(day);
-                let (year, month) = match first.month() {
-                    time::Month::December => (first.year() + 1, time::Month::January),
-                    month => (first.year(), month.next()),
-                };
-                let next = Date::from_calendar_date(year, month, 1).unwrap_or(first);
-                (first.midnight().assume_utc(), next.midnight().assume_utc())
-            }
-        }
-    }
-}
-
-impl RecordLimits {
-    /// Parses what is stored; limits that cannot be read are treated as absent (and logged),
-    /// since they were checked when stored.
-    pub fn of(record: &brine_store::Record) -> Option<Self> {
-        let text = record.limits.as_deref()?;
-        serde_json::from_str(text)
-            .map_err(|e| tracing::error!(record = %record.uuid, error = %e, "unreadable limits"))
-            .ok()
-    }
-
-    pub fn validate(&self) -> ApiResult<()> {
-        if let Some(quota) = &self.quota
-            && quota.requests == 0
-        {
-            return Err(ApiError::bad_request("quota.requests must be at least 1."));
-        }
-        Ok(())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rate_limit.is_none() && self.quota.is_none()
-    }
-}
 
 /// The server's own limits (`[rate_limits]` in the configuration).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -209,7 +104,7 @@ impl Limits {
         let mut rules = Vec::with_capacity(2);
         if let Some(ip) = client {
             rules.push(Rule {
-                key: Key::LoginClient(ip),
+                key: Key::LoginClient(client_network(ip)),
                 rate: self.settings.login_per_ip,
             });
         }
@@ -273,7 +168,7 @@ impl Limits {
         let per_ip = own.and_then(|r| r.per_ip).or(self.settings.per_ip);
         if let (Some(rate), Some(ip)) = (per_ip, client) {
             rules.push(Rule {
-                key: Key::RecordClient(record.uuid, ip),
+                key: Key::RecordClient(record.uuid, client_network(ip)),
                 rate,
             });
         }
@@ -319,7 +214,8 @@ pub async fn admit_call(
         Verdict::Limited(decision) => (ApiError::rate_limited(decision), "rate limit"),
         Verdict::Unavailable => (ApiError::limits_unavailable(), "rate limits unavailable"),
     };
-    if let Some(unlogged) = state.limits.audit_refusal(record.uuid, client.addr) {
+    let network = client.addr.map(client_network);
+    if let Some(unlogged) = state.limits.audit_refusal(record.uuid, network) {
         let detail = serde_json::json!({"refused_by": reason, "unlogged_refusals": unlogged});
         record_event_with_detail(
             state,
@@ -357,72 +253,17 @@ pub async fn take_quota(
     Ok(Some(ApiError::quota_exhausted(wait)))
 }
 
-/// Logs the shared store's failures loudly but boundedly: the first failure at once, then at
-/// most one line every ten seconds while it lasts, and one line when it recovers.
-#[derive(Default)]
-struct OutageLog {
-    down: AtomicBool,
-    last_logged_secs: AtomicU64,
-    unlogged: AtomicU64,
-}
-
-impl OutageLog {
-    fn failed(&self, error: &brine_limits::LimitError, fail: FailMode) {
-        let now = unix_secs();
-        let first = !self.down.swap(true, Ordering::Relaxed);
-        let last = self.last_logged_secs.load(Ordering::Relaxed);
-        if first || now >= last + 10 {
-            self.last_logged_secs.store(now, Ordering::Relaxed);
-            let unlogged = self.unlogged.swap(0, Ordering::Relaxed);
-            tracing::error!(
-                %error,
-                failing = ?fail,
-                failures_since_last_report = unlogged,
-                "SHARED RATE LIMITS UNAVAILABLE: fail-closed records answer 503, fail-open records \
-                 are limited by this node alone"
-            );
-        } else {
-            self.unlogged.fetch_add(1, Ordering::Relaxed);
-        }
+/// What "one client" is for per-address limits: an IPv4 address, or an IPv6 /64 — the block one
+/// subscriber or machine gets, which it could otherwise rotate through for a fresh budget (and a
+/// fresh entry in the limiter's memory) with every request.
+pub fn client_network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !(u128::MAX >> 64)).into()),
+        },
+        v4 => v4,
     }
-
-    fn recovered(&self) {
-        if self.down.swap(false, Ordering::Relaxed) {
-            tracing::warn!("shared rate limits are available again");
-        }
-    }
-}
-
-/// Node-local memory of recent refusals per record and client, for [`Limits::audit_refusal`].
-#[derive(Default)]
-struct RefusalLog(Mutex<HashMap<(Uuid, Option<IpAddr>), LastRefusal>>);
-
-/// The second of the last audited refusal, and how many have not been audited since.
-type LastRefusal = (u64, u64);
-
-impl RefusalLog {
-    /// `Some(refusals not logged since the last logged one)` when this one should be logged.
-    fn admit(&self, record: Uuid, client: Option<IpAddr>) -> Option<u64> {
-        let now = unix_secs();
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > 10_000 {
-            map.retain(|_, (second, _)| *second + 1 >= now);
-        }
-        let entry = map.entry((record, client)).or_insert((0, 0));
-        if entry.0 == now {
-            entry.1 += 1;
-            return None;
-        }
-        let unlogged = entry.1;
-        *entry = (now, 0);
-        Some(unlogged)
-    }
-}
-
-fn unix_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Whole seconds, rounded up: a client that waits this long is admitted.
@@ -487,68 +328,22 @@ impl ApiError {
 mod tests {
     use super::*;
 
-    fn at(text: &str) -> OffsetDateTime {
-        OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-            .unwrap_or_else(|e| unreachable!("{e}"))
-    }
-
     #[test]
-    fn quota_periods_are_calendar_periods_in_utc() {
-        let t = at("2026-12-31T23:59:59.5Z");
+    fn an_ipv6_client_is_its_slash_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap_or_else(|_| unreachable!());
         assert_eq!(
-            QuotaPeriod::Hour.bounds(t),
-            (at("2026-12-31T23:00:00Z"), at("2027-01-01T00:00:00Z"))
+            client_network(ip("2001:db8:1:2:aaaa::1")),
+            ip("2001:db8:1:2::")
         );
         assert_eq!(
-            QuotaPeriod::Day.bounds(t),
-            (at("2026-12-31T00:00:00Z"), at("2027-01-01T00:00:00Z"))
+            client_network(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            ip("2001:db8:1:2::")
         );
+        assert_ne!(client_network(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
+        assert_eq!(client_network(ip("198.51.100.7")), ip("198.51.100.7"));
         assert_eq!(
-            QuotaPeriod::Month.bounds(t),
-            (at("2026-12-01T00:00:00Z"), at("2027-01-01T00:00:00Z"))
+            client_network(ip("::ffff:198.51.100.7")),
+            ip("198.51.100.7")
         );
-        assert_eq!(
-            QuotaPeriod::Month.bounds(at("2028-02-29T12:00:00Z")),
-            (at("2028-02-01T00:00:00Z"), at("2028-03-01T00:00:00Z"))
-        );
-    }
-
-    #[test]
-    fn limits_parse_and_refuse_nonsense() {
-        let parsed: RecordLimits = serde_json::from_str(
-            r#"{"rate_limit": {"per_ip": "60/min", "total": "1000/hour", "fail": "open"},
-                "quota": {"requests": 5, "per": "month"}}"#,
-        )
-        .unwrap_or_else(|e| unreachable!("{e}"));
-        let rate = parsed.rate_limit.as_ref().unwrap_or_else(|| unreachable!());
-        assert_eq!(rate.per_ip.map(|r| r.to_string()), Some("60/min".into()));
-        assert_eq!(rate.fail, Some(FailMode::Open));
-        assert!(parsed.validate().is_ok());
-        for bad in [
-            r#"{"rate_limit": {"per_ip": "60/fortnight"}}"#,
-            r#"{"rate_limit": {"per_ip": "0/min"}}"#,
-            r#"{"rate_limit": {"fail": "maybe"}}"#,
-            r#"{"quota": {"requests": 5, "per": "year"}}"#,
-            r#"{"quota": {"requests": -1, "per": "day"}}"#,
-            r#"{"speed": 1}"#,
-        ] {
-            assert!(serde_json::from_str::<RecordLimits>(bad).is_err(), "{bad}");
-        }
-        let zero: RecordLimits =
-            serde_json::from_str(r#"{"quota": {"requests": 0, "per": "day"}}"#)
-                .unwrap_or_else(|e| unreachable!("{e}"));
-        assert!(zero.validate().is_err());
-    }
-
-    #[test]
-    fn a_flood_of_refusals_is_audited_once_a_second() {
-        let log = RefusalLog::default();
-        let id = Uuid::new_v4();
-        let ip = Some(IpAddr::from([192, 0, 2, 1]));
-        assert_eq!(log.admit(id, ip), Some(0));
-        // Within the same second, the rest are counted, not logged (unless the clock ticked).
-        let logged = (0..100).filter(|_| log.admit(id, ip).is_some()).count();
-        assert!(logged <= 1, "{logged}");
-        assert_eq!(log.admit(Uuid::new_v4(), ip), Some(0), "records apart");
     }
 }
