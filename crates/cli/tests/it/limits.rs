@@ -88,6 +88,14 @@ async fn a_burst_over_per_ip_gets_exactly_the_limit_then_429_with_retry_after() 
     }
     let event = audited(&s, &token, &credential, "rate_limited").await;
     assert_eq!(event["channel"], "read");
+    // A batch item spends the same budget as the same call to /r.
+    let res = s
+        .post("/batch")
+        .json(&json!({"requests": [{"uuid": credential}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(res).await["results"][0]["status"], 429);
 
     // A bridge: the refused calls never reach the upstream.
     let bridge = uuid_of(&s.create(&token, json!({
@@ -220,6 +228,14 @@ impl ParseRate for &str {
     }
 }
 
+/// A public credential that each client address may read twice an hour.
+async fn two_per_hour_per_address(s: &TestServer, token: &str) -> String {
+    let spec = json!({
+        "name": "K", "access": "public", "data": "v", "rate_limit": {"per_ip": "2/hour"},
+    });
+    uuid_of(&s.create(token, spec).await)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn trusted_proxies_give_each_forwarded_client_its_own_budget() {
     let s = TestServer::start_with(|c| {
@@ -227,15 +243,7 @@ async fn trusted_proxies_give_each_forwarded_client_its_own_budget() {
     })
     .await;
     let token = s.signup("ana@example.com").await;
-    let uuid = uuid_of(
-        &s.create(
-            &token,
-            json!({
-                "name": "K", "access": "public", "data": "v", "rate_limit": {"per_ip": "2/hour"},
-            }),
-        )
-        .await,
-    );
+    let uuid = two_per_hour_per_address(&s, &token).await;
     let read_as = |via: (&'static str, &'static str)| {
         s.get(&format!("/r/{uuid}")).header(via.0, via.1).send()
     };
@@ -269,15 +277,7 @@ async fn trusted_proxies_give_each_forwarded_client_its_own_budget() {
 async fn an_untrusted_client_cannot_pick_its_address_with_a_header() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
-    let uuid = uuid_of(
-        &s.create(
-            &token,
-            json!({
-                "name": "K", "access": "public", "data": "v", "rate_limit": {"per_ip": "2/hour"},
-            }),
-        )
-        .await,
-    );
+    let uuid = two_per_hour_per_address(&s, &token).await;
     let mut statuses = Vec::new();
     for i in 0..6 {
         let res = s
