@@ -51,7 +51,8 @@ impl RedisLimiter {
             .set_connection_timeout(Some(Duration::from_millis(250)))
             .set_response_timeout(Some(ANSWER_WITHIN))
             .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
+            .set_min_delay(Duration::from_millis(10))
+            .set_max_delay(Duration::from_millis(100));
         let connection = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| LimitError::Unavailable(e.to_string()))?;
         Ok(Self {

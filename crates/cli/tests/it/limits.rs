@@ -217,6 +217,81 @@ async fn sign_in_is_limited_per_email_and_per_address_alike_for_unknown_emails()
 }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_limits_are_refused_with_a_message_that_says_why_and_change_nothing() {
+    let s = TestServer::start().await;
+    let token = s.signup("ana@example.com").await;
+    for (limits, says) in [
+        (
+            json!({"rate_limit": {"per_ip": "60/fortnight"}}),
+            "is not a rate",
+        ),
+        (
+            json!({"rate_limit": {"per_ip": "0/min"}}),
+            "1 to 1000000 requests",
+        ),
+        (json!({"rate_limit": {"burst": 5}}), "unknown field `burst`"),
+        (
+            json!({"rate_limit": {"fail": "maybe"}}),
+            "unknown variant `maybe`",
+        ),
+        (
+            json!({"quota": {"requests": 0, "per": "day"}}),
+            "at least 1",
+        ),
+        (
+            json!({"quota": {"requests": 5, "per": "year"}}),
+            "unknown variant `year`",
+        ),
+    ] {
+        let mut spec = json!({"name": "K", "access": "public", "data": "v"});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(limits.as_object().unwrap().clone());
+        let res = s
+            .post("/api/v1/records")
+            .bearer_auth(&token)
+            .json(&spec)
+            .send()
+            .await
+            .unwrap();
+        let err = expect_error(res, StatusCode::BAD_REQUEST).await;
+        assert!(
+            err["message"].as_str().unwrap().contains(says),
+            "{limits}: {err}"
+        );
+    }
+    let res = s
+        .get("/api/v1/records")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(res).await["records"], json!([]), "nothing was created");
+
+    let uuid = two_per_hour_per_address(&s, &token).await;
+    let res = s
+        .request(reqwest::Method::PATCH, &format!("/api/v1/records/{uuid}"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "renamed", "quota": {"requests": 5, "per": "week"}}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::BAD_REQUEST).await;
+    let res = s
+        .get(&format!("/api/v1/records/{uuid}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let view = body(res).await;
+    assert_eq!(
+        (view["name"].as_str(), view.get("quota")),
+        (Some("K"), None)
+    );
+    assert_eq!(view["rate_limit"], json!({"per_ip": "2/hour"}));
+}
+
 /// Parses rates in test settings.
 trait ParseRate {
     fn parse_rate(self) -> brine_limits::Rate;

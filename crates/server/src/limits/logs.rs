@@ -1,4 +1,6 @@
-//! Bounded logging of what the limits see: outages of the shared store, and refusals.
+//! What the limits remember about trouble: outages of the shared store (so that a store that
+//! just failed is not asked again by every request, and the logs stay readable) and recent
+//! refusals (so that a flood of them does not flood the audit log).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -10,17 +12,34 @@ use uuid::Uuid;
 
 use super::FailMode;
 
-/// Logs the shared store's failures loudly but boundedly: the first failure at once, then at
-/// most one line every ten seconds while it lasts, and one line when it recovers.
+/// The shared store's state. After a failure, requests skip the store for a second (each would
+/// otherwise wait for its own failed connection attempt) and then one probes it again. Failures
+/// are logged loudly but boundedly: the first at once, then at most one line every ten seconds
+/// while the outage lasts, and one line when it ends.
 #[derive(Default)]
-pub struct OutageLog {
+pub struct Outage {
     down: AtomicBool,
+    /// Unix milliseconds before which the store is not asked.
+    resting_until_ms: AtomicU64,
     last_logged_secs: AtomicU64,
     unlogged: AtomicU64,
 }
 
-impl OutageLog {
-    pub fn failed(&self, error: &brine_limits::LimitError, fail: FailMode) {
+const REST_MS: u64 = 1_000;
+
+impl Outage {
+    /// Whether to skip the store: it failed less than a second ago.
+    pub fn resting(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+            && unix_ms() < self.resting_until_ms.load(Ordering::Relaxed)
+    }
+
+    /// A request could not use the store: it failed with `error`, or it was resting (`None`).
+    pub fn failed(&self, error: Option<&brine_limits::LimitError>, fail: FailMode) {
+        if error.is_some() {
+            self.resting_until_ms
+                .store(unix_ms() + REST_MS, Ordering::Relaxed);
+        }
         let now = unix_secs();
         let first = !self.down.swap(true, Ordering::Relaxed);
         let last = self.last_logged_secs.load(Ordering::Relaxed);
@@ -28,7 +47,7 @@ impl OutageLog {
             self.last_logged_secs.store(now, Ordering::Relaxed);
             let unlogged = self.unlogged.swap(0, Ordering::Relaxed);
             tracing::error!(
-                %error,
+                error = error.map_or_else(|| "not answering".to_owned(), ToString::to_string),
                 failing = ?fail,
                 failures_since_last_report = unlogged,
                 "SHARED RATE LIMITS UNAVAILABLE: fail-closed records answer 503, fail-open records \
@@ -76,6 +95,12 @@ impl RefusalLog {
         *entry = (now, 0);
         Some(unlogged)
     }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn unix_secs() -> u64 {

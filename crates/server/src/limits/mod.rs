@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use self::logs::{OutageLog, RefusalLog};
+use self::logs::{Outage, RefusalLog};
 pub use self::record::{FailMode, Quota, RateLimit, RecordLimits};
 use crate::audit::{Channel, Outcome, record_event_with_detail};
 use crate::clock::now_ms;
@@ -73,7 +73,7 @@ pub struct Limits {
     local: Arc<MemoryLimiter>,
     shared: Option<RedisLimiter>,
     settings: Arc<RateLimitSettings>,
-    outage: Arc<OutageLog>,
+    outage: Arc<Outage>,
     refusals: Arc<RefusalLog>,
     /// Keys the email digests of sign-in limits, so that the limiter's storage holds nothing a
     /// dictionary could turn back into addresses.
@@ -136,19 +136,27 @@ impl Limits {
         }
         let decision = match &self.shared {
             None => self.local.acquire_now(rules),
-            Some(shared) => match shared.acquire(rules).await {
-                Ok(decision) => {
-                    self.outage.recovered();
-                    decision
-                }
-                Err(e) => {
-                    self.outage.failed(&e, fail);
-                    match fail {
-                        FailMode::Closed => return Verdict::Unavailable,
-                        FailMode::Open => self.local.acquire_now(rules),
+            Some(shared) => {
+                let answer = if self.outage.resting() {
+                    None
+                } else {
+                    Some(shared.acquire(rules).await)
+                };
+                match answer {
+                    Some(Ok(decision)) => {
+                        self.outage.recovered();
+                        decision
+                    }
+                    failure => {
+                        self.outage
+                            .failed(failure.and_then(Result::err).as_ref(), fail);
+                        match fail {
+                            FailMode::Closed => return Verdict::Unavailable,
+                            FailMode::Open => self.local.acquire_now(rules),
+                        }
                     }
                 }
-            },
+            }
         };
         match decision {
             Some(d) if !d.allowed => Verdict::Limited(d),

@@ -90,6 +90,19 @@ impl QuotaPeriod {
 }
 
 impl RecordLimits {
+    /// Limits from an owner's `rate_limit` and `quota` fields, read here rather than with the
+    /// rest of the body so that a mistake gets a message that says what is wrong: these fields
+    /// hold nothing secret, so unlike other body errors, the message may quote what was sent.
+    pub fn from_fields(
+        rate_limit: Option<serde_json::Value>,
+        quota: Option<serde_json::Value>,
+    ) -> ApiResult<Self> {
+        Ok(Self {
+            rate_limit: rate_limit.map(|v| field("rate_limit", v)).transpose()?,
+            quota: quota.map(|v| field("quota", v)).transpose()?,
+        })
+    }
+
     /// Parses what is stored; limits that cannot be read are treated as absent (and logged),
     /// since they were checked when stored.
     pub fn of(record: &brine_store::Record) -> Option<Self> {
@@ -111,6 +124,10 @@ impl RecordLimits {
     pub fn is_empty(&self) -> bool {
         self.rate_limit.is_none() && self.quota.is_none()
     }
+}
+
+fn field<T: serde::de::DeserializeOwned>(name: &str, value: serde_json::Value) -> ApiResult<T> {
+    serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("{name}: {e}.")))
 }
 
 #[cfg(test)]

@@ -274,9 +274,11 @@ pub struct CreateRecord {
     /// A password-protected page for a person (private records only).
     pub secure_page: Option<SecurePageBody>,
     /// Rate limits on `/r/{uuid}`, e.g. `{"per_ip": "60/min", "total": "1000/hour"}`.
-    pub rate_limit: Option<RateLimit>,
+    #[schema(value_type = Option<RateLimit>)]
+    pub rate_limit: Option<serde_json::Value>,
     /// A usage budget per calendar period, e.g. `{"requests": 10000, "per": "month"}`.
-    pub quota: Option<Quota>,
+    #[schema(value_type = Option<Quota>)]
+    pub quota: Option<serde_json::Value>,
 }
 
 /// The secret to seal and the policy to keep, for a record of `kind`: a credential takes `data`,
@@ -371,11 +373,11 @@ pub struct UpdateRecord {
     /// New rate limits, replacing the old ones; `null` removes them.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<RateLimit>)]
-    pub rate_limit: Option<Option<RateLimit>>,
+    pub rate_limit: Option<Option<serde_json::Value>>,
     /// A new quota (usage so far in the period is kept); `null` removes it.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Quota>)]
-    pub quota: Option<Option<Quota>>,
+    pub quota: Option<Option<serde_json::Value>>,
 }
 
 /// Only for sealed records, which the server cannot re-wrap on its own.
@@ -494,10 +496,7 @@ pub async fn create(
         max_reads: body.max_reads,
     };
     policy.check(now)?;
-    let limits = RecordLimits {
-        rate_limit: body.rate_limit,
-        quota: body.quota,
-    };
+    let limits = RecordLimits::from_fields(body.rate_limit, body.quota)?;
     let input = NewRecord {
         name: RecordName::parse(&body.name)?,
         kind,
@@ -662,12 +661,15 @@ pub async fn update(
         limits: match (body.rate_limit, body.quota) {
             (None, None) => None,
             (rate_limit, quota) => {
+                // Only what was sent changes; `null` removes it.
                 let mut limits = RecordLimits::of(&record).unwrap_or_default();
-                if let Some(rate_limit) = rate_limit {
-                    limits.rate_limit = rate_limit;
+                let (rate_limit_sent, quota_sent) = (rate_limit.is_some(), quota.is_some());
+                let sent = RecordLimits::from_fields(rate_limit.flatten(), quota.flatten())?;
+                if rate_limit_sent {
+                    limits.rate_limit = sent.rate_limit;
                 }
-                if let Some(quota) = quota {
-                    limits.quota = quota;
+                if quota_sent {
+                    limits.quota = sent.quota;
                 }
                 // Never NULL once set: the store keeps a column when given none.
                 Some(limits_json(&limits)?.unwrap_or_else(|| "{}".into()))
