@@ -61,6 +61,14 @@ pub enum StartupError {
 /// The shared limiter, connected lazily: Redis being down at start-up is logged loudly, and
 /// each record's failure mode applies until it answers.
 async fn shared_limiter(url: &str) -> Result<brine_limits::RedisLimiter, StartupError> {
+    if url.starts_with("rediss:") {
+        return Err(StartupError::Setting(
+            "redis_url: TLS (rediss://) is not supported; reach Redis over a private network or \
+             a local tunnel"
+                .into(),
+        ));
+    }
+    // The URL may hold a password: it is never part of a message.
     let limiter = brine_limits::RedisLimiter::new(url)
         .map_err(|_| StartupError::Setting("redis_url is not a valid Redis URL".into()))?;
     match limiter.ping().await {

@@ -168,11 +168,14 @@ async fn nodes_racing_with_different_master_keys_cannot_both_start() {
 async fn canary_secrets_never_reach_logs_disk_or_error_bodies() {
     const CANARY: &str = "sk_live_CANARY_7f3a9c";
     const PASSWORD_CANARY: &str = "pw_CANARY_d41c";
+    // A Redis password, with nothing listening there: every limit check fails and is logged.
+    const REDIS_CANARY: &str = "redis_CANARY_0b5e";
+    let redis_url = format!("redis://:{REDIS_CANARY}@127.0.0.1:9/0");
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap();
     let server = BrineProcess::start(
         &["--listen", "127.0.0.1:0", "--data-dir", data_dir],
-        &[("BRINE_LOG", "debug")],
+        &[("BRINE_LOG", "debug"), ("BRINE_REDIS_URL", &redis_url)],
     );
     let base = server.base.clone();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
@@ -303,7 +306,16 @@ async fn canary_secrets_never_reach_logs_disk_or_error_bodies() {
     assert!(log.contains("brine is listening"), "the log was captured");
     assert!(log.contains("/r/"), "requests were logged (by path)");
 
-    let mut needles = vec![CANARY.to_owned(), PASSWORD_CANARY.to_owned(), token.clone()];
+    assert!(
+        log.contains("SHARED RATE LIMITS UNAVAILABLE"),
+        "Redis was tried"
+    );
+    let mut needles = vec![
+        CANARY.to_owned(),
+        PASSWORD_CANARY.to_owned(),
+        REDIS_CANARY.to_owned(),
+        token.clone(),
+    ];
     needles.extend(keys);
     for needle in &needles {
         assert!(!log.contains(needle.as_str()), "a secret reached the log");
@@ -375,7 +387,41 @@ async fn settings_come_from_file_environment_and_flags() {
     assert_eq!(body(res).await["expires_in"], 30);
     server.stop();
 
+    // Sections come from the file: sign-in limits here.
+    let limited = dir.path().join("limited.toml");
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(
+        &limited,
+        format!("{text}[rate_limits]\nlogin_per_ip = \"2/hour\"\n"),
+    )
+    .unwrap();
+    let server = BrineProcess::start(&["--config", limited.to_str().unwrap()], &[]);
+    let res = signup(server.base.clone(), "carol@example.com")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let login = || {
+        http.post(format!("{}/api/v1/auth/login", server.base))
+            .json(&json!({"email": "ana@example.com", "password": PASSWORD}))
+            .send()
+    };
+    assert_eq!(login().await.unwrap().status(), StatusCode::OK);
+    expect_error(login().await.unwrap(), StatusCode::TOO_MANY_REQUESTS).await;
+    server.stop();
+
     // Bad configuration stops start-up with a message that names the problem.
+    std::fs::write(
+        &limited,
+        format!("{text}[rate_limits]\nlogin_per_ip = \"2/fortnight\"\n"),
+    )
+    .unwrap();
+    let err = failed_start(&["--config", limited.to_str().unwrap()], &[]);
+    assert!(err.contains("'2/fortnight' is not a rate"), "{err}");
+    let err = failed_start(&["--config", config], &[("BRINE_MAX_HEADER_BYTES", "100")]);
+    assert!(
+        err.contains("max_header_bytes must be at least 8192"),
+        "{err}"
+    );
     let err = failed_start(&["--config", "/nonexistent/brine.toml"], &[]);
     assert!(err.contains("/nonexistent/brine.toml"), "{err}");
     let err = failed_start(&["--config", config], &[("BRINE_TOKEN_TTL_SECS", "soon")]);
