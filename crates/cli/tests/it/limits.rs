@@ -218,6 +218,54 @@ async fn sign_in_is_limited_per_email_and_per_address_alike_for_unknown_emails()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn server_defaults_apply_to_records_without_their_own_and_the_account_cap_to_all() {
+    let s = TestServer::start_with(|c| {
+        c.rate_limits.per_ip = Some("2/hour".parse_rate());
+        c.rate_limits.account = Some("3/hour".parse_rate());
+    })
+    .await;
+    let token = s.signup("ana@example.com").await;
+    let plain = uuid_of(
+        &s.create(
+            &token,
+            json!({"name": "A", "access": "public", "data": "a"}),
+        )
+        .await,
+    );
+    let own = uuid_of(
+        &s.create(
+            &token,
+            json!({
+                "name": "B", "access": "public", "data": "b", "rate_limit": {"per_ip": "10/hour"},
+            }),
+        )
+        .await,
+    );
+    for _ in 0..2 {
+        assert_eq!(s.read(&plain, None).await.status(), StatusCode::OK);
+    }
+    let res = s.read(&plain, None).await;
+    assert_eq!(
+        header(&res, "ratelimit-limit"),
+        "2",
+        "the server's per_ip default"
+    );
+    expect_error(res, StatusCode::TOO_MANY_REQUESTS).await;
+    // Its own per_ip replaces the default, but the account has one request left in all.
+    assert_eq!(s.read(&own, None).await.status(), StatusCode::OK);
+    let res = s.read(&own, None).await;
+    assert_eq!(header(&res, "ratelimit-limit"), "3", "the account cap");
+    expect_error(res, StatusCode::TOO_MANY_REQUESTS).await;
+    // Another account has its own cap.
+    let bob = s.signup("bob@example.com").await;
+    let bobs = uuid_of(
+        &s.create(&bob, json!({"name": "C", "access": "public", "data": "c"}))
+            .await,
+    );
+    assert_eq!(s.read(&bobs, None).await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_limits_are_refused_with_a_message_that_says_why_and_change_nothing() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
