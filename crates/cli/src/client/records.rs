@@ -107,9 +107,31 @@ pub struct CreateArgs {
     /// characters; surrounding whitespace is ignored).
     #[arg(long, value_name = "FILE")]
     record_password_file: Option<PathBuf>,
+    /// Requests each client address may make, as COUNT/PERIOD: 60/min, 1000/hour, 10/15min.
+    #[arg(long, value_name = "RATE")]
+    per_ip: Option<String>,
+    /// Requests everyone together may make, as COUNT/PERIOD.
+    #[arg(long, value_name = "RATE")]
+    total: Option<String>,
+    /// Requests allowed per calendar hour, day or month (UTC), exactly: 10000/month.
+    #[arg(long, value_name = "COUNT/PERIOD", value_parser = parse_quota)]
+    quota: Option<(u32, String)>,
     /// Print the server's JSON answer (including the X-API-Key) instead of a summary.
     #[arg(long)]
     json: bool,
+}
+
+/// `10000/month` as (10000, "month").
+fn parse_quota(s: &str) -> Result<(u32, String), String> {
+    let invalid =
+        || "expected COUNT/PERIOD with a period of hour, day or month, e.g. 10000/month".to_owned();
+    let (count, per) = s.split_once('/').ok_or_else(invalid)?;
+    let count = count.trim().parse().map_err(|_| invalid())?;
+    let per = per.trim();
+    if !["hour", "day", "month"].contains(&per) {
+        return Err(invalid());
+    }
+    Ok((count, per.to_owned()))
 }
 
 #[derive(Args)]
@@ -145,8 +167,45 @@ struct RecordView {
     max_reads: Option<i64>,
     reads: i64,
     status: String,
+    #[serde(default)]
+    rate_limit: Option<Value>,
+    #[serde(default)]
+    quota: Option<Value>,
+    #[serde(default)]
+    quota_used: Option<i64>,
     created_at: String,
     updated_at: String,
+}
+
+impl RecordView {
+    /// `per_ip 60/min, total 1000/hour`, or `none`.
+    fn rate_limit_text(&self) -> String {
+        let parts: Vec<String> = ["per_ip", "total"]
+            .iter()
+            .filter_map(|k| {
+                let rate = self.rate_limit.as_ref()?.get(*k)?.as_str()?;
+                Some(format!("{k} {}", clean(rate)))
+            })
+            .collect();
+        if parts.is_empty() {
+            "none".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    }
+
+    /// `37 of 10000 this month`, or `none`.
+    fn quota_text(&self) -> String {
+        let Some(quota) = &self.quota else {
+            return "none".to_owned();
+        };
+        let requests = quota["requests"].as_u64().unwrap_or(0);
+        let per = clean(quota["per"].as_str().unwrap_or("period"));
+        match self.quota_used {
+            Some(used) => format!("{used} of {requests} this {per}"),
+            None => format!("{requests} per {per}"),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -265,6 +324,12 @@ async fn create(signed: &Signed, args: CreateArgs) -> anyhow::Result<()> {
     if let Some(password) = &password {
         body["password"] = json!(password.expose());
     }
+    if args.per_ip.is_some() || args.total.is_some() {
+        body["rate_limit"] = json!({"per_ip": args.per_ip, "total": args.total});
+    }
+    if let Some((requests, per)) = &args.quota {
+        body["quota"] = json!({"requests": requests, "per": per});
+    }
     drop(value);
     let mut answer = signed
         .call(Method::POST, "/api/v1/records", Some(&body))
@@ -288,6 +353,12 @@ async fn create(signed: &Signed, args: CreateArgs) -> anyhow::Result<()> {
     }
     if let Some(n) = record.max_reads {
         println!("  max reads:  {n}");
+    }
+    if record.rate_limit.is_some() {
+        println!("  rate limit: {}", record.rate_limit_text());
+    }
+    if record.quota.is_some() {
+        println!("  quota:      {}", record.quota_text());
     }
     match api_key {
         Some(key) => {
@@ -371,6 +442,8 @@ async fn show(signed: &Signed, uuid: Uuid, json: bool) -> anyhow::Result<()> {
             r.expires_at.clone().unwrap_or_else(|| "never".to_owned()),
         ),
         ("reads", reads),
+        ("rate limit", r.rate_limit_text()),
+        ("quota", r.quota_text()),
         ("read URL", signed.read_url(&r.uuid)),
         ("created at", r.created_at.clone()),
         ("updated at", r.updated_at.clone()),

@@ -255,11 +255,17 @@ async fn create_list_get_and_wrong_key() {
                 "Stripe live",
                 "--access",
                 "private",
+                "--per-ip",
+                "60/min",
+                "--quota",
+                "1000/month",
             ],
             &format!("{value}\n"),
         )
         .await;
     created.assert_ok();
+    assert_eq!(created.field("rate limit:"), "per_ip 60/min");
+    assert_eq!(created.field("quota:"), "1000 per month");
     let uuid = created.field("uuid:");
     let key = created.field("X-API-Key:");
     assert_eq!(
@@ -287,6 +293,16 @@ async fn create_list_get_and_wrong_key() {
     let show = cli.run(&["records", "show", &uuid], "").await;
     show.assert_ok();
     assert!(show.stdout.contains("Stripe live"));
+    assert_eq!(show.field("rate limit:"), "per_ip 60/min");
+    assert_eq!(show.field("quota:"), "0 of 1000 this month");
+    let bad = cli
+        .run(
+            &["records", "create", "--name", "x", "--quota", "5/year"],
+            "v",
+        )
+        .await;
+    bad.assert_failed();
+    assert!(bad.stderr.contains("hour, day or month"), "{}", bad.stderr);
     assert!(!show.stdout.contains("sk_live_canary") && !show.stdout.contains(&key));
 
     // Exactly the stored bytes (one trailing newline was trimmed at create), with no newline
