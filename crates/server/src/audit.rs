@@ -130,7 +130,7 @@ pub async fn record_event_with_detail(
             at: now_ms(),
             channel,
             outcome,
-            client_ip: client.ip.clone(),
+            client_ip: client.addr.map(|ip| ip.to_string()),
             user_agent: client.user_agent.clone(),
             detail: detail.map(str::to_owned),
         })

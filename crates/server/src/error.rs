@@ -78,6 +78,15 @@ impl ApiError {
         )
     }
 
+    /// `/r/{uuid}` on an `owner_only` record.
+    pub fn owner_only() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "This record is available to its owner only.",
+        )
+    }
+
     pub fn wrong_password() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,

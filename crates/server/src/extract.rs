@@ -140,8 +140,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
     pub addr: Option<std::net::IpAddr>,
-    /// `addr` as text, as the audit log stores it.
-    pub ip: Option<String>,
     pub user_agent: Option<String>,
 }
 
@@ -158,17 +156,12 @@ impl FromRequestParts<AppState> for ClientInfo {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| state.trusted_proxies.client_ip(addr.ip(), &parts.headers));
-        let ip = addr.map(|a| a.to_string());
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| truncate(ua, MAX_USER_AGENT).to_owned());
-        Ok(Self {
-            addr,
-            ip,
-            user_agent,
-        })
+        Ok(Self { addr, user_agent })
     }
 }
 

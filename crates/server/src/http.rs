@@ -69,7 +69,6 @@ pub async fn serve(
                     let _ = connection.await;
                 }
             }
-            drop(stop);
         });
     }
     drop(listener);

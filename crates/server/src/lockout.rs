@@ -67,8 +67,8 @@ pub async fn admit(
     let now = now_ms();
     let window = Duration::seconds(i64::from(settings.window_secs));
     let mut retry_after = 0;
-    let client_tier = client
-        .ip
+    let client_ip = client.addr.map(|ip| ip.to_string());
+    let client_tier = client_ip
         .as_deref()
         .map(|ip| (Some(ip), settings.per_client));
     let record_tier = Some((None, settings.per_record));

@@ -340,23 +340,10 @@ pub async fn update(
         let mut new_key = None;
         if let Some(dek) = &dek {
             if let Some(data) = &patch.data {
-                let version = record.payload_version + 1;
-                let payload = dek.seal(payload_binding(record.uuid, version)?, data.as_bytes())?;
-                changes.payload = Some((payload, version));
+                seal_next_payload(record, dek, data, &mut changes)?;
             }
             if let Some(Some(password)) = patch.password {
-                let version = next_version(record, SlotKind::Password);
-                changes.put_slots.push(
-                    password_slot(
-                        state,
-                        SlotKind::Password,
-                        record.uuid,
-                        version,
-                        password,
-                        dek,
-                    )
-                    .await?,
-                );
+                replace_password_slot(state, record, password, dek, &mut changes).await?;
             }
             if becomes_private {
                 let (slot, key) = api_key_slot(record.uuid, 1, dek)?;
@@ -407,29 +394,51 @@ async fn reseal(
         ));
     }
     let dek = DataKey::generate()?;
-    let version = record.payload_version + 1;
-    let payload = dek.seal(payload_binding(record.uuid, version)?, data.as_bytes())?;
-    changes.payload = Some((payload, version));
+    seal_next_payload(record, &dek, &data, changes)?;
     let (slot, key) = api_key_slot(record.uuid, next_version(record, SlotKind::ApiKey), &dek)?;
     changes.put_slots.push(slot);
     match password {
         Some(Some(password)) => {
-            let version = next_version(record, SlotKind::Password);
-            changes.put_slots.push(
-                password_slot(
-                    state,
-                    SlotKind::Password,
-                    record.uuid,
-                    version,
-                    password,
-                    &dek,
-                )
-                .await?,
-            );
+            replace_password_slot(state, record, password, &dek, changes).await?;
         }
         _ => changes.remove_slots.push(SlotKind::Password),
     }
     Ok(key)
+}
+
+/// Seals `data` under `dek` as the record's next payload version.
+fn seal_next_payload(
+    record: &Record,
+    dek: &DataKey,
+    data: &SecretValue,
+    changes: &mut RecordChanges,
+) -> ApiResult<()> {
+    let version = record.payload_version + 1;
+    let payload = dek.seal(payload_binding(record.uuid, version)?, data.as_bytes())?;
+    changes.payload = Some((payload, version));
+    Ok(())
+}
+
+/// Wraps `dek` under a new record password, replacing the password slot.
+async fn replace_password_slot(
+    state: &AppState,
+    record: &Record,
+    password: RecordPassword,
+    dek: &DataKey,
+    changes: &mut RecordChanges,
+) -> ApiResult<()> {
+    let version = next_version(record, SlotKind::Password);
+    let slot = password_slot(
+        state,
+        SlotKind::Password,
+        record.uuid,
+        version,
+        password,
+        dek,
+    )
+    .await?;
+    changes.put_slots.push(slot);
+    Ok(())
 }
 
 /// How a rotation recovers the data key it re-wraps under the new X-API-Key.

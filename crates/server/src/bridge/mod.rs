@@ -268,17 +268,7 @@ async fn forward(
     let rate = crate::limits::admit_call(state, &record, limits.as_ref(), incoming.channel, client)
         .await?;
     let dek = match record.access {
-        Access::OwnerOnly => {
-            return refuse(
-                Outcome::Forbidden,
-                ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "Forbidden",
-                    "This record is available to its owner only.",
-                ),
-            )
-            .await;
-        }
+        Access::OwnerOnly => return refuse(Outcome::Forbidden, ApiError::owner_only()).await,
         Access::Public => vault::data_key_from_server(state, &record)?,
         Access::Private => {
             let key = incoming

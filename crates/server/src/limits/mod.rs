@@ -58,7 +58,7 @@ impl Default for RateLimitSettings {
 }
 
 /// What a limit check decided.
-pub enum Verdict {
+enum Verdict {
     /// Go ahead; the decision (if any rule applied) describes the budget left.
     Pass(Option<Decision>),
     Limited(Decision),
@@ -130,7 +130,7 @@ impl Limits {
         }
     }
 
-    pub async fn check(&self, rules: &[Rule], fail: FailMode) -> Verdict {
+    async fn check(&self, rules: &[Rule], fail: FailMode) -> Verdict {
         if rules.is_empty() {
             return Verdict::Pass(None);
         }
@@ -165,7 +165,7 @@ impl Limits {
     }
 
     /// The rules for a call to `record` from `client`, and what to do if Redis is down.
-    pub fn record_rules(
+    fn record_rules(
         &self,
         record: &brine_store::Record,
         limits: Option<&RecordLimits>,
@@ -201,7 +201,7 @@ impl Limits {
 
     /// Whether a refusal of `client` on `record` should be written to the audit log: the first
     /// in each second is, the rest only add to its count, so a flood cannot flood the log too.
-    pub fn audit_refusal(&self, record: Uuid, client: Option<IpAddr>) -> Option<u64> {
+    fn audit_refusal(&self, record: Uuid, client: Option<IpAddr>) -> Option<u64> {
         self.refusals.admit(record, client)
     }
 }
@@ -275,7 +275,7 @@ pub fn client_network(ip: IpAddr) -> IpAddr {
 }
 
 /// Whole seconds, rounded up: a client that waits this long is admitted.
-pub fn ceil_secs(d: Duration) -> u64 {
+fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
@@ -283,19 +283,15 @@ pub fn ceil_secs(d: Duration) -> u64 {
 /// that binds this request.
 pub fn write_headers(decision: &Decision, headers: &mut HeaderMap) {
     let rate = decision.rate;
-    let pairs = [
-        ("ratelimit-limit", rate.count().to_string()),
-        ("ratelimit-remaining", decision.remaining.to_string()),
-        ("ratelimit-reset", ceil_secs(decision.reset).to_string()),
-        (
-            "ratelimit-policy",
-            format!("{};w={}", rate.count(), rate.period().as_secs()),
-        ),
-    ];
-    for (name, value) in pairs {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name, value);
-        }
+    headers.insert("ratelimit-limit", HeaderValue::from(rate.count()));
+    headers.insert("ratelimit-remaining", HeaderValue::from(decision.remaining));
+    headers.insert(
+        "ratelimit-reset",
+        HeaderValue::from(ceil_secs(decision.reset)),
+    );
+    let policy = format!("{};w={}", rate.count(), rate.period().as_secs());
+    if let Ok(policy) = HeaderValue::from_str(&policy) {
+        headers.insert("ratelimit-policy", policy);
     }
 }
 

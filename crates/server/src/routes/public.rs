@@ -313,14 +313,7 @@ async fn serve(
     let dek = match (record.access, presented) {
         (Access::OwnerOnly, _) => {
             return ledger
-                .refuse(
-                    Outcome::Forbidden,
-                    ApiError::new(
-                        StatusCode::FORBIDDEN,
-                        "Forbidden",
-                        "This record is available to its owner only.",
-                    ),
-                )
+                .refuse(Outcome::Forbidden, ApiError::owner_only())
                 .await;
         }
         (Access::Public, _) => vault::data_key_from_server(state, &record)?,
