@@ -45,6 +45,21 @@ const REQUEST_DENY: &[&str] = &[
     // brine must read answers to scrub them and to `select`: no compressed answers.
     "accept-encoding",
     "expect",
+    // Method overrides and URL rewrites: many frameworks and gateways honour them, which would
+    // let a caller step around `allowed_methods` and `allowed_paths` (a POST that the upstream
+    // runs as DELETE, or a request for `/public` that it routes to `/admin`).
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-method",
+    "x-original-url",
+    "x-original-uri",
+    "x-rewrite-url",
+    "x-original-host",
+    "x-host",
+    // Next.js treats a request carrying this as its own subrequest and skips its middleware
+    // (CVE-2025-29927): an authorisation bypass if the upstream is such an app.
+    "x-middleware-subrequest",
 ];
 
 /// Upstream → caller: state the upstream would otherwise plant on brine's origin (cookies, HSTS,
@@ -71,6 +86,7 @@ pub fn forward_request_header(name: &HeaderName) -> bool {
     !(HOP_BY_HOP.contains(&n)
         || REQUEST_DENY.contains(&n)
         || n.starts_with("x-forwarded-")
+        || n.starts_with("x-envoy-")
         || n.starts_with("proxy-")
         || n.starts_with("access-control-request-"))
 }
@@ -146,6 +162,20 @@ mod tests {
             "Access-Control-Request-Method",
             "Access-Control-Request-Headers",
             "Access-Control-Request-Private-Network",
+            "X-HTTP-Method-Override",
+            "X-HTTP-Method",
+            "X-Method-Override",
+            "X-Original-Method",
+            "X-Original-URL",
+            "X-Original-URI",
+            "X-Rewrite-URL",
+            "X-Original-Host",
+            "X-Host",
+            "X-Forwarded-Method",
+            "X-Forwarded-Uri",
+            "X-Forwarded-Prefix",
+            "X-Envoy-Original-Path",
+            "X-Middleware-Subrequest",
         ] {
             assert!(
                 !forward_request_header(&name(h)),

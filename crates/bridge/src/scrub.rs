@@ -54,11 +54,10 @@ impl fmt::Debug for Scrubber {
 
 impl Scrubber {
     /// Builds a scrubber for `secrets`. Besides each secret as given (and trimmed), it scrubs the
-    /// part after the first space (`Bearer sk-…` → `sk-…`), and for each of those: percent-encoded
-    /// forms (RFC 3986, form-urlencoded, `encodeURIComponent`; upper and lower hex), the JSON
-    /// string form, and standard and URL-safe base64 with and without padding — including the
-    /// secret's base64 when it sits at any offset inside a longer base64 blob (e.g. Basic auth
-    /// of `user:key`).
+    /// part after the first space (`Bearer sk-…` → `sk-…`), and for each of those the encoded
+    /// forms listed in [`variants`]. Matching ignores ASCII case, so that hex digits in escapes
+    /// match in any mix of cases (`%2f%3D`, `\u003C`); a secret echoed in another case is
+    /// redacted as well.
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
         let mut needles = BTreeSet::new();
         for secret in secrets {
@@ -80,6 +79,7 @@ impl Scrubber {
         } else {
             AhoCorasick::builder()
                 .match_kind(MatchKind::LeftmostLongest)
+                .ascii_case_insensitive(true)
                 .build(needles.iter())
                 .ok()
         };
@@ -139,7 +139,7 @@ impl Scrubber {
                 let suffix = &data[data.len() - l..];
                 self.needles
                     .iter()
-                    .any(|n| n.len() > l && n.starts_with(suffix))
+                    .any(|n| n.len() > l && n[..l].eq_ignore_ascii_case(suffix))
             })
             .unwrap_or(0)
     }
@@ -204,31 +204,130 @@ impl ScrubStream {
     }
 }
 
-/// The forms in which `secret` may come back.
+/// The forms in which `secret` may come back (each matched in any ASCII case):
+///
+/// - as it is;
+/// - percent-encoded as RFC 3986, HTML forms (`+` for space) and JavaScript's
+///   `encodeURIComponent` do, and with every byte encoded;
+/// - as the inside of a JSON string, in the escaping styles of [`JSON_STYLES`];
+/// - base64, standard and URL-safe, with and without padding, also at any offset inside a
+///   longer base64 string (a Basic `Authorization` of `user:key`).
 fn variants(secret: &str) -> Vec<Vec<u8>> {
     let raw = secret.as_bytes();
     let mut out = vec![raw.to_vec()];
     let form: String = url::form_urlencoded::byte_serialize(raw).collect();
+    let every_byte: String = raw.iter().map(|b| format!("%{b:02X}")).collect();
     for encoded in [
         percent_encode(raw, RFC3986).to_string(),
         percent_encode(raw, JS_COMPONENT).to_string(),
         form,
+        every_byte,
     ] {
-        out.push(lower_hex(&encoded).into_bytes());
         out.push(encoded.into_bytes());
     }
-    if let Ok(json) = serde_json::to_string(secret) {
-        let inner = json[1..json.len() - 1].to_owned();
-        // Some encoders (PHP's json_encode) also escape `/`.
-        out.push(inner.replace('/', "\\/").into_bytes());
-        out.push(inner.into_bytes());
-    }
+    out.extend(
+        JSON_STYLES
+            .iter()
+            .map(|style| json_escaped(secret, *style).into_bytes()),
+    );
     for engine in [STANDARD, URL_SAFE] {
         out.push(engine.encode(raw).into_bytes());
     }
     for engine in [STANDARD_NO_PAD, URL_SAFE_NO_PAD] {
         out.extend((0..3).map(|k| base64_at_offset(&engine, raw, k)));
         out.push(engine.encode(raw).into_bytes());
+    }
+    out
+}
+
+/// How one JSON encoder escapes a string: which characters it writes as `\uXXXX`, and whether it
+/// writes `/` as `\/`. Quotes, backslashes and control characters are always escaped.
+#[derive(Debug, Clone, Copy)]
+struct JsonStyle {
+    /// `/` as `\/`.
+    slash: bool,
+    /// `<`, `>`, `&`, U+2028 and U+2029 as `\u....`.
+    html: bool,
+    /// Everything outside ASCII as `\u....` (UTF-16, surrogate pairs above U+FFFF).
+    ascii_only: bool,
+    /// `"`, `'`, `+` and `` ` `` as `\u....` too.
+    quotes: bool,
+    /// Every character as `\u....`.
+    all: bool,
+}
+
+const PLAIN: JsonStyle = JsonStyle {
+    slash: false,
+    html: false,
+    ascii_only: false,
+    quotes: false,
+    all: false,
+};
+
+/// The escaping styles a stored secret is looked for in, inside JSON strings.
+const JSON_STYLES: &[JsonStyle] = &[
+    // serde_json, JavaScript's JSON.stringify, Python's json.dumps(ensure_ascii=False).
+    PLAIN,
+    // PHP's json_encode with JSON_UNESCAPED_UNICODE.
+    JsonStyle {
+        slash: true,
+        ..PLAIN
+    },
+    // Go's encoding/json.
+    JsonStyle {
+        html: true,
+        ..PLAIN
+    },
+    // Python's json.dumps (ensure_ascii), Jackson's ESCAPE_NON_ASCII.
+    JsonStyle {
+        ascii_only: true,
+        ..PLAIN
+    },
+    // PHP's json_encode defaults.
+    JsonStyle {
+        slash: true,
+        ascii_only: true,
+        ..PLAIN
+    },
+    // .NET's System.Text.Json default encoder.
+    JsonStyle {
+        html: true,
+        ascii_only: true,
+        quotes: true,
+        ..PLAIN
+    },
+    // Encoders that escape every character.
+    JsonStyle { all: true, ..PLAIN },
+];
+
+/// `secret` as the inside of a JSON string written in `style`.
+fn json_escaped(secret: &str, style: JsonStyle) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(secret.len() + 8);
+    let unicode = |out: &mut String, c: char| {
+        let mut units = [0u16; 2];
+        for unit in c.encode_utf16(&mut units) {
+            let _ = write!(out, "\\u{unit:04x}");
+        }
+    };
+    for c in secret.chars() {
+        let as_unicode = style.all
+            || (style.html && matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}'))
+            || (style.ascii_only && !c.is_ascii())
+            || (style.quotes && matches!(c, '"' | '\'' | '+' | '`'));
+        match c {
+            _ if as_unicode => unicode(&mut out, c),
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '/' if style.slash => out.push_str("\\/"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if u32::from(c) < 0x20 => unicode(&mut out, c),
+            c => out.push(c),
+        }
     }
     out
 }
@@ -245,24 +344,6 @@ fn base64_at_offset(engine: &GeneralPurpose, raw: &[u8], k: usize) -> Vec<u8> {
         .get(first..last)
         .map(<[u8]>::to_vec)
         .unwrap_or_default()
-}
-
-/// `%2F` → `%2f`: decoders accept either case, so echoes may use either.
-fn lower_hex(encoded: &str) -> String {
-    let mut out = String::with_capacity(encoded.len());
-    let mut hex_left = 0;
-    for c in encoded.chars() {
-        if hex_left > 0 {
-            out.push(c.to_ascii_lowercase());
-            hex_left -= 1;
-        } else {
-            out.push(c);
-            if c == '%' {
-                hex_left = 2;
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -320,6 +401,46 @@ mod tests {
         let body =
             serde_json::to_string(&serde_json::json!({"echo": "quote\"back\\slash"})).unwrap();
         assert_eq!(scrub_str(&s, &body), r#"{"echo":"[REDACTED]"}"#);
+    }
+
+    #[test]
+    fn json_escapes_of_common_encoders() {
+        let s = Scrubber::new(["sk&live<1>/x+y'é\"z", "pässwörd-1234"]);
+        for echoed in [
+            // Go's encoding/json.
+            r#"sk\u0026live\u003c1\u003e/x+y'é\"z"#,
+            // .NET's System.Text.Json (upper-case hex).
+            r#"sk\u0026live\u003C1\u003E/x\u002By\u0027\u00E9\u0022z"#,
+            // PHP's json_encode.
+            r#"sk&live<1>\/x+y'\u00e9\"z"#,
+            // Python's json.dumps.
+            r#"p\u00e4ssw\u00f6rd-1234"#,
+            // Every character escaped.
+            r#"\u0070\u00e4\u0073\u0073\u0077\u00f6\u0072\u0064\u002d\u0031\u0032\u0033\u0034"#,
+        ] {
+            let body = format!(r#"{{"error":"bad key {echoed}"}}"#);
+            assert_eq!(
+                scrub_str(&s, &body),
+                r#"{"error":"bad key [REDACTED]"}"#,
+                "{echoed}"
+            );
+        }
+    }
+
+    #[test]
+    fn percent_escapes_in_mixed_case() {
+        let s = Scrubber::new([KEY]);
+        for echoed in [
+            "sk-live%2fabc%2Bdef%3d123",
+            "sk-live%2Fabc%2bdef%3D123",
+            "%73%6B%2d%6c%69%76%65%2F%61%62%63%2B%64%65%66%3D%31%32%33",
+        ] {
+            assert_eq!(
+                scrub_str(&s, &format!("?k={echoed}&")),
+                "?k=[REDACTED]&",
+                "{echoed}"
+            );
+        }
     }
 
     #[test]
@@ -406,11 +527,6 @@ mod tests {
         }
         out.extend_from_slice(&st.finish());
         assert_eq!(out, b"a [REDACTED] b [REDACTED] c [REDACTED]");
-    }
-
-    #[test]
-    fn lower_hex_only_touches_escapes() {
-        assert_eq!(lower_hex("AB%2FCD%3Ax"), "AB%2fCD%3ax");
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub const MAX_BODY: usize = 16 * 1024 * 1024;
 pub const MAX_EXPR: usize = 1024;
 /// Most entries in one mapping: each entry is a full scan of the body.
 pub const MAX_ENTRIES: usize = 32;
+/// Deepest nesting of arrays and objects in a selection: as deep as common JSON parsers read
+/// (serde_json's default), so that any client can parse what brine returns.
+pub const MAX_DEPTH: usize = 128;
 /// Most `#` components in one path: gjson recurses once per `#.` level, and about 500 of them
 /// overflow a 2 MiB thread stack (debug build); real answers need one or two.
 pub const MAX_HASHES: usize = 16;
@@ -41,6 +44,8 @@ pub enum SelectError {
     NotJson,
     #[error("the upstream answer or the selection is too large (limit 16 MiB)")]
     TooLarge,
+    #[error("the selection is nested more than 128 levels deep")]
+    TooDeep,
     #[error("the selection could not be produced as valid JSON")]
     Internal,
 }
@@ -261,11 +266,41 @@ impl Selector {
         }
         // Never hand back garbage, whatever gjson produced.
         serde_json::from_str::<IgnoredAny>(&out).map_err(|_| SelectError::Internal)?;
+        if nesting_depth(&out) > MAX_DEPTH {
+            return Err(SelectError::TooDeep);
+        }
         Ok(out.into_bytes())
     }
 }
 
 /// Mappings can select the same large subtree many times; keep the output within the body cap.
+/// How deeply arrays and objects nest in valid JSON text.
+fn nesting_depth(json: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for b in json.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 fn append_capped(out: &mut String, piece: &str) -> Result<(), SelectError> {
     if out.len() + piece.len() > MAX_BODY {
         return Err(SelectError::TooLarge);
@@ -292,6 +327,25 @@ fn lookup(text: &str, path: &str) -> Result<String, SelectError> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
+    #[test]
+    fn selections_nest_at_most_max_depth() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let s = Selector::parse("0").unwrap();
+        assert_eq!(
+            s.apply(nested(MAX_DEPTH + 1).as_bytes()).unwrap().len(),
+            2 * MAX_DEPTH
+        );
+        assert_eq!(
+            s.apply(nested(MAX_DEPTH + 2).as_bytes()),
+            Err(SelectError::TooDeep)
+        );
+        assert_eq!(
+            s.apply(nested(100_000).as_bytes()),
+            Err(SelectError::TooDeep)
+        );
+        assert_eq!(nesting_depth(r#"{"a":"[[[\"]]","b":[{}]}"#), 3);
+    }
+
     use super::*;
     use proptest::prelude::*;
     use serde_json::{Value, json};
@@ -521,11 +575,11 @@ mod tests {
         let longest_index = vec!["0"; MAX_EXPR / 2].join(".");
         syntax_err(&vec!["#"; MAX_HASHES + 1].join("."));
         for expr in [most_counts.as_str(), &mixed, &longest_index, "0", "#"] {
-            let out = Selector::parse(expr)
-                .unwrap()
-                .apply(deep.as_bytes())
-                .unwrap();
-            assert!(serde_json::from_slice::<IgnoredAny>(&out).is_ok(), "{expr}");
+            // Either a valid selection, or refused for nesting too deeply: never a crash.
+            match Selector::parse(expr).unwrap().apply(deep.as_bytes()) {
+                Ok(out) => assert!(serde_json::from_slice::<IgnoredAny>(&out).is_ok(), "{expr}"),
+                Err(e) => assert_eq!(e, SelectError::TooDeep, "{expr}"),
+            }
         }
     }
 
