@@ -41,6 +41,8 @@ pub enum StoreError {
     Database(sqlx::Error),
     #[error("migration error: {0}")]
     Migrate(sqlx::migrate::MigrateError),
+    #[error("database file: {0}")]
+    File(std::io::Error),
 }
 
 impl From<sqlx::Error> for StoreError {

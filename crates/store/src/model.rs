@@ -55,6 +55,9 @@ pub struct KeySlot {
     pub wrapped: Vec<u8>,
     /// KDF parameters and salt (password and secure-page slots).
     pub kdf: Option<String>,
+    /// When the slot was written (its password or key set); the epoch for slots stored before
+    /// this was recorded.
+    pub created_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone)]

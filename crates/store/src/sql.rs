@@ -13,7 +13,7 @@ macro_rules! select_records {
             "r.payload_version, r.expires_at, r.max_reads, r.reads, r.created_at, r.updated_at, ",
             "r.page_expires_at, r.page_max_views, r.page_views, r.policy, r.limits, ",
             "s.kind AS slot_kind, s.version AS slot_version, s.wrapped AS slot_wrapped, ",
-            "s.kdf AS slot_kdf FROM records r LEFT JOIN key_slots s ON s.record_uuid = r.uuid ",
+            "s.kdf AS slot_kdf, s.created_at AS slot_created_at FROM records r LEFT JOIN key_slots s ON s.record_uuid = r.uuid ",
             $tail
         )
     };
@@ -89,6 +89,7 @@ macro_rules! impl_sql_store {
                         version: row.try_get("slot_version")?,
                         wrapped: row.try_get("slot_wrapped")?,
                         kdf: row.try_get("slot_kdf")?,
+                        created_at: from_ms(row.try_get::<Option<i64>, _>("slot_created_at")?.unwrap_or(0))?,
                     });
                 }
             }
@@ -97,15 +98,17 @@ macro_rules! impl_sql_store {
 
         async fn put_slot(tx: &mut Transaction<'_, $db>, record: Uuid, slot: &KeySlot) -> Result<()> {
             sqlx::query(
-                "INSERT INTO key_slots (record_uuid, kind, version, wrapped, kdf) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (record_uuid, kind) DO UPDATE SET \
-                 version = excluded.version, wrapped = excluded.wrapped, kdf = excluded.kdf",
+                "INSERT INTO key_slots (record_uuid, kind, version, wrapped, kdf, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (record_uuid, kind) DO UPDATE SET \
+                 version = excluded.version, wrapped = excluded.wrapped, kdf = excluded.kdf, \
+                 created_at = excluded.created_at",
             )
             .bind(record)
             .bind(slot.kind.as_str())
             .bind(slot.version)
             .bind(&slot.wrapped)
             .bind(&slot.kdf)
+            .bind(to_ms(slot.created_at))
             .execute(&mut **tx)
             .await?;
             Ok(())

@@ -22,7 +22,13 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at a `sqlite:` URL and applies migrations.
     pub async fn connect(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
+        let options = SqliteConnectOptions::from_str(url)?;
+        if !options.get_filename().as_os_str().is_empty()
+            && options.get_filename() != std::path::Path::new(":memory:")
+        {
+            owner_only(options.get_filename()).map_err(crate::StoreError::File)?;
+        }
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // WAL + NORMAL is durable against process crashes; a power cut can lose the last
@@ -41,6 +47,43 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+}
+
+/// Makes the database file readable by its owner only (it holds ciphertext, but also who opened
+/// what and from where): created with mode 0600, or tightened when it was created more open.
+/// SQLite gives its `-wal` and `-shm` files the database file's mode.
+#[cfg(unix)]
+fn owner_only(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mut files = vec![path.to_path_buf()];
+            for suffix in ["-wal", "-shm"] {
+                let mut name = path.as_os_str().to_owned();
+                name.push(suffix);
+                files.push(name.into());
+            }
+            for file in files.iter().filter(|f| f.exists()) {
+                if std::fs::metadata(file)?.permissions().mode() & 0o077 != 0 {
+                    tracing::warn!(file = %file.display(), "database file was readable by others; now 0600");
+                    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?;
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+fn owner_only(_: &std::path::Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 impl_sql_store!(SqliteStore, Sqlite, SqliteRow);

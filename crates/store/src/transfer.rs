@@ -105,6 +105,9 @@ struct SlotLine {
     version: i64,
     wrapped: String,
     kdf: Option<String>,
+    /// Unix milliseconds; absent in exports made before it was recorded.
+    #[serde(default, rename = "created_at_ms")]
+    created_at: i64,
 }
 
 fn write_line(out: &mut impl Write, line: &Line) -> Result<(), TransferError> {
@@ -215,6 +218,7 @@ fn record_line(r: Record) -> RecordLine {
                 version: s.version,
                 wrapped: STANDARD.encode(&s.wrapped),
                 kdf: s.kdf,
+                created_at: to_ms(s.created_at),
             })
             .collect(),
     }
@@ -348,6 +352,7 @@ fn record_from_line(line: RecordLine) -> Result<Record, String> {
                 version: s.version,
                 wrapped: decode(&s.wrapped)?,
                 kdf: s.kdf.clone(),
+                created_at: time(s.created_at)?,
             })
         })
         .collect::<Result<Vec<_>, String>>()?;

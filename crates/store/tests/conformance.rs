@@ -43,6 +43,7 @@ fn slot(kind: SlotKind, version: i64) -> KeySlot {
         version,
         wrapped: vec![kind as u8; 60],
         kdf: (kind == SlotKind::Password).then(|| "argon2id$v=19$m=64,t=1,p=1$AAAA".into()),
+        created_at: now(),
     }
 }
 
