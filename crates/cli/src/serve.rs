@@ -18,6 +18,11 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     listen: Option<SocketAddr>,
+    /// The address people reach brine at, e.g. https://vault.example.com (forms accept posts
+    /// from this origin only; over https their cookies are Secure).
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_url: Option<String>,
     /// Directory for the SQLite database and the master key file [default: ./brine-data].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,6 +77,7 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     figment = figment
         .merge(Env::prefixed("BRINE_").only(&[
             "listen",
+            "public_url",
             "data_dir",
             "database_url",
             "master_key",
@@ -82,6 +88,7 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
             "trusted_proxies",
             "allow_private_upstreams",
             "upstream_connect_timeout_ms",
+            "select_buffer_bytes",
             "redis_url",
             "max_upstream_per_ip",
             "header_read_timeout_ms",

@@ -39,7 +39,7 @@ pub enum CryptoError {
 }
 
 /// Fills a buffer from the operating system's CSPRNG.
-pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
     let mut out = [0u8; N];
     getrandom::fill(&mut out).map_err(|_| CryptoError::Random)?;
     Ok(out)

@@ -153,6 +153,11 @@ pub fn router(state: AppState, max_body_bytes: usize, body_read_timeout: Duratio
                 "This address does not accept that method.",
             )
         })
+        // Outermost of the state's layers: a looping request is refused before anything else.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::loop_guard::refuse_loops,
+        ))
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::Extension(BodyReadTimeout(body_read_timeout)))

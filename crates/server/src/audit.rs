@@ -75,6 +75,8 @@ pub enum Outcome {
     Unreachable,
     /// An upstream answer that could not be relayed (too large, compressed).
     Error,
+    /// A request that brine itself sent came back to it (a bridge that calls itself).
+    Loop,
 }
 
 impl Outcome {
@@ -99,6 +101,7 @@ impl Outcome {
             Outcome::Timeout => "timeout",
             Outcome::Unreachable => "unreachable",
             Outcome::Error => "error",
+            Outcome::Loop => "loop",
         }
     }
 }

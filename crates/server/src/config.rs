@@ -14,6 +14,11 @@ use serde::{Deserialize, Deserializer};
 pub struct Settings {
     /// Address the HTTP server listens on.
     pub listen: SocketAddr,
+    /// The address people reach brine at, such as `https://vault.example.com` (behind a reverse
+    /// proxy, the proxy's). Forms accept posts only from this origin, and over https their
+    /// cookies are marked `Secure`. Without it, a form's origin is compared with the request's
+    /// `Host`.
+    pub public_url: Option<String>,
     /// Directory for the SQLite database and the generated master key.
     pub data_dir: PathBuf,
     /// `sqlite:` URL; defaults to `DATA_DIR/brine.db`.
@@ -39,6 +44,9 @@ pub struct Settings {
     pub allow_private_upstreams: bool,
     /// Time to open a connection to an upstream, in milliseconds.
     pub upstream_connect_timeout_ms: u64,
+    /// Bytes of upstream answers that `select` may hold in memory at once, across all calls;
+    /// a select that would need more answers 503.
+    pub select_buffer_bytes: usize,
     /// Limits of `POST /batch`.
     pub batch: crate::routes::batch::BatchSettings,
     /// `redis://` URL of a Redis that every node shares its rate-limit budgets through. Without
@@ -94,6 +102,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
             data_dir: PathBuf::from("brine-data"),
             database_url: None,
             master_key: None,
@@ -107,6 +116,7 @@ impl Default for Settings {
             lockout: crate::lockout::LockoutSettings::default(),
             allow_private_upstreams: false,
             upstream_connect_timeout_ms: 5_000,
+            select_buffer_bytes: 64 * 1024 * 1024,
             batch: crate::routes::batch::BatchSettings::default(),
             redis_url: None,
             rate_limits: crate::limits::RateLimitSettings::default(),
@@ -120,6 +130,21 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// `public_url`, checked: an http(s) origin, with no path beyond `/`.
+    pub fn public_url(&self) -> Result<Option<url::Url>, String> {
+        let Some(text) = &self.public_url else {
+            return Ok(None);
+        };
+        let url = url::Url::parse(text)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+            .filter(|u| u.path() == "/" && u.query().is_none() && u.username().is_empty())
+            .ok_or_else(|| {
+                format!("public_url must look like https://vault.example.com, not '{text}'")
+            })?;
+        Ok(Some(url))
+    }
+
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),

@@ -4,6 +4,7 @@
 
 use brine_bridge::select::Selector;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -39,12 +40,14 @@ impl CredentialPolicy {
     }
 }
 
-/// The value a read returns: declared placeholders filled, then `select` applied.
+/// The value a read returns, as JSON: declared placeholders filled, then `select` applied. The
+/// selection is handed on as the JSON text it is, never parsed again, so however deeply it nests
+/// it cannot fail after the selection succeeded.
 pub fn answer(
     value: String,
     policy: &CredentialPolicy,
     query: Option<&str>,
-) -> ApiResult<serde_json::Value> {
+) -> ApiResult<Box<RawValue>> {
     let pairs: Vec<(String, String)> = query
         .map(|q| {
             url::form_urlencoded::parse(q.as_bytes())
@@ -58,14 +61,18 @@ pub fn answer(
         fill(&value, &policy.params, &pairs)?
     };
     match pairs.iter().find(|(k, _)| k == "select") {
-        None => Ok(serde_json::Value::String(value)),
+        None => serde_json::value::to_raw_value(&value).map_err(|_| ApiError::internal()),
         Some((_, expr)) => {
             let selector =
                 Selector::parse(expr).map_err(|e| ApiError::bad_request(format!("select: {e}")))?;
             let selected = selector.apply(value.as_bytes()).map_err(|e| {
                 ApiError::bad_request(format!("select: {e} (select works on JSON values)"))
             })?;
-            serde_json::from_slice(&selected).map_err(|_| ApiError::internal())
+            // `apply` has validated its output as JSON.
+            String::from_utf8(selected)
+                .ok()
+                .and_then(|text| RawValue::from_string(text).ok())
+                .ok_or_else(|| ApiError::bad_request("select: the selection is not valid JSON."))
         }
     }
 }
@@ -118,7 +125,7 @@ mod tests {
             Some("db=app&user=ana"),
         )
         .unwrap();
-        assert_eq!(v, "postgres://ana@h/app?x={{other}}");
+        assert_eq!(v.get(), r#""postgres://ana@h/app?x={{other}}""#);
         assert!(answer("{{db}}".into(), &p, Some("user=x")).is_err());
         assert!(
             answer("{{DB}}".into(), &p, None).is_ok(),
@@ -135,9 +142,20 @@ mod tests {
             Some("select=region"),
         )
         .unwrap();
-        assert_eq!(v, "eu");
+        assert_eq!(v.get(), r#""eu""#);
         assert!(answer("not json".into(), &p, Some("select=a")).is_err());
         assert!(answer("{}".into(), &p, Some("select=%7B")).is_err());
+    }
+
+    #[test]
+    fn deep_selections_are_bad_requests_not_failures() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let p = CredentialPolicy::default();
+        let ok = answer(nested(129), &p, Some("select=0")).unwrap();
+        assert_eq!(ok.get(), nested(128));
+        let err = answer(nested(130), &p, Some("select=0")).unwrap_err();
+        assert_eq!(err.status, axum::http::StatusCode::BAD_REQUEST);
+        assert!(err.body.message.contains("nested"), "{}", err.body.message);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use brine_core::ValidationError;
 use serde::Serialize;
@@ -32,7 +32,15 @@ pub struct ApiError {
     /// The rate limit that refused the request, for its `RateLimit-*` headers (boxed: errors
     /// travel in every `Result`, and this one is rare).
     pub rate: Option<Box<brine_limits::Decision>>,
+    /// Set on brine's own refusals that another brine must not answer with a fallback (see
+    /// [`REFUSAL_HEADER`]).
+    pub refusal: Option<&'static str>,
 }
+
+/// Marks an answer as brine's own refusal (`busy`, `limits`, `loop`) rather than an upstream's.
+/// A bridge whose upstream is another brine never tries its fallbacks after such an answer, so
+/// bridges that call each other cannot multiply one call.
+pub const REFUSAL_HEADER: HeaderName = HeaderName::from_static("x-brine-refusal");
 
 impl ApiError {
     pub fn new(
@@ -49,7 +57,19 @@ impl ApiError {
             retry_after: None,
             allow: None,
             rate: None,
+            refusal: None,
         }
+    }
+
+    /// A request that already passed through this installation (see `loop_guard`).
+    pub fn loop_detected() -> Self {
+        let mut error = Self::new(
+            StatusCode::LOOP_DETECTED,
+            "Loop detected",
+            "This request was sent by this brine server itself: a bridge cannot call itself.",
+        );
+        error.refusal = Some("loop");
+        error
     }
 
     /// The same answer for an unknown, expired, exhausted or foreign record: no existence oracle.
@@ -164,6 +184,11 @@ impl IntoResponse for ApiError {
         }
         if let Some(decision) = &self.rate {
             crate::limits::write_headers(decision, response.headers_mut());
+        }
+        if let Some(refusal) = self.refusal {
+            response
+                .headers_mut()
+                .insert(REFUSAL_HEADER, HeaderValue::from_static(refusal));
         }
         if let Some(secs) = self.retry_after {
             response

@@ -20,27 +20,37 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|mime| {
-                let mime = mime.trim();
-                mime.eq_ignore_ascii_case("application/json")
-                    || (mime.starts_with("application/") && mime.ends_with("+json"))
-            });
-        if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Unsupported media type",
-                "Send the body as JSON with 'Content-Type: application/json'.",
-            ));
+        if !is_json(req.headers()) {
+            return Err(ApiError::not_json());
         }
         let RawBody(bytes) = RawBody::from_request(req, state).await?;
         serde_json::from_slice(&bytes)
             .map(ApiJson)
             .map_err(|e| ApiError::bad_request(describe_json_error(&e)))
+    }
+}
+
+/// Whether a request declares a JSON body. Browsers cannot send that type to another site without
+/// a CORS preflight, which is what keeps other sites' pages from posting to brine's JSON routes.
+pub fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim();
+            mime.eq_ignore_ascii_case("application/json")
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+}
+
+impl ApiError {
+    pub fn not_json() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported media type",
+            "Send the body as JSON with 'Content-Type: application/json'.",
+        )
     }
 }
 
@@ -108,6 +118,15 @@ fn describe_json_error(e: &serde_json::Error) -> String {
 /// record, so malformed and missing ids are indistinguishable.
 pub struct RecordId(pub Uuid);
 
+/// A uuid in its one accepted spelling: lower-case, hyphenated (`6f1c2a8e-0b7d-...`). Other
+/// spellings of the same uuid (upper case, braces, `urn:uuid:`, no hyphens) are treated as
+/// unknown ids, so that limits, caches and logs keyed by the text cannot be split.
+pub fn canonical_uuid(text: &str) -> Option<Uuid> {
+    let uuid = Uuid::try_parse(text).ok()?;
+    let mut buffer = Uuid::encode_buffer();
+    (uuid.hyphenated().encode_lower(&mut buffer) == text).then_some(uuid)
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for RecordId {
     type Rejection = ApiError;
 
@@ -115,9 +134,9 @@ impl<S: Send + Sync> FromRequestParts<S> for RecordId {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::not_found())?;
-        Uuid::try_parse(&raw)
+        canonical_uuid(&raw)
             .map(RecordId)
-            .map_err(|_| ApiError::not_found())
+            .ok_or_else(ApiError::not_found)
     }
 }
 
@@ -231,6 +250,22 @@ mod tests {
             let msg = err.map(|e| describe_json_error(&e)).unwrap_or_default();
             assert!(!msg.is_empty(), "{body} should fail");
             assert!(!msg.contains("sk_live_canary"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn only_the_canonical_uuid_spelling_is_accepted() {
+        let canonical = "6f1c2a8e-0b7d-4f0e-9a51-2d3c4b5a6978";
+        assert!(canonical_uuid(canonical).is_some());
+        for other in [
+            "6F1C2A8E-0B7D-4F0E-9A51-2D3C4B5A6978",
+            "{6f1c2a8e-0b7d-4f0e-9a51-2d3c4b5a6978}",
+            "urn:uuid:6f1c2a8e-0b7d-4f0e-9a51-2d3c4b5a6978",
+            "6f1c2a8e0b7d4f0e9a512d3c4b5a6978",
+            "6f1c2a8e-0b7d-4f0e-9a51-2d3c4b5a697",
+            "",
+        ] {
+            assert!(canonical_uuid(other).is_none(), "{other}");
         }
     }
 

@@ -12,11 +12,14 @@ pub mod config;
 mod credential;
 mod error;
 mod extract;
+mod forms;
 mod http;
 mod kdf;
 mod limits;
 mod lockout;
+mod loop_guard;
 mod master_key;
+mod page_loads;
 mod routes;
 mod state;
 mod vault;
@@ -129,6 +132,11 @@ impl Server {
                 "max_upstream_per_ip and max_headers must be at least 1".into(),
             ));
         }
+        if settings.select_buffer_bytes < 64 * 1024 {
+            return Err(StartupError::Setting(
+                "select_buffer_bytes must be at least 65536".into(),
+            ));
+        }
         if settings.max_header_bytes < 8192 {
             return Err(StartupError::Setting(
                 "max_header_bytes must be at least 8192".into(),
@@ -139,18 +147,28 @@ impl Server {
                 "header_read_timeout_ms and body_read_timeout_ms must be positive".into(),
             ));
         }
+        let public_url = settings.public_url().map_err(StartupError::Setting)?;
         let shared_limits = match &settings.redis_url {
             None => None,
             Some(url) => Some(shared_limiter(url.expose_secret()).await?),
         };
         let store = brine_store::connect(&settings.database_url()).await?;
         let master = master_key::load(&settings, store.as_ref()).await?;
+        let loops = loop_guard::LoopGuard::load(store.as_ref()).await?;
         let tokens = TokenKeys::new(master.derive_subkey("brine jwt v1")?.as_slice(), token_ttl);
         let limits = limits::Limits::new(
             settings.rate_limits.clone(),
             shared_limits,
             master.derive_subkey("brine login limits v1")?.as_slice(),
         );
+        let forms = forms::FormGuard::new(
+            master.derive_subkey("brine forms v1")?.as_slice(),
+            public_url.as_ref(),
+        )
+        .map_err(|_| StartupError::Setting("cannot key the form tokens".into()))?;
+        let audit = audit::AuditLog::start(store.clone());
+        let page_loads = page_loads::PageLoads::default();
+        page_loads.start_flushing(audit.clone());
         let argon2 = Argon2Settings::default();
         let kdf = KdfPool::new(settings.kdf_concurrency).map_err(|e| {
             StartupError::Setting(format!("cannot start key-derivation threads: {e}"))
@@ -170,9 +188,11 @@ impl Server {
             upstream: bridge::forward::UpstreamClient::new(
                 settings.allow_private_upstreams,
                 std::time::Duration::from_millis(settings.upstream_connect_timeout_ms),
+                loops,
+                settings.select_buffer_bytes,
             )
             .map_err(|e| StartupError::Setting(format!("cannot build the upstream client: {e}")))?,
-            audit: audit::AuditLog::start(store.clone()),
+            audit,
             bridges: bridge::cache::BridgeCache::default(),
             batch: settings.batch,
             inflight: bridge::inflight::InFlight::default(),
@@ -182,6 +202,8 @@ impl Server {
             decoy_password_hash: decoy.into(),
             limits,
             max_upstream_per_ip: settings.max_upstream_per_ip,
+            forms,
+            page_loads,
         };
         Ok(Self {
             listener,

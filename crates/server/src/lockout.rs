@@ -6,7 +6,7 @@
 //! past the limit, and the count is shared by every node that uses the same database.
 
 use serde::{Deserialize, Serialize};
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::audit::{Channel, Outcome, record_event};
@@ -55,17 +55,20 @@ pub enum Admission {
     Locked(u64),
 }
 
-/// Records an attempt on `record` and decides whether it may proceed.
+/// Records an attempt on `record` and decides whether it may proceed. Failures count only since
+/// `password_set` (when the password tried was set), so a new password starts with a clean count.
 pub async fn admit(
     state: &AppState,
     record: Uuid,
     channel: Channel,
     client: &ClientInfo,
+    password_set: Option<OffsetDateTime>,
 ) -> ApiResult<Admission> {
     let id = record_event(state, record, channel, Outcome::Attempt, client).await?;
     let settings = state.lockout;
     let now = now_ms();
     let window = Duration::seconds(i64::from(settings.window_secs));
+    let since = password_set.map_or(now - window, |set| set.max(now - window));
     let mut retry_after = 0;
     let client_ip = client.addr.map(|ip| ip.to_string());
     let client_tier = client_ip
@@ -80,7 +83,7 @@ pub async fn admit(
                 record,
                 channel: channel.as_str(),
                 outcomes: [Outcome::Attempt.as_str(), Outcome::Denied.as_str()],
-                since: now - window,
+                since,
                 client_ip,
                 limit: limit + 1,
             })

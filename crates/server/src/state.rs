@@ -29,4 +29,8 @@ pub struct AppState {
     pub limits: crate::limits::Limits,
     /// Upstream calls one client address may have in flight on this node.
     pub max_upstream_per_ip: u32,
+    /// Cross-site protection of HTML forms.
+    pub forms: crate::forms::FormGuard,
+    /// Secure-page form loads, coalesced per client.
+    pub page_loads: crate::page_loads::PageLoads,
 }

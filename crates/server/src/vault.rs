@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use crate::clock::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -64,6 +65,7 @@ fn server_slot(state: &AppState, record: Uuid, dek: &DataKey) -> ApiResult<KeySl
         version,
         wrapped: wrap(&state.master.kek(), record, SlotKind::Server, version, dek)?,
         kdf: None,
+        created_at: now_ms(),
     })
 }
 
@@ -74,6 +76,7 @@ fn api_key_slot(record: Uuid, version: i64, dek: &DataKey) -> ApiResult<(KeySlot
         version,
         wrapped: wrap(&key.kek(record)?, record, SlotKind::ApiKey, version, dek)?,
         kdf: None,
+        created_at: now_ms(),
     };
     Ok((slot, key))
 }
@@ -98,6 +101,7 @@ async fn password_slot(
         version,
         wrapped: wrap(&kek, record, kind, version, dek)?,
         kdf: Some(kdf.encode()),
+        created_at: now_ms(),
     })
 }
 

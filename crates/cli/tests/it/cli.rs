@@ -704,20 +704,17 @@ async fn share_prints_a_link_and_a_password_that_open_the_page() {
     assert!(run.stdout.contains("different channels"));
     assert!(!run.stdout.contains("sk_live_shared") && !run.stderr.contains("sk_live_shared"));
 
-    let res = server
-        .http
-        .post(&link)
-        .form(&[("password", password.as_str())])
+    let form = LoadedForm::load(server.http.get(&link)).await;
+    let res = form
+        .post(&server.http, &link, &[("password", password.as_str())])
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.text().await.unwrap().contains("sk_live_shared"));
     // One view only, and no X-API-Key exists for this record.
-    let res = server
-        .http
-        .post(&link)
-        .form(&[("password", password.as_str())])
+    let res = form
+        .post(&server.http, &link, &[("password", password.as_str())])
         .send()
         .await
         .unwrap();

@@ -221,6 +221,46 @@ impl Drop for TestServer {
 
 pub const PASSWORD: &str = "correct horse battery";
 
+/// What a browser holds after loading a page with a form: the form cookie the page set and the
+/// token in the form's hidden field.
+#[derive(Debug, Clone)]
+pub struct LoadedForm {
+    pub cookie: String,
+    pub token: String,
+}
+
+impl LoadedForm {
+    /// Loads the page that `get` fetches, as a browser would.
+    pub async fn load(get: RequestBuilder) -> Self {
+        let res = get.send().await.unwrap();
+        let cookie = res
+            .headers()
+            .get("set-cookie")
+            .expect("the page sets its form cookie")
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let html = res.text().await.unwrap();
+        let token = html
+            .split("name=\"form_token\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the form carries its token")
+            .to_owned();
+        Self { cookie, token }
+    }
+
+    /// The form's POST with `fields`, from the browser that loaded it.
+    pub fn post(&self, http: &Client, url: &str, fields: &[(&str, &str)]) -> RequestBuilder {
+        let mut all = fields.to_vec();
+        all.push(("form_token", &self.token));
+        http.post(url).header("Cookie", &self.cookie).form(&all)
+    }
+}
+
 pub async fn body(res: Response) -> Value {
     let text = res.text().await.unwrap();
     serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))

@@ -9,6 +9,7 @@ mod batch;
 mod bridges;
 mod browser;
 mod cli;
+mod hardening;
 mod limits;
 mod nodes;
 mod openapi;

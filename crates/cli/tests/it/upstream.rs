@@ -176,6 +176,92 @@ async fn handle(
             )
                 .into_response()
         }
+        "/echo-escaped" => {
+            // The credential repeated the way other encoders write it: Go's encoding/json (which
+            // escapes & < >), .NET's System.Text.Json (upper-case hex), every character escaped,
+            // and percent-encoding with hex digits in mixed case.
+            let auth = seen
+                .headers
+                .get("authorization")
+                .cloned()
+                .unwrap_or_default();
+            let key = auth
+                .split_once(' ')
+                .map_or(auth.as_str(), |(_, k)| k)
+                .to_owned();
+            let go: String = key
+                .chars()
+                .map(|c| match c {
+                    '<' | '>' | '&' => format!("\\u{:04x}", c as u32),
+                    c => c.to_string(),
+                })
+                .collect();
+            let dotnet: String = key
+                .chars()
+                .map(|c| match c {
+                    '<' | '>' | '&' | '+' | '\'' | '"' => format!("\\u{:04X}", c as u32),
+                    c => c.to_string(),
+                })
+                .collect();
+            let every: String = key
+                .chars()
+                .map(|c| format!("\\u{:04x}", c as u32))
+                .collect();
+            let mixed: String = key
+                .bytes()
+                .enumerate()
+                .map(|(i, b)| match b {
+                    b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ if i % 2 == 0 => format!("%{b:02x}"),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            let body = format!(
+                r#"{{"go":"{go}","dotnet":"{dotnet}","every":"{every}","url":"https://x.example/?k={mixed}"}}"#
+            );
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        "/echo-auth" => (
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "you sent: {}",
+                seen.headers
+                    .get("authorization")
+                    .cloned()
+                    .unwrap_or_default()
+            ),
+        )
+            .into_response(),
+        "/big" => {
+            // A JSON array of about `kib` KiB; with `hold`, the closing bracket waits until the
+            // test releases the stream, so the answer stays unfinished (and buffered) until then.
+            let kib: usize = query.get("kib").and_then(|k| k.parse().ok()).unwrap_or(100);
+            let hold = query.contains_key("hold");
+            let release = shared.release.clone();
+            let item = format!("\"{}\",", "x".repeat(1022));
+            let head = Bytes::from(format!("[{}\"end\"", item.repeat(kib)));
+            let stream = futures::stream::unfold(0u8, move |step| {
+                let (release, head) = (release.clone(), head.clone());
+                async move {
+                    match step {
+                        0 => Some((Ok::<_, std::io::Error>(head), 1)),
+                        1 => {
+                            if hold {
+                                let _permit = release.acquire().await.ok()?;
+                            }
+                            Some((Ok(Bytes::from_static(b"]")), 2))
+                        }
+                        _ => None,
+                    }
+                }
+            });
+            Response::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from_stream(stream))
+                .unwrap()
+        }
         "/sse" => {
             let release = shared.release.clone();
             let stream = async_stream(release);

@@ -22,7 +22,8 @@ pub struct BridgeBody {
     #[serde(default)]
     #[schema(example = json!({"Authorization": "Bearer sk-..."}))]
     pub headers: BTreeMap<String, String>,
-    /// Tried in order when the upstream fails (connection error, timeout or 5xx).
+    /// Tried in order when the upstream fails (connection error, timeout or 5xx); at most
+    /// [`MAX_FALLBACKS`].
     #[serde(default)]
     pub fallback_urls: Vec<String>,
     #[serde(flatten)]
@@ -51,6 +52,10 @@ pub struct BridgePolicy {
     pub fallback_non_idempotent: bool,
     /// Upstream calls in flight at once through this bridge (on one node); more get 503.
     pub max_concurrent: u32,
+    /// Let caller paths under `allowed_paths` carry `;` path parameters (`/files;v=2`). Off by
+    /// default: servers such as Tomcat and Spring drop them before routing, so `/public/..;/admin`
+    /// would reach `/admin`.
+    pub allow_path_params: bool,
 }
 
 impl Default for BridgePolicy {
@@ -64,6 +69,7 @@ impl Default for BridgePolicy {
             total_timeout_ms: 300_000,
             fallback_non_idempotent: false,
             max_concurrent: 64,
+            allow_path_params: false,
         }
     }
 }
@@ -76,10 +82,32 @@ pub struct BridgeSecrets {
     pub fallback_urls: Vec<String>,
 }
 
+/// Fallback URLs a bridge may have: one call makes at most `1 + MAX_FALLBACKS` upstream
+/// attempts, so a record's rate limits and quota bound what its upstreams see.
+pub const MAX_FALLBACKS: usize = 3;
+
+impl BridgeSecrets {
+    /// Checks what only new or replaced bridges must obey (bridges stored before a rule existed
+    /// keep working; see [`Bridge::compile`]).
+    pub fn check_new(&self) -> ApiResult<()> {
+        if self.fallback_urls.len() > MAX_FALLBACKS {
+            return Err(ApiError::bad_request(format!(
+                "fallback_urls: at most {MAX_FALLBACKS} fallback URLs are allowed."
+            )));
+        }
+        Ok(())
+    }
+
+    /// Stored fallbacks beyond [`MAX_FALLBACKS`], which calls never try.
+    pub fn unused_fallbacks(&self) -> usize {
+        self.fallback_urls.len().saturating_sub(MAX_FALLBACKS)
+    }
+}
+
 /// A bridge ready to forward: parsed templates, headers and policy.
 pub struct Bridge {
     pub policy: BridgePolicy,
-    /// The primary URL first, then the fallbacks.
+    /// The primary URL first, then at most [`MAX_FALLBACKS`] fallbacks.
     pub hops: Vec<UrlTemplate>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Every stored secret value, for scrubbing answers.
@@ -177,13 +205,12 @@ fn check_origin(origin: &str) -> ApiResult<()> {
 
 impl Bridge {
     /// Checks and compiles a bridge; every problem is a 400 that names the field, never a value.
+    /// Fallbacks beyond [`MAX_FALLBACKS`] (stored before that limit existed) are left out.
     pub fn compile(secrets: &BridgeSecrets, policy: BridgePolicy) -> ApiResult<Self> {
         policy.validate()?;
-        let mut hops = Vec::with_capacity(1 + secrets.fallback_urls.len());
-        for (i, url) in std::iter::once(&secrets.url)
-            .chain(&secrets.fallback_urls)
-            .enumerate()
-        {
+        let fallbacks = &secrets.fallback_urls[..secrets.fallback_urls.len().min(MAX_FALLBACKS)];
+        let mut hops = Vec::with_capacity(1 + fallbacks.len());
+        for (i, url) in std::iter::once(&secrets.url).chain(fallbacks).enumerate() {
             let template = UrlTemplate::parse(url, &policy.params).map_err(|e| {
                 let field = if i == 0 {
                     "url".to_owned()
@@ -221,16 +248,28 @@ impl Bridge {
     }
 }
 
-/// The parts of stored URLs that may be secret: query values (API keys in `?key=...`) and
-/// userinfo passwords.
+/// The parts of stored URLs that may be secret: query values (API keys in `?key=...`), user
+/// info (`https://sk_live_...@api.stripe.com/` sends the key as Basic auth), and long path
+/// segments.
 fn url_secrets<'a>(urls: impl Iterator<Item = &'a String>) -> Vec<String> {
     let mut out = Vec::new();
     for url in urls {
         let Ok(parsed) = url::Url::parse(url) else {
             continue;
         };
-        if let Some(password) = parsed.password() {
-            out.push(password.to_owned());
+        // As written in the URL and as sent (percent-decoded).
+        for part in [Some(parsed.username()), parsed.password()]
+            .into_iter()
+            .flatten()
+        {
+            if part.is_empty() {
+                continue;
+            }
+            out.push(part.to_owned());
+            let decoded = percent_encoding::percent_decode_str(part).decode_utf8_lossy();
+            if decoded != part {
+                out.push(decoded.into_owned());
+            }
         }
         // Keys in paths (`/bot<token>/sendMessage`): long segments that hold a digit.
         for segment in parsed.path_segments().into_iter().flatten() {
@@ -246,4 +285,55 @@ fn url_secrets<'a>(urls: impl Iterator<Item = &'a String>) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secrets(url: &str, fallbacks: usize) -> BridgeSecrets {
+        BridgeSecrets {
+            url: url.into(),
+            headers: BTreeMap::new(),
+            fallback_urls: (0..fallbacks)
+                .map(|i| format!("https://fallback-{i}.example/v1"))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn new_bridges_have_at_most_max_fallbacks_and_old_ones_use_the_first() {
+        assert!(
+            secrets("https://api.example/v1", MAX_FALLBACKS)
+                .check_new()
+                .is_ok()
+        );
+        let legacy = secrets("https://api.example/v1", MAX_FALLBACKS + 4);
+        assert!(legacy.check_new().is_err());
+        assert_eq!(legacy.unused_fallbacks(), 4);
+        let bridge = Bridge::compile(&legacy, BridgePolicy::default()).unwrap();
+        assert_eq!(bridge.hops.len(), 1 + MAX_FALLBACKS);
+        let last = bridge.hops.last().unwrap().render(&|_| None).unwrap();
+        assert_eq!(last.host_str(), Some("fallback-2.example"));
+    }
+
+    #[test]
+    fn every_part_of_stored_user_info_is_a_secret() {
+        let found = url_secrets(
+            [
+                "https://sk_live_user%2Bname@api.example/".to_owned(),
+                "https://user:pass%20word-long@api.example/".to_owned(),
+            ]
+            .iter(),
+        );
+        for expected in [
+            "sk_live_user%2Bname",
+            "sk_live_user+name",
+            "user",
+            "pass%20word-long",
+            "pass word-long",
+        ] {
+            assert!(found.iter().any(|s| s == expected), "{expected}: {found:?}");
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! secret scrubbing, and `select`.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -14,12 +15,14 @@ use brine_bridge::ssrf::check_url;
 use bytes::Bytes;
 use futures_util::Stream;
 use futures_util::stream::BoxStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use std::future::Future;
 
 use super::config::Bridge;
 use crate::audit::Outcome;
-use crate::error::ApiError;
+use crate::error::{ApiError, REFUSAL_HEADER};
+use crate::loop_guard::LoopGuard;
 
 /// The outbound HTTP client: no proxies from the environment, no redirects followed, and a DNS
 /// resolver that refuses internal addresses at connect time (unless the operator allows them).
@@ -27,10 +30,19 @@ use crate::error::ApiError;
 pub struct UpstreamClient {
     client: reqwest::Client,
     allow_private: bool,
+    /// Marks every call as having passed through this installation.
+    loops: LoopGuard,
+    /// KiB of upstream answers that `select` may hold in memory at once, across all calls.
+    buffers: Arc<Semaphore>,
 }
 
 impl UpstreamClient {
-    pub fn new(allow_private: bool, connect_timeout: Duration) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        allow_private: bool,
+        connect_timeout: Duration,
+        loops: LoopGuard,
+        select_buffer_bytes: usize,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
@@ -40,10 +52,17 @@ impl UpstreamClient {
             .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .build()?;
+        let kib = (select_buffer_bytes / 1024).min(Semaphore::MAX_PERMITS);
         Ok(Self {
             client,
             allow_private,
+            loops,
+            buffers: Arc::new(Semaphore::new(kib)),
         })
+    }
+
+    pub fn loops(&self) -> &LoopGuard {
+        &self.loops
     }
 }
 
@@ -72,6 +91,8 @@ pub enum Failure {
     Unreachable,
     /// The answer could not be `select`ed (too large).
     TooLarge,
+    /// Selecting would take more memory than the server's budget for buffered answers has left.
+    BufferBusy,
     /// The upstream compressed its answer although it was not offered compression.
     Compressed,
 }
@@ -100,6 +121,16 @@ impl Failure {
                 "Upstream answer too large",
                 "The upstream's answer is too large to select from.",
             ),
+            Failure::BufferBusy => {
+                let mut error = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Server busy",
+                    "Too many large answers are being selected from at once; retry shortly.",
+                );
+                error.retry_after = Some(1);
+                error.refusal = Some("busy");
+                error
+            }
             Failure::Compressed => ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "Upstream answer compressed",
@@ -114,7 +145,7 @@ impl Failure {
             Failure::Refused => Outcome::Refused,
             Failure::Timeout => Outcome::Timeout,
             Failure::Unreachable => Outcome::Unreachable,
-            Failure::TooLarge | Failure::Compressed => Outcome::Error,
+            Failure::TooLarge | Failure::BufferBusy | Failure::Compressed => Outcome::Error,
         }
     }
 }
@@ -140,7 +171,9 @@ fn idempotent(method: &Method) -> bool {
 }
 
 /// Makes the call, trying fallback hops in order when a hop cannot answer or answers 5xx — only
-/// before anything has been relayed, and only for idempotent methods unless the bridge opts in.
+/// before anything has been relayed, only for idempotent methods unless the bridge opts in, never
+/// after an answer that brine itself refused (busy, limits, a loop), and never once the bridge's
+/// `total_timeout_ms` has passed: a hop that would start after it is not contacted.
 pub async fn call(
     client: &UpstreamClient,
     bridge: &Bridge,
@@ -164,15 +197,23 @@ pub async fn call(
         .iter()
         .filter(|(k, _)| k != "select" && !declared.contains(&k.as_str()))
         .collect();
-    let headers = outbound_headers(call.headers, bridge);
+    check_passthrough(passthrough.iter().map(|(k, _)| k.as_str()))?;
+    let mut headers = outbound_headers(call.headers, bridge);
+    client.loops.mark(&mut headers);
     let may_retry = idempotent(&call.method) || bridge.policy.fallback_non_idempotent;
-    let first_byte = Duration::from_millis(bridge.policy.timeout_ms);
+    let per_hop = Duration::from_millis(bridge.policy.timeout_ms);
     let started = Instant::now();
+    let deadline = started + Duration::from_millis(bridge.policy.total_timeout_ms);
 
     let mut last = Failure::Unreachable;
     let hops = bridge.hops.len();
     for (hop, template) in bridge.hops.iter().enumerate() {
         if hop > 0 && !may_retry {
+            break;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            last = Failure::Timeout;
             break;
         }
         let mut url = template
@@ -213,7 +254,7 @@ pub async fn call(
             .headers(headers.clone())
             .body(call.body.clone())
             .send();
-        let response = match tokio::time::timeout(first_byte, request).await {
+        let response = match tokio::time::timeout(per_hop.min(left), request).await {
             Err(_) => {
                 last = Failure::Timeout;
                 continue;
@@ -231,14 +272,36 @@ pub async fn call(
             Ok(Ok(response)) => response,
         };
         let last_hop = hop + 1 == hops || !may_retry;
-        if response.status().is_server_error() && !last_hop {
+        let refused_by_brine = response.headers().contains_key(REFUSAL_HEADER);
+        if response.status().is_server_error() && !last_hop && !refused_by_brine {
             last = Failure::Unreachable;
             continue;
         }
         let latency = started.elapsed();
-        return relay(response, hop, latency, scrubber, call.select, bridge).await;
+        let buffers = &client.buffers;
+        return relay(
+            response,
+            hop,
+            latency,
+            scrubber,
+            call.select,
+            bridge,
+            buffers,
+        )
+        .await;
     }
     Err(last)
+}
+
+/// Refuses passed-on query parameters that frameworks (Symfony, Laravel, Express's
+/// method-override) read as the request's real method: they would step around `allowed_methods`.
+pub fn check_passthrough<'a>(mut names: impl Iterator<Item = &'a str>) -> Result<(), Failure> {
+    if names.any(|name| name.eq_ignore_ascii_case("_method")) {
+        return Err(Failure::BadInput(
+            "The query parameter '_method' would override the method; it is not passed on.".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A connection refused by the SSRF guard (found in the error's chain of sources).
@@ -270,6 +333,7 @@ async fn relay(
     scrubber: &Scrubber,
     select: Option<&Selector>,
     bridge: &Bridge,
+    buffers: &Arc<Semaphore>,
 ) -> Result<Answer, Failure> {
     let status = response.status();
     // A compressed answer could not be scrubbed or selected from: it never passes.
@@ -292,7 +356,9 @@ async fn relay(
     let deadline = tokio::time::Instant::now() + total.saturating_sub(latency);
 
     if let (Some(selector), true) = (select, is_json) {
-        let body = tokio::time::timeout_at(deadline, read_capped(response, SELECT_LIMIT))
+        let read = read_capped(response, SELECT_LIMIT, buffers);
+        // `_held` keeps the answer's share of the buffer budget until it has been selected from.
+        let (body, _held) = tokio::time::timeout_at(deadline, read)
             .await
             .map_err(|_| Failure::Timeout)??;
         let scrubbed = scrubber.scrub(&body).into_owned();
@@ -321,15 +387,35 @@ async fn relay(
     })
 }
 
-async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, Failure> {
+/// Reads a whole answer, taking its size from the server's buffer budget as it grows (never
+/// waiting for budget: when none is left, the call is refused rather than queued).
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+    budget: &Arc<Semaphore>,
+) -> Result<(Vec<u8>, Option<OwnedSemaphorePermit>), Failure> {
     let mut body = Vec::new();
+    let mut held: Option<OwnedSemaphorePermit> = None;
     while let Some(chunk) = response.chunk().await.map_err(|_| Failure::Unreachable)? {
         if body.len() + chunk.len() > cap {
             return Err(Failure::TooLarge);
         }
         body.extend_from_slice(&chunk);
+        let needed = body.len().div_ceil(1024);
+        let have = held.as_ref().map_or(0, OwnedSemaphorePermit::num_permits);
+        if needed > have {
+            let more = u32::try_from(needed - have).map_err(|_| Failure::TooLarge)?;
+            let more = budget
+                .clone()
+                .try_acquire_many_owned(more)
+                .map_err(|_| Failure::BufferBusy)?;
+            match held.as_mut() {
+                Some(permit) => permit.merge(more),
+                None => held = Some(more),
+            }
+        }
     }
-    Ok(body)
+    Ok((body, held))
 }
 
 fn scrub_header(scrubber: &Scrubber, value: &HeaderValue) -> HeaderValue {

@@ -60,6 +60,18 @@ pub fn open(
     Bridge::compile(&secrets, policy)
 }
 
+/// Fallback URLs a stored bridge has beyond [`config::MAX_FALLBACKS`] (never tried), for its
+/// owner's view. Sealed bridges cannot be opened by the server and report none.
+pub fn unused_fallbacks(state: &AppState, record: &Record) -> ApiResult<usize> {
+    if record.kind != brine_core::RecordKind::Bridge || record.sealed {
+        return Ok(0);
+    }
+    let dek = vault::data_key_from_server(state, record)?;
+    let plain = zeroize::Zeroizing::new(vault::decrypt(record, &dek)?);
+    let secrets: BridgeSecrets = serde_json::from_str(&plain).map_err(|_| ApiError::internal())?;
+    Ok(secrets.unused_fallbacks())
+}
+
 fn origin_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::FORBIDDEN,
@@ -124,10 +136,10 @@ impl CallDetail {
     }
 }
 
-/// Whether `extra` (after `/r/{uuid}`) starts with an allowed prefix, at a segment boundary.
 /// The allowed prefix that `extra` (after `/r/{uuid}`) starts with, at a segment boundary.
-/// Dot segments, encoded dots and backslashes are refused outright; the rendered URL is checked
-/// against the prefix again after normalisation (see `forward::call`).
+/// Dot segments, encoded dots and backslashes are refused outright, and so are `;` path
+/// parameters unless the bridge allows them (a dot segment with parameters, `..;`, always); the
+/// rendered URL is checked against the prefix again after normalisation (see `forward::call`).
 fn allowed_prefix<'p>(policy: &'p BridgePolicy, extra: &str) -> Option<&'p str> {
     if extra.is_empty() {
         return Some("");
@@ -136,7 +148,11 @@ fn allowed_prefix<'p>(policy: &'p BridgePolicy, extra: &str) -> Option<&'p str> 
     if lower.contains("%2e") || lower.contains('\\') || lower.contains("%5c") {
         return None;
     }
-    if extra.split('/').any(|s| s == "." || s == "..") {
+    if !policy.allow_path_params && (extra.contains(';') || lower.contains("%3b")) {
+        return None;
+    }
+    let dot_segment = |segment: &str| matches!(segment.split(';').next(), Some("." | ".."));
+    if extra.split('/').any(dot_segment) {
         return None;
     }
     policy
@@ -309,6 +325,14 @@ async fn forward(
     if let Err(e) = bridge.hops[0].render(&lookup) {
         return refuse(Outcome::Denied, ApiError::bad_request(e.to_string())).await;
     }
+    let declared = |name: &str| policy.params.iter().any(|p| p.name == name);
+    let passed_on = query
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| !declared(k));
+    if let Err(failure) = forward::check_passthrough(passed_on) {
+        return refuse(failure.outcome(), failure.into_error()).await;
+    }
     let client_cap = client
         .addr
         .map(|ip| (crate::limits::client_network(ip), state.max_upstream_per_ip));
@@ -411,6 +435,7 @@ fn busy(full: Holder) -> ApiError {
         ),
     };
     error.retry_after = Some(1);
+    error.refusal = Some("busy");
     error
 }
 

@@ -324,6 +324,7 @@ impl ApiError {
             "This record's rate limits cannot be checked right now; retry shortly.",
         );
         error.retry_after = Some(1);
+        error.refusal = Some("limits");
         error
     }
 }

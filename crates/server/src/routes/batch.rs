@@ -196,7 +196,7 @@ async fn run(
 }
 
 fn prepare(item: BatchItem, origin: Option<HeaderValue>) -> ApiResult<(Uuid, Forwardable)> {
-    let uuid = Uuid::try_parse(&item.uuid).map_err(|_| ApiError::not_found())?;
+    let uuid = crate::extract::canonical_uuid(&item.uuid).ok_or_else(ApiError::not_found)?;
     let method = Method::from_bytes(
         item.method
             .as_deref()

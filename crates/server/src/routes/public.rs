@@ -32,7 +32,7 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 pub struct DataBody {
     /// The value (a string), or the part of a JSON value that `select` picked.
     #[schema(value_type = Object, example = "sk_live_51H...")]
-    pub data: serde_json::Value,
+    pub data: Box<serde_json::value::RawValue>,
 }
 
 /// Opens a private record with its password instead of an X-API-Key.
@@ -91,6 +91,7 @@ pub async fn read(
         (status = 401, description = "Missing or wrong password or key", body = ErrorBody),
         (status = 403, description = "The record is owner-only", body = ErrorBody),
         (status = 404, description = "Unknown, expired or used up", body = ErrorBody),
+        (status = 415, description = "A password body that is not sent as application/json", body = ErrorBody),
         (status = 429, description = "Too many wrong passwords (locked for a while), or over the record's rate limit or quota", body = ErrorBody),
         (status = 503, description = "The shared rate limits are unavailable and the record fails closed", body = ErrorBody),
     ))]
@@ -110,7 +111,7 @@ pub async fn with_path(
     client: ClientInfo,
     request: Forwardable,
 ) -> Response {
-    let Ok(uuid) = uuid::Uuid::try_parse(&raw) else {
+    let Some(uuid) = crate::extract::canonical_uuid(&raw) else {
         return ApiError::not_found().into_response();
     };
     respond(&state, uuid, format!("/{rest}"), &client, request).await
@@ -221,6 +222,10 @@ fn credential_input(request: &Forwardable) -> ApiResult<Presented> {
             Presented::ApiKey(key)
         } else if request.body.is_empty() {
             Presented::Nothing
+        } else if !crate::extract::is_json(&request.headers) {
+            // A page of another site could otherwise post guesses from its visitors' browsers
+            // (a `text/plain` body needs no preflight) and lock the record for everyone.
+            return Err(ApiError::not_json());
         } else {
             let UnlockBody { password } = serde_json::from_slice(&request.body).map_err(|_| {
                 ApiError::bad_request("Send the password as JSON: {\"password\": \"...\"}.")
@@ -305,7 +310,8 @@ async fn serve(
     let rate =
         crate::limits::admit_call(state, &record, limits.as_ref(), ledger.channel, client).await?;
     if unlocking {
-        match lockout::admit(state, uuid, Channel::Password, client).await? {
+        let password_set = record.slot(SlotKind::Password).map(|slot| slot.created_at);
+        match lockout::admit(state, uuid, Channel::Password, client, password_set).await? {
             Admission::Go(attempt) => ledger.attempt = Some(attempt),
             Admission::Locked(retry_after) => return Err(ApiError::locked_out(retry_after)),
         }

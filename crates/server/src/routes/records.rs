@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::audit::{Channel, Outcome, record_event};
 use crate::auth::Owner;
-use crate::bridge::config::{Bridge, BridgeBody, BridgePolicy, BridgeSecrets};
+use crate::bridge::config::{Bridge, BridgeBody, BridgePolicy, BridgeSecrets, MAX_FALLBACKS};
 use crate::bridge::{TryCall, TryResult};
 use crate::clock::now_ms;
 use crate::credential::CredentialPolicy;
@@ -63,6 +63,10 @@ pub struct RecordView {
     /// Requests taken from the quota in the current period (on `GET /api/v1/records/{uuid}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota_used: Option<i64>,
+    /// Problems with the record as stored, for its owner to fix (on
+    /// `GET /api/v1/records/{uuid}`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -102,6 +106,7 @@ impl RecordView {
             rate_limit: limits.rate_limit,
             quota: limits.quota,
             quota_used: None,
+            warnings: Vec::new(),
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
@@ -296,6 +301,7 @@ fn record_content(
                 headers: body.headers,
                 fallback_urls: body.fallback_urls,
             };
+            secrets.check_new()?;
             Bridge::compile(&secrets, body.policy.clone())?;
             let sealed = serde_json::to_string(&secrets).map_err(|_| ApiError::internal())?;
             let policy = serde_json::to_string(&body.policy).map_err(|_| ApiError::internal())?;
@@ -573,6 +579,13 @@ pub async fn show(
     if let Some(quota) = &view.quota {
         let (period, _) = quota.per.bounds(now);
         view.quota_used = Some(state.store.quota_used(uuid, period).await?);
+    }
+    let unused = crate::bridge::unused_fallbacks(&state, &record)?;
+    if unused > 0 {
+        view.warnings.push(format!(
+            "This bridge stores {unused} fallback URLs more than the {MAX_FALLBACKS} that calls \
+             try; the rest are never used. Replace the bridge with at most {MAX_FALLBACKS}."
+        ));
     }
     Ok(Json(view))
 }
