@@ -492,6 +492,16 @@ async fn a_record_password_must_come_as_json() {
         }
         expect_error(req.send().await.unwrap(), StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
     }
+    // Nor can a batch, which any page may send (its preflight admits every origin).
+    let res = s
+        .post("/batch")
+        .header("Origin", "https://evil.example")
+        .json(&json!({"requests": [{"uuid": uuid, "method": "POST", "body": {"password": "guess"}}]}))
+        .send()
+        .await
+        .unwrap();
+    let item = &body(res).await["results"][0];
+    assert_eq!(item["status"], 400, "{item}");
     assert!(calls(&s, &token, &uuid).await.is_empty());
     let res = s.post(&format!("/r/{uuid}")).json(&json!({"password": "open sesame"})).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);

@@ -323,7 +323,7 @@ async fn forward(
             .map(|(_, v)| v.clone())
     };
     if let Err(e) = bridge.hops[0].render(&lookup) {
-        return refuse(Outcome::Denied, ApiError::bad_request(e.to_string())).await;
+        return refuse(Outcome::BadRequest, ApiError::bad_request(e.to_string())).await;
     }
     let declared = |name: &str| policy.params.iter().any(|p| p.name == name);
     let passed_on = query

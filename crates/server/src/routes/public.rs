@@ -222,6 +222,13 @@ fn credential_input(request: &Forwardable) -> ApiResult<Presented> {
             Presented::ApiKey(key)
         } else if request.body.is_empty() {
             Presented::Nothing
+        } else if request.batch {
+            // Any page may send a batch (its preflight admits every origin): a password in one
+            // would let other sites' visitors count towards the record's lockout.
+            return Err(ApiError::bad_request(
+                "A batch item opens a record with its X-API-Key; send a record password to \
+                 POST /r/{uuid} on its own.",
+            ));
         } else if !crate::extract::is_json(&request.headers) {
             // A page of another site could otherwise post guesses from its visitors' browsers
             // (a `text/plain` body needs no preflight) and lock the record for everyone.
@@ -289,7 +296,7 @@ async fn serve(
     let mut ledger = Ledger {
         state,
         uuid,
-        // Password unlocks keep their own channel in a batch too: the lockout counts them there.
+        // Password unlocks have their own channel, where the lockout counts them.
         channel: if unlocking {
             Channel::Password
         } else if batch {
