@@ -12,7 +12,6 @@
 use std::fmt;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
-use serde::{Deserialize, Serialize};
 use url::{Origin, Position, Url};
 
 /// Everything except RFC 3986 "unreserved" characters. Used for both path segments and query
@@ -28,64 +27,7 @@ const MAX_NAME_LEN: usize = 64;
 /// refuse URLs over 8 KiB; anything near this limit is abuse, not a city name.
 pub const MAX_VALUE_LEN: usize = 2048;
 
-/// How a value placed in the URL path is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ParamKind {
-    /// Exactly one path segment: `/` is encoded.
-    #[default]
-    Segment,
-    /// One or more segments: the value is split on `/` and each part encoded.
-    Path,
-}
-
-/// A declared parameter. Deserializes from `"city"` (a segment) or `{"name":"p","kind":"path"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "ParamSpecRepr")]
-pub struct ParamSpec {
-    pub name: String,
-    pub kind: ParamKind,
-}
-
-impl ParamSpec {
-    pub fn segment(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            kind: ParamKind::Segment,
-        }
-    }
-
-    pub fn path(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            kind: ParamKind::Path,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ParamSpecRepr {
-    Name(String),
-    Full(FullSpec),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FullSpec {
-    name: String,
-    #[serde(default)]
-    kind: ParamKind,
-}
-
-impl From<ParamSpecRepr> for ParamSpec {
-    fn from(r: ParamSpecRepr) -> Self {
-        match r {
-            ParamSpecRepr::Name(name) => Self::segment(name),
-            ParamSpecRepr::Full(FullSpec { name, kind }) => Self { name, kind },
-        }
-    }
-}
+pub use brine_core::{ParamKind, ParamSpec};
 
 /// Why a template or a rendering was refused. Display is safe to show callers: it may name a
 /// parameter, never the URL or a value.

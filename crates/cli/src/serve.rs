@@ -89,6 +89,7 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
             "allow_private_upstreams",
             "upstream_connect_timeout_ms",
             "select_buffer_bytes",
+            "record_cache_mib",
             "redis_url",
             "max_upstream_per_ip",
             "header_read_timeout_ms",

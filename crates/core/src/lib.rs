@@ -4,11 +4,19 @@
 
 mod account;
 mod error;
+mod params;
+mod policy;
+mod rate;
 mod record;
 
 pub use account::{AccountPassword, Email};
 pub use error::ValidationError;
+pub use params::{ParamKind, ParamSpec};
+pub use policy::{
+    BridgePolicy, CredentialPolicy, FailMode, Policy, Quota, QuotaPeriod, RateLimit, RecordLimits,
+};
+pub use rate::Rate;
 pub use record::{
     Access, MAX_SECRET_BYTES, NewRecordPolicy, RecordKind, RecordName, RecordPassword,
-    RecordStatus, SecretValue, read_status,
+    RecordStatus, SecretValue, at_least_one, future, private_only, read_status,
 };

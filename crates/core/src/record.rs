@@ -167,35 +167,63 @@ pub struct NewRecordPolicy {
 
 impl NewRecordPolicy {
     pub fn check(&self, now: OffsetDateTime) -> Result<(), ValidationError> {
-        if self.sealed && self.access != Access::Private {
-            return Err(ValidationError::new(
+        if self.sealed {
+            private_only(
+                self.access,
                 "sealed",
                 "Only private records can be sealed: a sealed record opens only with its X-API-Key or password.",
-            ));
+            )?;
         }
-        if self.has_password && self.access != Access::Private {
-            return Err(ValidationError::new(
+        if self.has_password {
+            private_only(
+                self.access,
                 "password",
                 "Only private records can have a record password.",
-            ));
+            )?;
         }
-        if let Some(at) = self.expires_at
-            && at <= now
-        {
-            return Err(ValidationError::new(
-                "expires_at",
-                "The expiry must be in the future.",
-            ));
-        }
-        if let Some(n) = self.max_reads
-            && n < 1
-        {
-            return Err(ValidationError::new(
-                "max_reads",
-                "max_reads must be at least 1.",
-            ));
-        }
+        future("expires_at", "The expiry", self.expires_at, now)?;
+        at_least_one("max_reads", self.max_reads)
+    }
+}
+
+/// Only private records can be sealed or have an X-API-Key, a record password or a secure page:
+/// the rest are open to anyone (public) or to no one but the owner.
+pub fn private_only(
+    access: Access,
+    field: &'static str,
+    message: &'static str,
+) -> Result<(), ValidationError> {
+    if access == Access::Private {
         Ok(())
+    } else {
+        Err(ValidationError::new(field, message))
+    }
+}
+
+/// An expiry, when given, lies in the future (`what` names it: "The expiry").
+pub fn future(
+    field: &'static str,
+    what: &str,
+    at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Result<(), ValidationError> {
+    match at {
+        Some(at) if at <= now => Err(ValidationError::new(
+            field,
+            format!("{what} must be in the future."),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A count limit (`max_reads`, `max_views`), when given, allows at least one.
+pub fn at_least_one(field: &'static str, limit: Option<i64>) -> Result<(), ValidationError> {
+    match limit {
+        Some(n) if n < 1 => Err(ValidationError::new(
+            field,
+            format!("{field} must be at least 1."),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -7,7 +7,6 @@
 //! TAT is more than a full burst ahead of now. No windows, so no double burst at a boundary.
 
 mod memory;
-mod rate;
 mod redis;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -19,8 +18,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 pub use crate::memory::MemoryLimiter;
-pub use crate::rate::Rate;
 pub use crate::redis::RedisLimiter;
+pub use brine_core::Rate;
 
 /// What a budget is kept for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

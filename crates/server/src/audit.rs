@@ -1,20 +1,24 @@
-//! Audit events. Each attempt on a record is stored before its answer leaves the server; if the
+//! The audit log. Every attempt on a record is stored before its answer leaves the server; if the
 //! event cannot be stored, the attempt fails (a secret is never served unaccounted).
+//!
+//! One writer task commits events in groups: whatever arrives while a group is being written
+//! goes into the next, so a busy server writes many events per transaction and each request
+//! waits for one hand-off, its own event's commit. Outcomes of events already stored (`settle`)
+//! are queued without waiting; [`AuditLog::flush`] waits until everything queued is stored, so
+//! readers of the log see every settle made before they asked.
 
 use std::sync::Arc;
 
-use brine_store::{NewAuditEvent, Settle, Store};
+use brine_store::{Appended, NewAuditEvent, Settle, Store};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::clock::now_ms;
-use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientInfo;
-use crate::state::AppState;
 
 /// How a record was reached.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Channel {
     /// `/r/{uuid}` with an X-API-Key, or without one for public records.
     Read,
@@ -43,20 +47,20 @@ impl Channel {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Ok,
-    /// Missing or wrong X-API-Key or password.
+    /// Missing or wrong X-API-Key or password; a call the record's rules do not allow.
     Denied,
-    /// An owner-only record asked for on the public endpoint.
+    /// An owner-only record asked for on the public endpoint, or a browser origin not allowed.
     Forbidden,
     /// Expired, or out of reads or views.
     Gone,
-    /// Refused by a lockout or rate limit before any check.
+    /// Refused by a lockout, a rate limit, a quota or a cap on calls in flight.
     RateLimited,
     /// A secure page was loaded (no secret shown): a person, or a link-preview bot.
     Opened,
-    /// An unlock attempt still being checked (settled as revealed, denied, gone, ...).
+    /// An unlock attempt or an upstream call still under way (settled when it ends).
     Attempt,
     /// A secure page showed the value.
     Revealed,
@@ -73,7 +77,7 @@ pub enum Outcome {
     Refused,
     Timeout,
     Unreachable,
-    /// An upstream answer that could not be relayed (too large, compressed).
+    /// An upstream answer that could not be relayed (too large, compressed, no memory).
     Error,
     /// A request that brine itself sent came back to it (a bridge that calls itself).
     Loop,
@@ -106,65 +110,68 @@ impl Outcome {
     }
 }
 
-/// Stores an event; returns its id (to settle an `Attempt` later).
-pub async fn record_event(
-    state: &AppState,
-    record: Uuid,
-    channel: Channel,
-    outcome: Outcome,
-    client: &ClientInfo,
-) -> ApiResult<i64> {
-    record_event_with_detail(state, record, channel, outcome, client, None).await
+/// Why an event was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuditError {
+    /// The store failed, or the writer is gone.
+    #[error("the audit log cannot store events")]
+    Unavailable,
+    /// The record is gone, or changed since the answer was made from it.
+    #[error("the record changed")]
+    Stale,
 }
 
-/// [`record_event`] with details (JSON) of a proxied call.
-pub async fn record_event_with_detail(
-    state: &AppState,
-    record: Uuid,
-    channel: Channel,
-    outcome: Outcome,
-    client: &ClientInfo,
-    detail: Option<&str>,
-) -> ApiResult<i64> {
-    state
-        .audit
-        .append(Pending {
+/// An event to store.
+pub struct Event {
+    pub record: Uuid,
+    pub channel: Channel,
+    pub outcome: Outcome,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// Details (JSON): a proxied call's, a refusal's.
+    pub detail: Option<String>,
+    /// Store it only if the record is still at this version (see `brine_store::NewAuditEvent`).
+    pub expect_version: Option<i64>,
+    at: OffsetDateTime,
+}
+
+impl Event {
+    pub fn new(record: Uuid, channel: Channel, outcome: Outcome, client: &ClientInfo) -> Self {
+        Self {
             record,
-            at: now_ms(),
             channel,
             outcome,
             client_ip: client.addr.map(|ip| ip.to_string()),
             user_agent: client.user_agent.clone(),
-            detail: detail.map(str::to_owned),
-        })
-        .await
+            detail: None,
+            expect_version: None,
+            at: now_ms(),
+        }
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn expect_version(mut self, version: Option<i64>) -> Self {
+        self.expect_version = version;
+        self
+    }
 }
 
-/// An event on its way to the log.
-pub struct Pending {
-    record: Uuid,
-    at: OffsetDateTime,
-    channel: Channel,
-    outcome: Outcome,
-    client_ip: Option<String>,
-    user_agent: Option<String>,
-    detail: Option<String>,
-}
-
-/// A job for the writer: a new event (answered with its id), or the outcome of an earlier one.
+/// A job for the writer.
 enum Job {
-    Append(Pending, oneshot::Sender<Result<i64, ()>>),
+    Append(Event, oneshot::Sender<Result<i64, AuditError>>),
     Settle {
         id: i64,
         outcome: Outcome,
         detail: Option<String>,
-        done: Option<oneshot::Sender<Result<i64, ()>>>,
     },
+    /// Answered once everything queued before it is stored.
+    Flush(oneshot::Sender<Result<(), AuditError>>),
 }
 
-/// Writes audit events with group commits: whatever arrives while one transaction is being
-/// written goes into the next, so a busy server writes many events per commit instead of
-/// queueing on the database's write lock. Each caller still waits until its own event is stored.
 #[derive(Clone)]
 pub struct AuditLog {
     queue: mpsc::Sender<Job>,
@@ -184,45 +191,35 @@ impl AuditLog {
         Self { queue }
     }
 
-    async fn append(&self, event: Pending) -> ApiResult<i64> {
+    /// Stores an event and returns its id once it is committed.
+    pub async fn append(&self, event: Event) -> Result<i64, AuditError> {
         let (reply, stored) = oneshot::channel();
         self.queue
             .send(Job::Append(event, reply))
             .await
-            .map_err(|_| ApiError::internal())?;
-        // No answer leaves before its event is stored: a failure here fails the request.
-        stored
-            .await
-            .map_err(|_| ApiError::internal())?
-            .map_err(|()| ApiError::internal())
+            .map_err(|_| AuditError::Unavailable)?;
+        stored.await.map_err(|_| AuditError::Unavailable)?
     }
 
-    /// Settles an event and waits until that is stored.
-    pub async fn settle(&self, id: i64, outcome: Outcome, detail: Option<String>) -> ApiResult<()> {
-        let (done, stored) = oneshot::channel();
-        self.queue
-            .send(Job::Settle {
-                id,
-                outcome,
-                detail,
-                done: Some(done),
-            })
-            .await
-            .map_err(|_| ApiError::internal())?;
-        stored
-            .await
-            .map_err(|_| ApiError::internal())?
-            .map(|_| ())
-            .map_err(|()| ApiError::internal())
+    /// Queues the outcome (and details) of an event already stored, without waiting for it to be
+    /// written; it is written after everything queued before it.
+    pub async fn settle(&self, id: i64, outcome: Outcome, detail: Option<String>) {
+        let job = Job::Settle {
+            id,
+            outcome,
+            detail,
+        };
+        if self.queue.send(job).await.is_err() {
+            tracing::warn!(event = id, "audit writer gone: an outcome was not recorded");
+        }
     }
 
-    /// Settles an event in the background (for details known only after the answer is gone).
-    pub fn settle_later(&self, id: i64, outcome: Outcome, detail: String) {
+    /// [`Self::settle`] from code that cannot wait (a body that has just ended).
+    pub fn settle_now(&self, id: i64, outcome: Outcome, detail: String) {
         let job = Job::Settle {
             id,
             outcome,
             detail: Some(detail),
-            done: None,
         };
         if self.queue.try_send(job).is_err() {
             tracing::warn!(
@@ -231,6 +228,16 @@ impl AuditLog {
             );
         }
     }
+
+    /// Waits until everything queued so far is stored.
+    pub async fn flush(&self) -> Result<(), AuditError> {
+        let (reply, done) = oneshot::channel();
+        self.queue
+            .send(Job::Flush(reply))
+            .await
+            .map_err(|_| AuditError::Unavailable)?;
+        done.await.map_err(|_| AuditError::Unavailable)?
+    }
 }
 
 async fn write_group(store: &dyn Store, group: &mut Vec<Job>) {
@@ -238,31 +245,32 @@ async fn write_group(store: &dyn Store, group: &mut Vec<Job>) {
     let mut settles = Vec::new();
     for job in group.iter() {
         match job {
-            Job::Append(p, _) => events.push(NewAuditEvent {
-                record: p.record,
-                at: p.at,
-                channel: p.channel.as_str(),
-                outcome: p.outcome.as_str(),
-                client_ip: p.client_ip.as_deref(),
-                user_agent: p.user_agent.as_deref(),
-                detail: p.detail.as_deref(),
+            Job::Append(e, _) => events.push(NewAuditEvent {
+                record: e.record,
+                at: e.at,
+                channel: e.channel.as_str(),
+                outcome: e.outcome.as_str(),
+                client_ip: e.client_ip.as_deref(),
+                user_agent: e.user_agent.as_deref(),
+                detail: e.detail.as_deref(),
+                expect_version: e.expect_version,
             }),
             Job::Settle {
                 id,
                 outcome,
                 detail,
-                ..
             } => settles.push(Settle {
                 id: *id,
                 outcome: outcome.as_str(),
                 detail: detail.as_deref(),
             }),
+            Job::Flush(_) => {}
         }
     }
     let stored = store.append_events(&events, &settles).await;
     drop((events, settles));
-    let (stored, mut ids) = match stored {
-        Ok(ids) => (true, ids.into_iter()),
+    let (written, mut results) = match stored {
+        Ok(results) => (true, results.into_iter()),
         Err(e) => {
             tracing::error!(error = %e, jobs = group.len(), "cannot store audit events");
             (false, Vec::new().into_iter())
@@ -271,14 +279,21 @@ async fn write_group(store: &dyn Store, group: &mut Vec<Job>) {
     for job in group.drain(..) {
         match job {
             Job::Append(_, reply) => {
-                let _ = reply.send(ids.next().ok_or(()));
+                let result = match results.next() {
+                    Some(Appended::Stored(id)) => Ok(id),
+                    Some(Appended::Stale) => Err(AuditError::Stale),
+                    None => Err(AuditError::Unavailable),
+                };
+                let _ = reply.send(result);
             }
-            Job::Settle {
-                done: Some(done), ..
-            } => {
-                let _ = done.send(if stored { Ok(0) } else { Err(()) });
+            Job::Flush(reply) => {
+                let _ = reply.send(if written {
+                    Ok(())
+                } else {
+                    Err(AuditError::Unavailable)
+                });
             }
-            Job::Settle { done: None, .. } => {}
+            Job::Settle { .. } => {}
         }
     }
 }

@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use axum::extract::FromRef;
+
+use crate::accounts::Accounts;
 use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 pub struct TokenKeys {
     encoding: EncodingKey,
@@ -34,11 +36,8 @@ impl TokenKeys {
         }
     }
 
-    pub fn issue(&self, claims: &Claims) -> Result<String, ApiError> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding).map_err(|e| {
-            tracing::error!(error = %e, "cannot sign a token");
-            ApiError::internal()
-        })
+    pub fn issue(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
     }
 
     fn verify(&self, token: &str) -> Option<Claims> {
@@ -76,13 +75,14 @@ pub struct Owner {
     pub session: Uuid,
 }
 
-impl FromRequestParts<AppState> for Owner {
+impl<S: Send + Sync> FromRequestParts<S> for Owner
+where
+    Accounts: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let accounts = Accounts::from_ref(state);
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -92,11 +92,15 @@ impl FromRequestParts<AppState> for Owner {
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .ok_or_else(ApiError::unauthenticated)?;
-        let claims = state
+        let claims = accounts
             .tokens
             .verify(token.trim())
             .ok_or_else(ApiError::unauthenticated)?;
-        let account = state.store.session_account(claims.sid, now_ms()).await?;
+        let account = accounts
+            .store
+            .session_account(claims.sid, now_ms())
+            .await
+            .map_err(|e| ApiError::from(crate::fault::Fault::from(e)))?;
         match account {
             Some(account) if account == claims.sub => Ok(Owner {
                 account,

@@ -47,13 +47,16 @@ pub struct Settings {
     /// Bytes of upstream answers that `select` may hold in memory at once, across all calls;
     /// a select that would need more answers 503.
     pub select_buffer_bytes: usize,
+    /// Memory for records kept decoded between requests, in MiB (0 keeps none). Refused at
+    /// start-up when more than half of the machine's memory.
+    pub record_cache_mib: u64,
     /// Limits of `POST /batch`.
     pub batch: crate::routes::batch::BatchSettings,
     /// `redis://` URL of a Redis that every node shares its rate-limit budgets through. Without
     /// it, each node counts on its own.
     pub redis_url: Option<SecretString>,
     /// Server-wide rate limits: defaults for records, an account-wide cap, sign-in limits.
-    pub rate_limits: crate::limits::RateLimitSettings,
+    pub rate_limits: crate::throttle::RateLimitSettings,
     /// Upstream calls one client address may have in flight at once, on one node.
     pub max_upstream_per_ip: u32,
     /// Time a client has to send a request's headers (slow-client protection), in milliseconds.
@@ -117,9 +120,10 @@ impl Default for Settings {
             allow_private_upstreams: false,
             upstream_connect_timeout_ms: 5_000,
             select_buffer_bytes: 64 * 1024 * 1024,
+            record_cache_mib: 64,
             batch: crate::routes::batch::BatchSettings::default(),
             redis_url: None,
-            rate_limits: crate::limits::RateLimitSettings::default(),
+            rate_limits: crate::throttle::RateLimitSettings::default(),
             max_upstream_per_ip: 64,
             header_read_timeout_ms: 10_000,
             body_read_timeout_ms: 30_000,

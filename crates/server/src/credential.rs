@@ -1,42 +1,52 @@
-//! What a credential read can ask for beyond the stored value: `{{param}}` placeholders filled
-//! from the caller's query parameters (only the names the owner declared), and `select` on JSON
-//! values.
+//! A credential read, after the gate's first stage: the value, shaped as the caller asked —
+//! `{{param}}` placeholders filled from the query (only the names the owner declared), then
+//! `select` on JSON values.
 
 use brine_bridge::select::Selector;
-use serde::{Deserialize, Serialize};
+use brine_core::CredentialPolicy;
+use brine_limits::Decision;
 use serde_json::value::RawValue;
 
-use crate::error::{ApiError, ApiResult};
+use crate::access::{Credential, Found, GateError, Refusal};
+use crate::audit::Outcome;
 
-/// A credential's settings that are not secret (stored as JSON beside it).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CredentialPolicy {
-    /// Names that `{{name}}` in the value may be filled with, from query parameters.
-    pub params: Vec<String>,
+/// A successful read.
+pub struct Reading {
+    pub data: Box<RawValue>,
+    /// The budget left under the record's rate limits, for the answer's headers.
+    pub rate: Option<Decision>,
 }
 
-impl CredentialPolicy {
-    pub fn new(params: Vec<String>) -> ApiResult<Self> {
-        for name in &params {
-            let valid = !name.is_empty()
-                && name.len() <= 64
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if !valid || name == "select" {
-                return Err(ApiError::bad_request(
-                    "params are names of letters, digits, '_' and '-' (and not 'select').",
-                ));
-            }
+/// Reads the credential that `found` holds, with what the caller presented.
+pub async fn read(
+    found: Found,
+    credential: Credential,
+    query: Option<&str>,
+) -> Result<Reading, GateError> {
+    let params = found
+        .record()
+        .policy
+        .credential()
+        .cloned()
+        .unwrap_or_default();
+    let charged = found
+        .admit()
+        .await?
+        .unlock(credential)
+        .await?
+        .charge()
+        .await?;
+    let value = charged.value()?;
+    match answer(&value, &params, query) {
+        Err(message) => {
+            let refusal = Refusal::BadRequest(message);
+            Err(charged.refuse(Outcome::Denied, refusal).await)
         }
-        Ok(Self { params })
-    }
-
-    pub fn of(stored: Option<&str>) -> Self {
-        stored
-            .and_then(|text| serde_json::from_str(text).ok())
-            .unwrap_or_default()
+        Ok(data) => {
+            let rate = charged.rate().cloned();
+            charged.finish(Outcome::Ok).await?;
+            Ok(Reading { data, rate })
+        }
     }
 }
 
@@ -44,10 +54,10 @@ impl CredentialPolicy {
 /// selection is handed on as the JSON text it is, never parsed again, so however deeply it nests
 /// it cannot fail after the selection succeeded.
 pub fn answer(
-    value: String,
+    value: &str,
     policy: &CredentialPolicy,
     query: Option<&str>,
-) -> ApiResult<Box<RawValue>> {
+) -> Result<Box<RawValue>, String> {
     let pairs: Vec<(String, String)> = query
         .map(|q| {
             url::form_urlencoded::parse(q.as_bytes())
@@ -55,30 +65,32 @@ pub fn answer(
                 .collect()
         })
         .unwrap_or_default();
+    let filled;
     let value = if policy.params.is_empty() {
         value
     } else {
-        fill(&value, &policy.params, &pairs)?
+        filled = zeroize::Zeroizing::new(fill(value, &policy.params, &pairs)?);
+        filled.as_str()
     };
     match pairs.iter().find(|(k, _)| k == "select") {
-        None => serde_json::value::to_raw_value(&value).map_err(|_| ApiError::internal()),
+        None => serde_json::value::to_raw_value(value)
+            .map_err(|_| "The value cannot be sent as JSON.".to_owned()),
         Some((_, expr)) => {
-            let selector =
-                Selector::parse(expr).map_err(|e| ApiError::bad_request(format!("select: {e}")))?;
-            let selected = selector.apply(value.as_bytes()).map_err(|e| {
-                ApiError::bad_request(format!("select: {e} (select works on JSON values)"))
-            })?;
+            let selector = Selector::parse(expr).map_err(|e| format!("select: {e}"))?;
+            let selected = selector
+                .apply(value.as_bytes())
+                .map_err(|e| format!("select: {e} (select works on JSON values)"))?;
             // `apply` has validated its output as JSON.
             String::from_utf8(selected)
                 .ok()
                 .and_then(|text| RawValue::from_string(text).ok())
-                .ok_or_else(|| ApiError::bad_request("select: the selection is not valid JSON."))
+                .ok_or_else(|| "select: the selection is not valid JSON.".to_owned())
         }
     }
 }
 
 /// Replaces `{{name}}` for each declared name; other braces are left as they are.
-fn fill(value: &str, params: &[String], pairs: &[(String, String)]) -> ApiResult<String> {
+fn fill(value: &str, params: &[String], pairs: &[(String, String)]) -> Result<String, String> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(start) = rest.find("{{") {
@@ -91,9 +103,7 @@ fn fill(value: &str, params: &[String], pairs: &[(String, String)]) -> ApiResult
                     .iter()
                     .find(|(k, _)| k == name)
                     .map(|(_, v)| v.as_str())
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!("Missing query parameter '{name}'."))
-                    })?;
+                    .ok_or_else(|| format!("Missing query parameter '{name}'."))?;
                 out.push_str(value);
                 rest = &after[end + 2..];
             }
@@ -114,6 +124,14 @@ mod tests {
 
     fn policy(names: &[&str]) -> CredentialPolicy {
         CredentialPolicy::new(names.iter().map(|s| s.to_string()).collect()).unwrap()
+    }
+
+    fn answer(
+        value: String,
+        policy: &CredentialPolicy,
+        query: Option<&str>,
+    ) -> Result<Box<RawValue>, String> {
+        super::answer(&value, policy, query)
     }
 
     #[test]
@@ -154,14 +172,6 @@ mod tests {
         let ok = answer(nested(129), &p, Some("select=0")).unwrap();
         assert_eq!(ok.get(), nested(128));
         let err = answer(nested(130), &p, Some("select=0")).unwrap_err();
-        assert_eq!(err.status, axum::http::StatusCode::BAD_REQUEST);
-        assert!(err.body.message.contains("nested"), "{}", err.body.message);
-    }
-
-    #[test]
-    fn bad_names_are_refused() {
-        for bad in ["", "a b", "select", "ü"] {
-            assert!(CredentialPolicy::new(vec![bad.into()]).is_err(), "{bad}");
-        }
+        assert!(err.contains("nested"), "{err}");
     }
 }

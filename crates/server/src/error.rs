@@ -1,25 +1,23 @@
 //! The one place where failures become HTTP responses. Every error body has the same shape:
-//! `{"error": "<short title>", "message": "<one sentence>"}`.
+//! `{"error": "<short title>", "message": "<one sentence>"}`. Domain modules refuse and fail in
+//! their own terms (`Refusal`, `OwnerError`, `Failure`, `Fault`); this maps each to its status,
+//! its envelope and its headers.
 
 use std::borrow::Cow;
 
 use axum::Json;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use brine_core::ValidationError;
-use serde::Serialize;
-use utoipa::ToSchema;
+use brine_limits::Decision;
+pub use brine_proto::ErrorBody;
 
-/// The error envelope.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// A short title, stable enough to match on.
-    #[schema(example = "Not found")]
-    pub error: Cow<'static, str>,
-    /// One sentence for a person.
-    #[schema(example = "No record exists at this address.")]
-    pub message: Cow<'static, str>,
-}
+use crate::access::{GateError, Refusal};
+use crate::fault::Fault;
+use crate::owner::OwnerError;
+use crate::proxy::inflight::Holder;
+use crate::proxy::upstream::Failure;
+use crate::throttle::{Limited, ceil_secs};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -31,7 +29,7 @@ pub struct ApiError {
     pub allow: Option<String>,
     /// The rate limit that refused the request, for its `RateLimit-*` headers (boxed: errors
     /// travel in every `Result`, and this one is rare).
-    pub rate: Option<Box<brine_limits::Decision>>,
+    pub rate: Option<Box<Decision>>,
     /// Set on brine's own refusals that another brine must not answer with a fallback (see
     /// [`REFUSAL_HEADER`]).
     pub refusal: Option<&'static str>,
@@ -61,17 +59,6 @@ impl ApiError {
         }
     }
 
-    /// A request that already passed through this installation (see `loop_guard`).
-    pub fn loop_detected() -> Self {
-        let mut error = Self::new(
-            StatusCode::LOOP_DETECTED,
-            "Loop detected",
-            "This request was sent by this brine server itself: a bridge cannot call itself.",
-        );
-        error.refusal = Some("loop");
-        error
-    }
-
     /// The same answer for an unknown, expired, exhausted or foreign record: no existence oracle.
     pub fn not_found() -> Self {
         Self::new(
@@ -98,23 +85,6 @@ impl ApiError {
         )
     }
 
-    /// `/r/{uuid}` on an `owner_only` record.
-    pub fn owner_only() -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            "This record is available to its owner only.",
-        )
-    }
-
-    pub fn wrong_password() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "Authentication required",
-            "The password is not correct.",
-        )
-    }
-
     /// Missing, expired, revoked or malformed dashboard token.
     pub fn unauthenticated() -> Self {
         Self::new(
@@ -128,21 +98,58 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "Invalid request", message)
     }
 
-    pub fn conflict(
-        error: impl Into<Cow<'static, str>>,
-        message: impl Into<Cow<'static, str>>,
-    ) -> Self {
-        Self::new(StatusCode::CONFLICT, error, message)
+    pub fn not_json() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported media type",
+            "Send the body as JSON with 'Content-Type: application/json'.",
+        )
     }
 
-    /// Too many wrong passwords on one record.
-    pub fn locked_out(retry_after: u64) -> Self {
+    pub fn method_not_allowed(allowed: &[Method], message: &'static str) -> Self {
+        let mut error = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            message,
+        );
+        error.allow = Some(
+            allowed
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        error
+    }
+
+    /// A request that already passed through this installation (see `loop_guard`).
+    pub fn loop_detected() -> Self {
+        let mut error = Self::new(
+            StatusCode::LOOP_DETECTED,
+            "Loop detected",
+            "This request was sent by this brine server itself: a bridge cannot call itself.",
+        );
+        error.refusal = Some("loop");
+        error
+    }
+
+    pub fn rate_limited(decision: Decision) -> Self {
         let mut error = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "Too many attempts",
-            "Too many wrong passwords for this record; wait before trying again.",
+            "Rate limited",
+            "Too many requests for this record; retry after the time in Retry-After.",
         );
-        error.retry_after = Some(retry_after);
+        error.retry_after = Some(ceil_secs(decision.retry_after).max(1));
+        error.rate = Some(Box::new(decision));
+        error
+    }
+
+    /// Sign-in or sign-up over its limits.
+    pub fn login_limited(decision: Decision) -> Self {
+        let mut error = Self::rate_limited(decision);
+        error.body.error = "Too many attempts".into();
+        error.body.message =
+            "Too many sign-in attempts; retry after the time in Retry-After.".into();
         error
     }
 
@@ -153,26 +160,173 @@ impl ApiError {
             "The server could not complete the request. Try again later.",
         )
     }
+
+    fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::NotFound => Self::not_found(),
+            Refusal::OwnerOnly => Self::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "This record is available to its owner only.",
+            ),
+            Refusal::KeyRequired => Self::api_key_required(),
+            Refusal::WrongPassword => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "Authentication required",
+                "The password is not correct.",
+            ),
+            Refusal::Locked(seconds) => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                "Too many wrong passwords for this record; wait before trying again.",
+            )
+            .retry_after(seconds),
+            Refusal::Limited(Limited::Rate(decision)) => Self::rate_limited(decision),
+            Refusal::Limited(Limited::Unavailable) => {
+                let mut error = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Rate limits unavailable",
+                    "This record's rate limits cannot be checked right now; retry shortly.",
+                )
+                .retry_after(1);
+                error.refusal = Some("limits");
+                error
+            }
+            Refusal::QuotaExhausted(seconds) => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Quota exhausted",
+                "This record's usage quota for the period is used up.",
+            )
+            .retry_after(seconds),
+            Refusal::Busy(Holder::Bridge(_)) => {
+                let mut error = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Bridge busy",
+                    "Too many calls are in flight through this bridge; retry shortly.",
+                )
+                .retry_after(1);
+                error.refusal = Some("busy");
+                error
+            }
+            Refusal::Busy(Holder::Client(_)) => {
+                let mut error = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many calls in flight",
+                    "Your address has too many calls in flight through this server; retry \
+                     shortly.",
+                )
+                .retry_after(1);
+                error.refusal = Some("busy");
+                error
+            }
+            Refusal::OriginNotAllowed => Self::new(
+                StatusCode::FORBIDDEN,
+                "Origin not allowed",
+                "Your origin is not authorized to access this endpoint.",
+            ),
+            Refusal::MethodNotAllowed { allowed, message } => {
+                Self::method_not_allowed(&allowed, message)
+            }
+            Refusal::NotJson => Self::not_json(),
+            Refusal::PathNotAllowed => Self::route_not_found(),
+            Refusal::BadRequest(message) => Self::bad_request(message),
+            Refusal::Sealed => sealed(
+                "A sealed record opens only with its X-API-Key or password; its owner can \
+                 replace the value but not view it.",
+            ),
+        }
+    }
+}
+
+fn sealed(message: &'static str) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, "Sealed record", message)
+}
+
+impl From<Fault> for ApiError {
+    fn from(fault: Fault) -> Self {
+        // Faults carry SQL, row and key-version details, never values (those are ciphertext).
+        tracing::error!(error = %fault, "request failed");
+        Self::internal()
+    }
+}
+
+impl From<GateError> for ApiError {
+    fn from(e: GateError) -> Self {
+        match e {
+            GateError::Refused(refusal) => refusal.into(),
+            GateError::Fault(fault) => fault.into(),
+        }
+    }
+}
+
+impl From<OwnerError> for ApiError {
+    fn from(e: OwnerError) -> Self {
+        match e {
+            OwnerError::NotFound => Self::not_found(),
+            OwnerError::Invalid(message) => Self::bad_request(message),
+            OwnerError::Conflict { error, message } => {
+                Self::new(StatusCode::CONFLICT, error, message)
+            }
+            OwnerError::KeyRequired => Self::api_key_required(),
+            OwnerError::Upstream(failure) => failure.into(),
+            OwnerError::Fault(fault) => fault.into(),
+        }
+    }
+}
+
+impl From<Failure> for ApiError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::BadInput(message) => Self::bad_request(message),
+            Failure::Refused => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "Upstream not allowed",
+                "The bridge's upstream resolves to an address this server may not call.",
+            ),
+            Failure::Timeout => Self::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "Upstream timeout",
+                "The upstream did not answer in time.",
+            ),
+            Failure::Unreachable => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "Upstream unreachable",
+                "The upstream could not be reached.",
+            ),
+            Failure::TooLarge => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "Upstream answer too large",
+                "The upstream's answer is too large to select from.",
+            ),
+            Failure::BufferBusy => {
+                let mut error = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Server busy",
+                    "Too many large answers are being selected from at once; retry shortly.",
+                )
+                .retry_after(1);
+                error.refusal = Some("busy");
+                error
+            }
+            Failure::Compressed => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "Upstream answer compressed",
+                "The upstream compressed its answer, which brine cannot check for secrets.",
+            ),
+        }
+    }
 }
 
 impl From<ValidationError> for ApiError {
     fn from(e: ValidationError) -> Self {
         Self::bad_request(e.message)
-    }
-}
-
-impl From<brine_store::StoreError> for ApiError {
-    fn from(e: brine_store::StoreError) -> Self {
-        // Store errors carry SQL and row details, never values (those are ciphertext anyway).
-        tracing::error!(error = %e, "storage failure");
-        Self::internal()
-    }
-}
-
-impl From<brine_crypto::CryptoError> for ApiError {
-    fn from(e: brine_crypto::CryptoError) -> Self {
-        tracing::error!(error = %e, "crypto failure");
-        Self::internal()
     }
 }
 
@@ -183,7 +337,7 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::ALLOW, allow);
         }
         if let Some(decision) = &self.rate {
-            crate::limits::write_headers(decision, response.headers_mut());
+            crate::throttle::write_headers(decision, response.headers_mut());
         }
         if let Some(refusal) = self.refusal {
             response

@@ -9,8 +9,12 @@ use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+
+use crate::client_ip::TrustedProxies;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// A JSON request body. Unlike `axum::Json`, its errors use the envelope, and they never echo
 /// the submitted values (which may be secrets), only field names and positions.
@@ -42,16 +46,6 @@ pub fn is_json(headers: &axum::http::HeaderMap) -> bool {
             mime.eq_ignore_ascii_case("application/json")
                 || (mime.starts_with("application/") && mime.ends_with("+json"))
         })
-}
-
-impl ApiError {
-    pub fn not_json() -> Self {
-        Self::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Unsupported media type",
-            "Send the body as JSON with 'Content-Type: application/json'.",
-        )
-    }
 }
 
 /// The raw request body, with the error envelope for bodies too large, too slow or unreadable.
@@ -164,17 +158,18 @@ pub struct ClientInfo {
 
 const MAX_USER_AGENT: usize = 256;
 
-impl FromRequestParts<AppState> for ClientInfo {
+impl<S: Send + Sync> FromRequestParts<S> for ClientInfo
+where
+    Arc<TrustedProxies>: FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let proxies = Arc::<TrustedProxies>::from_ref(state);
         let addr = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| state.trusted_proxies.client_ip(addr.ip(), &parts.headers));
+            .map(|ConnectInfo(addr)| proxies.client_ip(addr.ip(), &parts.headers));
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
@@ -200,14 +195,14 @@ fn truncate(s: &str, max: usize) -> &str {
 pub fn call_parts(
     headers: &std::collections::BTreeMap<String, String>,
     body: Option<serde_json::Value>,
-) -> Result<(axum::http::HeaderMap, Bytes), ApiError> {
+) -> Result<(axum::http::HeaderMap, Bytes), String> {
     use axum::http::{HeaderMap, HeaderName, HeaderValue};
     let mut map = HeaderMap::with_capacity(headers.len() + 1);
     for (name, value) in headers {
         let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| ApiError::bad_request(format!("'{name}' is not a header name.")))?;
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| ApiError::bad_request("A header value is not valid."))?;
+            .map_err(|_| format!("'{name}' is not a header name."))?;
+        let value =
+            HeaderValue::from_str(value).map_err(|_| "A header value is not valid.".to_owned())?;
         map.append(name, value);
     }
     let body = match body {

@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::error::ApiError;
+/// The key-derivation threads are gone (the server is stopping).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the key-derivation threads are gone")]
+pub struct KdfGone;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -69,7 +72,7 @@ impl KdfPool {
         Ok(Self { jobs })
     }
 
-    pub async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
+    pub async fn run<T, F>(&self, work: F) -> Result<T, KdfGone>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -79,13 +82,10 @@ impl KdfPool {
             // The caller may have gone away; the work is done either way.
             let _ = done.send(work());
         });
-        self.jobs
-            .send(job)
-            .await
-            .map_err(|_| ApiError::internal())?;
+        self.jobs.send(job).await.map_err(|_| KdfGone)?;
         result.await.map_err(|_| {
             tracing::error!("a key derivation job was lost");
-            ApiError::internal()
+            KdfGone
         })
     }
 }

@@ -2,26 +2,32 @@
 //! listener; [`Server::run`] serves until the shutdown future completes. Tests start it on
 //! `127.0.0.1:0` with a fresh data directory.
 
+mod access;
+mod accounts;
 mod app;
 mod audit;
 mod auth;
-mod bridge;
 mod client_ip;
 mod clock;
 pub mod config;
 mod credential;
 mod error;
 mod extract;
+mod fault;
 mod forms;
 mod http;
 mod kdf;
-mod limits;
 mod lockout;
 mod loop_guard;
 mod master_key;
+mod memory;
+mod open;
+mod owner;
 mod page_loads;
+mod proxy;
 mod routes;
 mod state;
+mod throttle;
 mod vault;
 
 use std::future::Future;
@@ -33,13 +39,21 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 pub use app::openapi;
+pub use brine_core::FailMode;
 pub use config::Settings;
-pub use limits::{FailMode, RateLimitSettings};
 pub use lockout::LockoutSettings;
+pub use throttle::RateLimitSettings;
 
+use crate::access::{Gate, Records};
+use crate::accounts::Accounts;
 use crate::auth::TokenKeys;
 use crate::kdf::KdfPool;
+use crate::lockout::Lockout;
+use crate::owner::Owners;
+use crate::proxy::Proxy;
+use crate::proxy::upstream::UpstreamClient;
 use crate::state::AppState;
+use crate::vault::Vault;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -148,24 +162,28 @@ impl Server {
             ));
         }
         let public_url = settings.public_url().map_err(StartupError::Setting)?;
+        let cache_bytes = memory::check_cache(settings.record_cache_mib)?;
         let shared_limits = match &settings.redis_url {
             None => None,
             Some(url) => Some(shared_limiter(url.expose_secret()).await?),
         };
         let store = brine_store::connect(&settings.database_url()).await?;
-        let master = master_key::load(&settings, store.as_ref()).await?;
+        let master = Arc::new(master_key::load(&settings, store.as_ref()).await?);
         let loops = loop_guard::LoopGuard::load(store.as_ref()).await?;
+        let key_error = |what: &str| StartupError::Setting(format!("cannot key the {what}"));
         let tokens = TokenKeys::new(master.derive_subkey("brine jwt v1")?.as_slice(), token_ttl);
-        let limits = limits::Limits::new(
+        let limits = throttle::Limits::new(
             settings.rate_limits.clone(),
             shared_limits,
+            store.clone(),
             master.derive_subkey("brine login limits v1")?.as_slice(),
-        );
+        )
+        .map_err(|_| key_error("sign-in limits"))?;
         let forms = forms::FormGuard::new(
             master.derive_subkey("brine forms v1")?.as_slice(),
             public_url.as_ref(),
         )
-        .map_err(|_| StartupError::Setting("cannot key the form tokens".into()))?;
+        .map_err(|_| key_error("form tokens"))?;
         let audit = audit::AuditLog::start(store.clone());
         let page_loads = page_loads::PageLoads::default();
         page_loads.start_flushing(audit.clone());
@@ -177,33 +195,41 @@ impl Server {
             .run(move || hash_account_password(b"decoy password, never a real one", argon2))
             .await
             .map_err(|_| StartupError::Setting("cannot run key derivation".into()))??;
+        let vault = Vault::new(master, kdf, argon2);
+        let upstream = UpstreamClient::new(
+            settings.allow_private_upstreams,
+            std::time::Duration::from_millis(settings.upstream_connect_timeout_ms),
+            loops,
+            settings.select_buffer_bytes,
+        )
+        .map_err(|e| StartupError::Setting(format!("cannot build the upstream client: {e}")))?;
+        let gate = Gate::new(
+            Records::new(store.clone(), cache_bytes),
+            vault.clone(),
+            audit.clone(),
+            limits.clone(),
+            Lockout::new(store.clone(), audit.clone(), settings.lockout),
+        );
+        let proxy = Proxy::new(upstream, vault.clone(), audit, settings.max_upstream_per_ip);
         let state = AppState {
-            store: store.clone(),
-            master: Arc::new(master),
-            tokens: Arc::new(tokens),
-            kdf,
-            argon2,
-            signup_open: settings.signup,
-            lockout: settings.lockout,
-            upstream: bridge::forward::UpstreamClient::new(
-                settings.allow_private_upstreams,
-                std::time::Duration::from_millis(settings.upstream_connect_timeout_ms),
-                loops,
-                settings.select_buffer_bytes,
-            )
-            .map_err(|e| StartupError::Setting(format!("cannot build the upstream client: {e}")))?,
-            audit,
-            bridges: bridge::cache::BridgeCache::default(),
-            batch: settings.batch,
-            inflight: bridge::inflight::InFlight::default(),
+            owners: Owners::new(gate.clone(), proxy.clone()),
+            accounts: Accounts::new(
+                store.clone(),
+                Arc::new(tokens),
+                vault,
+                limits,
+                decoy.into(),
+                settings.signup,
+            ),
+            gate,
+            proxy,
             trusted_proxies: Arc::new(client_ip::TrustedProxies::new(
                 settings.trusted_proxies.clone(),
             )),
-            decoy_password_hash: decoy.into(),
-            limits,
-            max_upstream_per_ip: settings.max_upstream_per_ip,
             forms,
             page_loads,
+            batch: settings.batch,
+            store: store.clone(),
         };
         Ok(Self {
             listener,

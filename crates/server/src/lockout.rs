@@ -3,17 +3,20 @@
 //! Every attempt is written to the audit log as `attempt` *before* the password is checked, then
 //! settled (`denied`, `revealed`, ...). Counting unsettled and denied attempts in a sliding window
 //! therefore also counts attempts still in flight, so a burst of parallel guesses cannot slip
-//! past the limit, and the count is shared by every node that uses the same database.
+//! past the limit, and the count is shared by every node that uses the same database. Failures
+//! count only since the password was set, so a new password starts with a clean count.
 
+use std::sync::Arc;
+
+use brine_store::{RecentFailures, Store};
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::audit::{Channel, Outcome, record_event};
+use crate::audit::{AuditLog, Channel, Event, Outcome};
 use crate::clock::now_ms;
-use crate::error::ApiResult;
 use crate::extract::ClientInfo;
-use crate::state::AppState;
+use crate::fault::Fault;
 
 /// Failures allowed in a sliding window before unlocking is refused.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -36,68 +39,88 @@ impl Default for LockoutSettings {
     }
 }
 
-/// An attempt that was let through; settle it with its outcome.
+/// An attempt that was let through, stored as an `attempt` event; its outcome settles it.
 #[must_use]
+#[derive(Debug)]
 pub struct Attempt {
-    id: i64,
+    pub id: i64,
 }
 
-impl Attempt {
-    pub async fn settle(self, state: &AppState, outcome: Outcome) -> ApiResult<()> {
-        state.audit.settle(self.id, outcome, None).await?;
-        Ok(())
-    }
-}
-
+/// Whether an attempt may go on.
+#[derive(Debug)]
 pub enum Admission {
     Go(Attempt),
-    /// Refused; retry after this many seconds.
+    /// Refused (and audited); retry after this many seconds.
     Locked(u64),
 }
 
-/// Records an attempt on `record` and decides whether it may proceed. Failures count only since
-/// `password_set` (when the password tried was set), so a new password starts with a clean count.
-pub async fn admit(
-    state: &AppState,
-    record: Uuid,
-    channel: Channel,
-    client: &ClientInfo,
-    password_set: Option<OffsetDateTime>,
-) -> ApiResult<Admission> {
-    let id = record_event(state, record, channel, Outcome::Attempt, client).await?;
-    let settings = state.lockout;
-    let now = now_ms();
-    let window = Duration::seconds(i64::from(settings.window_secs));
-    let since = password_set.map_or(now - window, |set| set.max(now - window));
-    let mut retry_after = 0;
-    let client_ip = client.addr.map(|ip| ip.to_string());
-    let client_tier = client_ip
-        .as_deref()
-        .map(|ip| (Some(ip), settings.per_client));
-    let record_tier = Some((None, settings.per_record));
-    for (client_ip, limit) in client_tier.into_iter().chain(record_tier) {
-        let limit = i64::from(limit);
-        let recent = state
+#[derive(Clone)]
+pub struct Lockout {
+    store: Arc<dyn Store>,
+    audit: AuditLog,
+    settings: LockoutSettings,
+}
+
+impl Lockout {
+    pub fn new(store: Arc<dyn Store>, audit: AuditLog, settings: LockoutSettings) -> Self {
+        Self {
+            store,
+            audit,
+            settings,
+        }
+    }
+
+    /// Records an attempt on `record` and decides whether it may go on. `password_set` is when
+    /// the password being tried was set; `expect_version` guards the attempt event like any
+    /// other (see `audit::Event`).
+    pub async fn admit(
+        &self,
+        record: Uuid,
+        channel: Channel,
+        client: &ClientInfo,
+        password_set: Option<OffsetDateTime>,
+        expect_version: Option<i64>,
+    ) -> Result<Admission, Fault> {
+        let event =
+            Event::new(record, channel, Outcome::Attempt, client).expect_version(expect_version);
+        let id = self.audit.append(event).await?;
+        let now = now_ms();
+        let window = Duration::seconds(i64::from(self.settings.window_secs));
+        let since = password_set.map_or(now - window, |set| set.max(now - window));
+        let client_ip = client.addr.map(|ip| ip.to_string());
+        // Both tiers in one query; this attempt is among the failures counted, so a tier is over
+        // its limit when it has more than `limit` of them.
+        let edges = self
             .store
-            .recent_events(&brine_store::RecentEvents {
+            .recent_failures(&RecentFailures {
                 record,
                 channel: channel.as_str(),
                 outcomes: [Outcome::Attempt.as_str(), Outcome::Denied.as_str()],
                 since,
-                client_ip,
-                limit: limit + 1,
+                client_ip: client_ip.as_deref(),
+                per_client: i64::from(self.settings.per_client),
+                per_record: i64::from(self.settings.per_record),
             })
             .await?;
-        // `recent` includes this attempt; it is over the limit when more than `limit` count.
-        if let Some(oldest_that_matters) = recent.get(limit as usize) {
-            let free_at = *oldest_that_matters + window;
-            let wait = (free_at - now).whole_seconds().max(1) as u64;
-            retry_after = retry_after.max(wait);
+        let retry_after = [edges.client, edges.record]
+            .into_iter()
+            .flatten()
+            .map(|oldest_that_matters| {
+                let free_at = oldest_that_matters + window;
+                (free_at - now).whole_seconds().max(1) as u64
+            })
+            .max();
+        match retry_after {
+            Some(wait) => {
+                self.audit.settle(id, Outcome::RateLimited, None).await;
+                Ok(Admission::Locked(wait))
+            }
+            None => Ok(Admission::Go(Attempt { id })),
         }
     }
-    if retry_after > 0 {
-        state.audit.settle(id, Outcome::RateLimited, None).await?;
-        return Ok(Admission::Locked(retry_after));
+
+    /// Records how an attempt ended.
+    pub async fn settle(&self, attempt: Attempt, outcome: Outcome) {
+        self.audit.settle(attempt.id, outcome, None).await;
     }
-    Ok(Admission::Go(Attempt { id }))
 }

@@ -16,9 +16,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use brine_store::{MetaStore, StoreError};
 
-use crate::audit::{Channel, Outcome, record_event_with_detail};
+use crate::access::{Gate, GateError, Try};
+use crate::audit::{Channel, Outcome};
 use crate::error::ApiError;
 use crate::extract::{ClientInfo, canonical_uuid};
+use crate::fault::Fault;
 use crate::state::AppState;
 
 pub const CDN_LOOP: HeaderName = HeaderName::from_static("cdn-loop");
@@ -78,7 +80,7 @@ impl LoopGuard {
 /// Middleware: refuses requests that already passed through this installation. A refused call
 /// to a record (`/r/{uuid}`) is audited on that record.
 pub async fn refuse_loops(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if !state.upstream.loops().seen_in(request.headers()) {
+    if !state.proxy.upstream.loops().seen_in(request.headers()) {
         return next.run(request).await;
     }
     let (mut parts, _) = request.into_parts();
@@ -93,35 +95,29 @@ pub async fn refuse_loops(State(state): State<AppState>, request: Request, next:
             Ok(client) => client,
             Err(never) => match never {},
         };
-        if let Err(error) = audit_loop(&state, uuid, &client).await {
-            return error.into_response();
+        if let Err(fault) = audit_loop(&state.gate, uuid, &client).await {
+            return ApiError::from(fault).into_response();
         }
     }
     ApiError::loop_detected().into_response()
 }
 
-async fn audit_loop(
-    state: &AppState,
-    uuid: uuid::Uuid,
-    client: &ClientInfo,
-) -> Result<(), ApiError> {
-    let Some(record) = state.store.record(uuid).await? else {
-        return Ok(());
+async fn audit_loop(gate: &Gate, uuid: uuid::Uuid, client: &ClientInfo) -> Result<(), Fault> {
+    let found = match gate.find(uuid, client, Try::FIRST).await {
+        Ok(found) => found,
+        Err(GateError::Fault(fault)) => return Err(fault),
+        // No record: nothing to hold the event.
+        Err(GateError::Refused(_)) => return Ok(()),
     };
-    let channel = match record.kind {
+    let channel = match found.record().kind {
         brine_core::RecordKind::Bridge => Channel::Bridge,
         brine_core::RecordKind::Credential => Channel::Read,
     };
-    record_event_with_detail(
-        state,
-        uuid,
-        channel,
-        Outcome::Loop,
-        client,
-        Some(r#"{"refused_by":"loop"}"#),
-    )
-    .await?;
-    Ok(())
+    let detail = Some(r#"{"refused_by":"loop"}"#.to_owned());
+    match found.via(channel).note(Outcome::Loop, detail).await {
+        Ok(_) | Err(Fault::Stale) => Ok(()),
+        Err(fault) => Err(fault),
+    }
 }
 
 #[cfg(test)]

@@ -121,7 +121,7 @@ async fn flush_loop(entries: Weak<Mutex<HashMap<Key, Entry>>>, audit: AuditLog) 
         };
         for (event, repeats) in PageLoads(entries).take_unwritten() {
             let detail = serde_json::json!({ "repeats": repeats }).to_string();
-            audit.settle_later(event, Outcome::Opened, detail);
+            audit.settle_now(event, Outcome::Opened, detail);
         }
     }
 }

@@ -1,36 +1,52 @@
+//! The router's state: the handles the routes hand to the layers below. Each route takes only the
+//! handles it uses (`State<Gate>`, `State<Owners>`, ...); nothing below the routes sees this.
+
 use std::sync::Arc;
 
-use brine_crypto::{Argon2Settings, MasterKey};
+use axum::extract::FromRef;
 use brine_store::Store;
 
-use crate::auth::TokenKeys;
+use crate::access::Gate;
+use crate::accounts::Accounts;
 use crate::client_ip::TrustedProxies;
-use crate::kdf::KdfPool;
+use crate::forms::FormGuard;
+use crate::owner::Owners;
+use crate::page_loads::PageLoads;
+use crate::proxy::Proxy;
+use crate::routes::batch::BatchSettings;
 
 /// Shared by every request. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub master: Arc<MasterKey>,
-    pub tokens: Arc<TokenKeys>,
-    pub kdf: KdfPool,
-    pub argon2: Argon2Settings,
-    pub signup_open: bool,
-    pub lockout: crate::lockout::LockoutSettings,
-    pub upstream: crate::bridge::forward::UpstreamClient,
-    pub inflight: crate::bridge::inflight::InFlight,
-    pub batch: crate::routes::batch::BatchSettings,
-    pub audit: crate::audit::AuditLog,
-    pub bridges: crate::bridge::cache::BridgeCache,
+    pub gate: Gate,
+    pub proxy: Proxy,
+    pub owners: Owners,
+    pub accounts: Accounts,
     pub trusted_proxies: Arc<TrustedProxies>,
-    /// A hash of a random password, verified when a login names an unknown email, so that the
-    /// answer takes as long as for a known one.
-    pub decoy_password_hash: Arc<str>,
-    pub limits: crate::limits::Limits,
-    /// Upstream calls one client address may have in flight on this node.
-    pub max_upstream_per_ip: u32,
-    /// Cross-site protection of HTML forms.
-    pub forms: crate::forms::FormGuard,
-    /// Secure-page form loads, coalesced per client.
-    pub page_loads: crate::page_loads::PageLoads,
+    pub forms: FormGuard,
+    pub page_loads: PageLoads,
+    pub batch: BatchSettings,
+    /// For the loop guard's audit of refused calls (see `loop_guard`).
+    pub store: Arc<dyn Store>,
+}
+
+macro_rules! handles {
+    ($($field:ident: $ty:ty),* $(,)?) => {$(
+        impl FromRef<AppState> for $ty {
+            fn from_ref(state: &AppState) -> Self {
+                state.$field.clone()
+            }
+        }
+    )*};
+}
+
+handles! {
+    gate: Gate,
+    proxy: Proxy,
+    owners: Owners,
+    accounts: Accounts,
+    trusted_proxies: Arc<TrustedProxies>,
+    forms: FormGuard,
+    page_loads: PageLoads,
+    batch: BatchSettings,
 }

@@ -8,6 +8,7 @@ mod model;
 mod postgres;
 mod sql;
 mod sqlite;
+mod sqlite_writer;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod time_ms;
@@ -20,8 +21,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use model::{
-    Account, AuditEvent, KeySlot, NewAuditEvent, PageLimits, RecentEvents, Record, RecordChanges,
-    Settle, SlotKind,
+    Account, Appended, AuditEvent, KeySlot, LockoutEdges, NewAuditEvent, PageLimits,
+    RecentFailures, Record, RecordChanges, Settle, SlotKind,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -43,6 +44,8 @@ pub enum StoreError {
     Migrate(sqlx::migrate::MigrateError),
     #[error("database file: {0}")]
     File(std::io::Error),
+    #[error("audit writer: {0}")]
+    Writer(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -116,20 +119,26 @@ pub trait RecordStore: Send + Sync {
 pub trait AuditStore: Send + Sync {
     /// Stores an event and returns its id.
     async fn append_event(&self, event: &NewAuditEvent<'_>) -> Result<i64> {
-        self.append_events(std::slice::from_ref(event), &[])
+        match self
+            .append_events(std::slice::from_ref(event), &[])
             .await?
             .pop()
-            .ok_or_else(|| StoreError::Corrupt("no id for a stored event".into()))
+        {
+            Some(Appended::Stored(id)) => Ok(id),
+            Some(Appended::Stale) => Err(StoreError::Conflict("the record changed or is gone")),
+            None => Err(StoreError::Corrupt("no id for a stored event".into())),
+        }
     }
     /// Stores several events and settles several earlier ones, in one transaction (a group
-    /// commit). Returns the new events' ids.
+    /// commit). An event whose record is gone, or not at its `expect_version`, is not stored
+    /// (`Appended::Stale`); the rest are. Returns what became of each event, in order.
     async fn append_events(
         &self,
         events: &[NewAuditEvent<'_>],
         settles: &[Settle<'_>],
-    ) -> Result<Vec<i64>>;
-    /// When matching events happened, newest first (for lockouts).
-    async fn recent_events(&self, query: &RecentEvents<'_>) -> Result<Vec<OffsetDateTime>>;
+    ) -> Result<Vec<Appended>>;
+    /// Where a lockout's two tiers pass their limits, in one query.
+    async fn recent_failures(&self, query: &RecentFailures<'_>) -> Result<LockoutEdges>;
     /// A record's events, newest first, at most `limit`, older than `before` when given.
     async fn events(
         &self,

@@ -1,4 +1,4 @@
-use brine_core::{Access, RecordKind};
+use brine_core::{Access, Policy, RecordKind, RecordLimits};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -77,11 +77,14 @@ pub struct Record {
     pub reads: i64,
     /// Limits of the secure page, which has its own slot and its own counter.
     pub page: PageLimits,
-    /// Settings that are not secret, as JSON: a bridge's policy (its URL and headers are in
-    /// `payload`), or a credential's declared `{{param}}` names.
-    pub policy: Option<String>,
-    /// The owner's rate limit and quota, as JSON.
-    pub limits: Option<String>,
+    /// Settings that are not secret: a bridge's policy (its URL and headers are in `payload`),
+    /// or a credential's declared `{{param}}` names. Its kind is always `kind`.
+    pub policy: Policy,
+    /// The owner's rate limit and quota.
+    pub limits: RecordLimits,
+    /// Bumped by every change to the record (not by the read and view counters): a copy of the
+    /// record at another version is out of date.
+    pub version: i64,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub slots: Vec<KeySlot>,
@@ -113,10 +116,10 @@ pub struct RecordChanges {
     pub max_reads: Option<Option<i64>>,
     /// New secure-page limits; the view count starts again at the given `views`.
     pub page: Option<PageLimits>,
-    /// A new policy (JSON).
-    pub policy: Option<String>,
-    /// New limits (JSON).
-    pub limits: Option<String>,
+    /// A new policy (of the record's kind).
+    pub policy: Option<Policy>,
+    /// New limits (empty limits remove them).
+    pub limits: Option<RecordLimits>,
     /// Slots to insert or replace.
     pub put_slots: Vec<KeySlot>,
     pub remove_slots: Vec<SlotKind>,
@@ -134,6 +137,18 @@ pub struct NewAuditEvent<'a> {
     pub user_agent: Option<&'a str>,
     /// Details of a proxied call, as JSON.
     pub detail: Option<&'a str>,
+    /// Store the event only if the record is still at this version: the event describes an
+    /// answer made from that version, which must not leave if the record has changed since.
+    pub expect_version: Option<i64>,
+}
+
+/// What became of one event of a group commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored, with this id.
+    Stored(i64),
+    /// Not stored: the record is gone, or no longer at the expected version.
+    Stale,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,14 +171,25 @@ pub struct Settle<'a> {
     pub detail: Option<&'a str>,
 }
 
-/// Which recent events to look for: on one record and channel, with one of two outcomes, since a
-/// time, optionally from one client address; at most `limit`.
+/// The failures a lockout counts: events on one record and channel, with one of two outcomes,
+/// newer than `since`.
 #[derive(Debug, Clone)]
-pub struct RecentEvents<'a> {
+pub struct RecentFailures<'a> {
     pub record: Uuid,
     pub channel: &'a str,
     pub outcomes: [&'a str; 2],
     pub since: OffsetDateTime,
+    /// The client whose own failures are counted too.
     pub client_ip: Option<&'a str>,
-    pub limit: i64,
+    /// Failures allowed from the client, and from everyone.
+    pub per_client: i64,
+    pub per_record: i64,
+}
+
+/// Where each lockout tier's count passes its limit: the time of the oldest failure that puts
+/// it over (the `limit + 1`-th newest), if there are that many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LockoutEdges {
+    pub client: Option<OffsetDateTime>,
+    pub record: Option<OffsetDateTime>,
 }

@@ -11,7 +11,7 @@ macro_rules! select_records {
         concat!(
             "SELECT r.uuid, r.owner_id, r.name, r.kind, r.access, r.sealed, r.payload, ",
             "r.payload_version, r.expires_at, r.max_reads, r.reads, r.created_at, r.updated_at, ",
-            "r.page_expires_at, r.page_max_views, r.page_views, r.policy, r.limits, ",
+            "r.page_expires_at, r.page_max_views, r.page_views, r.policy, r.limits, r.version, ",
             "s.kind AS slot_kind, s.version AS slot_version, s.wrapped AS slot_wrapped, ",
             "s.kdf AS slot_kdf, s.created_at AS slot_created_at FROM records r LEFT JOIN key_slots s ON s.record_uuid = r.uuid ",
             $tail
@@ -33,7 +33,7 @@ macro_rules! impl_sql_store {
     ($store:ty, $db:ty, $row:ty) => {
         mod sql_impl {
             use async_trait::async_trait;
-            use brine_core::{Access, RecordKind};
+            use brine_core::{Access, Policy, RecordKind, RecordLimits};
             use sqlx::{Row, Transaction};
             use time::OffsetDateTime;
             use uuid::Uuid;
@@ -42,9 +42,9 @@ macro_rules! impl_sql_store {
             use crate::sql::{is_unique_violation, opt_time};
             use crate::time_ms::{from_ms, to_ms};
             use crate::{
-                Account, AccountStore, AuditEvent, AuditStore, KeySlot, Lifecycle, MetaStore, NewAuditEvent,
-                PageLimits, Record, RecordChanges, RecentEvents, RecordStore, Result, Settle, SlotKind,
-                StoreError,
+                Account, AccountStore, Appended, AuditEvent, AuditStore, KeySlot, Lifecycle, LockoutEdges,
+                MetaStore, NewAuditEvent, PageLimits, RecentFailures, Record, RecordChanges, RecordStore,
+                Result, Settle, SlotKind, StoreError,
             };
 
         /// Folds joined record/slot rows (ordered by record) into records with their slots.
@@ -55,12 +55,19 @@ macro_rules! impl_sql_store {
                 if records.last().is_none_or(|r| r.uuid != uuid) {
                     let kind: String = row.try_get("kind")?;
                     let access: String = row.try_get("access")?;
+                    let kind = RecordKind::parse(&kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("record kind {kind}")))?;
+                    // Decoded once here: a policy or limits that cannot be read are a storage
+                    // error for every reader alike.
+                    let policy = Policy::from_stored(kind, row.try_get::<Option<String>, _>("policy")?.as_deref())
+                        .map_err(|e| StoreError::Corrupt(format!("record {uuid}: {e}")))?;
+                    let limits = RecordLimits::from_stored(row.try_get::<Option<String>, _>("limits")?.as_deref())
+                        .map_err(|e| StoreError::Corrupt(format!("record {uuid}: {e}")))?;
                     records.push(Record {
                         uuid,
                         owner_id: row.try_get::<Uuid, _>("owner_id")?,
                         name: row.try_get("name")?,
-                        kind: RecordKind::parse(&kind)
-                            .ok_or_else(|| StoreError::Corrupt(format!("record kind {kind}")))?,
+                        kind,
                         access: Access::parse(&access)
                             .ok_or_else(|| StoreError::Corrupt(format!("record access {access}")))?,
                         sealed: row.try_get("sealed")?,
@@ -74,8 +81,9 @@ macro_rules! impl_sql_store {
                             max_views: row.try_get("page_max_views")?,
                             views: row.try_get("page_views")?,
                         },
-                        policy: row.try_get("policy")?,
-                        limits: row.try_get("limits")?,
+                        policy,
+                        limits,
+                        version: row.try_get("version")?,
                         created_at: from_ms(row.try_get("created_at")?)?,
                         updated_at: from_ms(row.try_get("updated_at")?)?,
                         slots: Vec::new(),
@@ -117,6 +125,7 @@ macro_rules! impl_sql_store {
         #[async_trait]
         impl Lifecycle for $store {
             async fn close(&self) {
+                self.close_writer().await;
                 self.pool.close().await;
             }
         }
@@ -248,8 +257,8 @@ macro_rules! impl_sql_store {
                 sqlx::query(
                     "INSERT INTO records (uuid, owner_id, name, kind, access, sealed, payload, \
                      payload_version, expires_at, max_reads, reads, created_at, updated_at, \
-                     page_expires_at, page_max_views, page_views, policy, limits) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                     page_expires_at, page_max_views, page_views, policy, limits, version) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
                 )
                 .bind(record.uuid)
                 .bind(record.owner_id)
@@ -267,8 +276,9 @@ macro_rules! impl_sql_store {
                 .bind(record.page.expires_at.map(to_ms))
                 .bind(record.page.max_views)
                 .bind(record.page.views)
-                .bind(record.policy.as_deref())
-                .bind(record.limits.as_deref())
+                .bind(record.policy.to_stored())
+                .bind(record.limits.to_stored())
+                .bind(record.version)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| {
@@ -326,8 +336,9 @@ macro_rules! impl_sql_store {
                      page_expires_at = CASE WHEN $10 THEN $11 ELSE page_expires_at END, \
                      page_max_views = CASE WHEN $10 THEN $12 ELSE page_max_views END, \
                      page_views = CASE WHEN $10 THEN $13 ELSE page_views END, \
-                     policy = COALESCE($14, policy), \
-                     limits = COALESCE($17, limits) \
+                     policy = CASE WHEN $14 THEN $18 ELSE policy END, \
+                     limits = CASE WHEN $17 THEN $19 ELSE limits END, \
+                     version = version + 1 \
                      WHERE uuid = $15 AND owner_id = $16",
                 )
                 .bind(changes.name.as_deref())
@@ -343,10 +354,12 @@ macro_rules! impl_sql_store {
                 .bind(changes.page.and_then(|p| p.expires_at).map(to_ms))
                 .bind(changes.page.and_then(|p| p.max_views))
                 .bind(changes.page.map_or(0, |p| p.views))
-                .bind(changes.policy.as_deref())
+                .bind(changes.policy.is_some())
                 .bind(uuid)
                 .bind(owner)
-                .bind(changes.limits.as_deref())
+                .bind(changes.limits.is_some())
+                .bind(changes.policy.as_ref().and_then(Policy::to_stored))
+                .bind(changes.limits.as_ref().and_then(RecordLimits::to_stored))
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {
@@ -445,42 +458,21 @@ macro_rules! impl_sql_store {
                 &self,
                 events: &[NewAuditEvent<'_>],
                 settles: &[Settle<'_>],
-            ) -> Result<Vec<i64>> {
-                let mut tx = self.pool.begin().await?;
-                for settle in settles {
-                    sqlx::query("UPDATE audit_events SET outcome = $1, detail = COALESCE($2, detail) WHERE id = $3")
-                        .bind(settle.outcome)
-                        .bind(settle.detail)
-                        .bind(settle.id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let mut ids = Vec::with_capacity(events.len());
-                for event in events {
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO audit_events (record_uuid, at, channel, outcome, client_ip, user_agent, detail) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                    )
-                    .bind(event.record)
-                    .bind(to_ms(event.at))
-                    .bind(event.channel)
-                    .bind(event.outcome)
-                    .bind(event.client_ip)
-                    .bind(event.user_agent)
-                    .bind(event.detail)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    ids.push(id);
-                }
-                tx.commit().await?;
-                Ok(ids)
+            ) -> Result<Vec<Appended>> {
+                // Each engine writes groups its own way (see `write_events`).
+                self.write_events(events, settles).await
             }
 
-            async fn recent_events(&self, query: &RecentEvents<'_>) -> Result<Vec<OffsetDateTime>> {
-                let rows: Vec<i64> = sqlx::query_scalar(
-                    "SELECT at FROM audit_events WHERE record_uuid = $1 AND channel = $2 \
-                     AND outcome IN ($3, $4) AND at > $5 AND ($6 IS NULL OR client_ip = $6) \
-                     ORDER BY at DESC LIMIT $7",
+            async fn recent_failures(&self, query: &RecentFailures<'_>) -> Result<LockoutEdges> {
+                // Both tiers in one round trip: the (limit + 1)-th newest failure of each.
+                let row = sqlx::query(
+                    "SELECT \
+                     (SELECT at FROM audit_events WHERE record_uuid = $1 AND channel = $2 \
+                      AND outcome IN ($3, $4) AND at > $5 AND client_ip = $6 \
+                      ORDER BY at DESC LIMIT 1 OFFSET $7) AS client_edge, \
+                     (SELECT at FROM audit_events WHERE record_uuid = $1 AND channel = $2 \
+                      AND outcome IN ($3, $4) AND at > $5 \
+                      ORDER BY at DESC LIMIT 1 OFFSET $8) AS record_edge",
                 )
                 .bind(query.record)
                 .bind(query.channel)
@@ -488,10 +480,14 @@ macro_rules! impl_sql_store {
                 .bind(query.outcomes[1])
                 .bind(to_ms(query.since))
                 .bind(query.client_ip)
-                .bind(query.limit)
-                .fetch_all(&self.pool)
+                .bind(query.per_client)
+                .bind(query.per_record)
+                .fetch_one(&self.pool)
                 .await?;
-                rows.into_iter().map(from_ms).collect()
+                Ok(LockoutEdges {
+                    client: opt_time(row.try_get("client_edge")?)?,
+                    record: opt_time(row.try_get("record_edge")?)?,
+                })
             }
 
             async fn events(

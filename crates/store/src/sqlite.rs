@@ -9,25 +9,32 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-use crate::Result;
+use std::sync::Arc;
+
 use crate::sql::impl_sql_store;
+use crate::sqlite_writer::AuditWriter;
+use crate::{Appended, NewAuditEvent, Result, Settle, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Audit events go through their own connection and thread (see `sqlite_writer`).
+    audit: Arc<AuditWriter>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at a `sqlite:` URL and applies migrations.
     pub async fn connect(url: &str) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?;
-        if !options.get_filename().as_os_str().is_empty()
-            && options.get_filename() != std::path::Path::new(":memory:")
-        {
-            owner_only(options.get_filename()).map_err(crate::StoreError::File)?;
+        let path = options.get_filename().to_path_buf();
+        if path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") {
+            return Err(StoreError::UnsupportedUrl(
+                "sqlite: an in-memory database cannot be shared; name a file".into(),
+            ));
         }
+        owner_only(&path).map_err(StoreError::File)?;
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -41,7 +48,20 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        let audit = Arc::new(AuditWriter::start(&path)?);
+        Ok(Self { pool, audit })
+    }
+
+    async fn write_events(
+        &self,
+        events: &[NewAuditEvent<'_>],
+        settles: &[Settle<'_>],
+    ) -> Result<Vec<Appended>> {
+        self.audit.write(events, settles).await
+    }
+
+    async fn close_writer(&self) {
+        self.audit.stop().await;
     }
 
     pub fn pool(&self) -> &SqlitePool {

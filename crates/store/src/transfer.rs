@@ -11,7 +11,7 @@ use std::io::{BufRead, Write};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use brine_core::{Access, RecordKind};
+use brine_core::{Access, Policy, RecordKind, RecordLimits};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -208,8 +208,8 @@ fn record_line(r: Record) -> RecordLine {
         page_expires_at_ms: r.page.expires_at.map(to_ms),
         page_max_views: r.page.max_views,
         page_views: r.page.views,
-        policy: r.policy,
-        limits: r.limits,
+        policy: r.policy.to_stored(),
+        limits: r.limits.to_stored(),
         slots: r
             .slots
             .into_iter()
@@ -305,6 +305,7 @@ pub async fn import(
                         client_ip: client_ip.as_deref(),
                         user_agent: user_agent.as_deref(),
                         detail: detail.as_deref(),
+                        expect_version: None,
                     })
                     .await?;
                 counts.events += 1;
@@ -375,8 +376,9 @@ fn record_from_line(line: RecordLine) -> Result<Record, String> {
             max_views: line.page_max_views,
             views: line.page_views,
         },
-        policy: line.policy,
-        limits: line.limits,
+        policy: Policy::from_stored(line.kind, line.policy.as_deref())?,
+        limits: RecordLimits::from_stored(line.limits.as_deref())?,
+        version: 1,
         slots,
     })
 }

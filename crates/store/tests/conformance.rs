@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use brine_core::{Access, RecordKind};
+use brine_core::{Access, BridgePolicy, Policy, Quota, QuotaPeriod, RecordKind, RecordLimits};
 use brine_store::{
-    Account, KeySlot, NewAuditEvent, PageLimits, RecentEvents, Record, RecordChanges, Settle,
-    SlotKind, Store, StoreError,
+    Account, Appended, KeySlot, LockoutEdges, NewAuditEvent, PageLimits, RecentFailures, Record,
+    RecordChanges, Settle, SlotKind, Store, StoreError,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -62,11 +62,22 @@ fn record(owner: Uuid) -> Record {
         max_reads: None,
         reads: 0,
         page: PageLimits::default(),
-        policy: None,
-        limits: None,
+        policy: Policy::Credential(Default::default()),
+        limits: RecordLimits::default(),
+        version: 1,
         created_at: t,
         updated_at: t,
         slots: vec![slot(SlotKind::Server, 1), slot(SlotKind::ApiKey, 1)],
+    }
+}
+
+fn quota_of(requests: u32) -> RecordLimits {
+    RecordLimits {
+        rate_limit: None,
+        quota: Some(Quota {
+            requests,
+            per: QuotaPeriod::Day,
+        }),
     }
 }
 
@@ -191,8 +202,10 @@ async fn updates_are_atomic_and_owner_checked(store: &dyn Store) {
         expires_at: Some(Some(now() + Duration::hours(1))),
         max_reads: Some(Some(10)),
         page: None,
-        policy: Some(r#"{"allowed_methods":["GET"]}"#.into()),
-        limits: Some(r#"{"quota":{"requests":5,"per":"day"}}"#.into()),
+        policy: Some(Policy::Credential(
+            brine_core::CredentialPolicy::new(vec!["db".into()]).unwrap(),
+        )),
+        limits: Some(quota_of(5)),
         put_slots: vec![slot(SlotKind::ApiKey, 2), slot(SlotKind::Password, 1)],
         remove_slots: vec![SlotKind::Server],
         updated_at: Some(now() + Duration::seconds(1)),
@@ -212,14 +225,9 @@ async fn updates_are_atomic_and_owner_checked(store: &dyn Store) {
     assert_eq!(got.access, Access::Public);
     assert_eq!((got.payload.clone(), got.payload_version), (vec![9, 9], 2));
     assert_eq!(got.max_reads, Some(10));
-    assert_eq!(
-        got.policy.as_deref(),
-        Some(r#"{"allowed_methods":["GET"]}"#)
-    );
-    assert_eq!(
-        got.limits.as_deref(),
-        Some(r#"{"quota":{"requests":5,"per":"day"}}"#)
-    );
+    assert_eq!(got.policy.credential().unwrap().params, ["db"]);
+    assert_eq!(got.limits, quota_of(5));
+    assert_eq!(got.version, r.version + 1, "every change bumps the version");
     assert!(got.slot(SlotKind::Server).is_none());
     assert_eq!(got.slot(SlotKind::ApiKey).unwrap().version, 2);
     assert!(got.slot(SlotKind::Password).unwrap().kdf.is_some());
@@ -234,6 +242,36 @@ async fn updates_are_atomic_and_owner_checked(store: &dyn Store) {
     let got = store.record(r.uuid).await.unwrap().unwrap();
     assert_eq!((got.expires_at, got.max_reads), (None, None));
     assert_eq!(got.name, "Renamed");
+    assert_eq!(got.limits, quota_of(5), "limits stay unless changed");
+    // Empty limits and params remove them.
+    let none = RecordChanges {
+        limits: Some(RecordLimits::default()),
+        policy: Some(Policy::Credential(Default::default())),
+        ..RecordChanges::default()
+    };
+    assert!(store.update_record(r.uuid, ana.id, &none).await.unwrap());
+    let got = store.record(r.uuid).await.unwrap().unwrap();
+    assert_eq!(got.limits, RecordLimits::default());
+    assert!(got.policy.credential().unwrap().params.is_empty());
+    assert_eq!(got.version, r.version + 3);
+    // A bridge's policy comes back decoded and checked.
+    let mut policy = BridgePolicy::default();
+    policy.allowed_methods = vec!["post".into()];
+    let mut b = record(ana.id);
+    b.kind = RecordKind::Bridge;
+    b.policy = Policy::Bridge(policy.checked().unwrap());
+    store.insert_record(&b).await.unwrap();
+    let got_bridge = store.record(b.uuid).await.unwrap().unwrap();
+    assert_eq!(
+        got_bridge.policy.bridge().unwrap().methods(),
+        [http::Method::POST]
+    );
+    // The read counter is not a change of the record.
+    assert!(store.claim_read(r.uuid, now()).await.unwrap());
+    assert_eq!(
+        store.record(r.uuid).await.unwrap().unwrap().version,
+        r.version + 3
+    );
 
     assert!(!store.delete_record(r.uuid, bob.id).await.unwrap());
     assert!(store.delete_record(r.uuid, ana.id).await.unwrap());
@@ -393,6 +431,7 @@ async fn attempts_are_counted_and_settled(store: &dyn Store) {
                 client_ip: Some(ip),
                 user_agent: None,
                 detail: None,
+                expect_version: None,
             })
             .await
             .unwrap();
@@ -412,31 +451,46 @@ async fn attempts_are_counted_and_settled(store: &dyn Store) {
         },
     ];
     store.append_events(&[], &settles).await.unwrap();
-    let query = |ip: Option<&'static str>, since: OffsetDateTime| RecentEvents {
+    let failures = |ip: Option<&'static str>, since: OffsetDateTime, per: i64| RecentFailures {
         record: r.uuid,
         channel: "secure_page",
         outcomes: ["attempt", "denied"],
         since,
         client_ip: ip,
-        limit: 10,
+        per_client: per,
+        per_record: per,
     };
-    // Event 0 was settled as revealed and no longer counts.
-    let all = store
-        .recent_events(&query(None, t - Duration::minutes(1)))
+    // Event 0 was settled as revealed and no longer counts: three failures remain, two of them
+    // from 10.0.0.1 (at t-10s and t-30s) and one from 10.0.0.2 (at t-20s).
+    let edges = store
+        .recent_failures(&failures(Some("10.0.0.1"), t - Duration::minutes(1), 1))
         .await
         .unwrap();
-    assert_eq!(all.len(), 3);
-    assert!(all.windows(2).all(|w| w[0] >= w[1]), "newest first");
-    let one_ip = store
-        .recent_events(&query(Some("10.0.0.1"), t - Duration::minutes(1)))
+    assert_eq!(
+        edges,
+        LockoutEdges {
+            client: Some(t - Duration::seconds(30)),
+            record: Some(t - Duration::seconds(20)),
+        }
+    );
+    let edges = store
+        .recent_failures(&failures(Some("10.0.0.1"), t - Duration::minutes(1), 2))
         .await
         .unwrap();
-    assert_eq!(one_ip.len(), 2);
-    let recent = store
-        .recent_events(&query(None, t - Duration::seconds(15)))
+    assert_eq!(edges.client, None, "two from the client: not over two");
+    assert_eq!(edges.record, Some(t - Duration::seconds(30)));
+    let edges = store
+        .recent_failures(&failures(None, t - Duration::seconds(15), 0))
         .await
         .unwrap();
-    assert_eq!(recent, [t - Duration::seconds(10)]);
+    assert_eq!(
+        edges,
+        LockoutEdges {
+            client: None,
+            record: Some(t - Duration::seconds(10)),
+        },
+        "only failures since the window's start"
+    );
     let events = store.events(r.uuid, 10, None).await.unwrap();
     assert_eq!(events.last().unwrap().outcome, "revealed");
     assert_eq!(
@@ -459,6 +513,7 @@ async fn audit_events(store: &dyn Store) {
                 client_ip: Some("127.0.0.1"),
                 user_agent: (i == 0).then_some("curl/8"),
                 detail: None,
+                expect_version: None,
             })
             .await
             .unwrap();
@@ -478,6 +533,7 @@ async fn audit_events(store: &dyn Store) {
             client_ip: None,
             user_agent: None,
             detail: None,
+            expect_version: None,
         })
         .collect();
     let settle = Settle {
@@ -485,7 +541,14 @@ async fn audit_events(store: &dyn Store) {
         outcome: "settled",
         detail: Some("{}"),
     };
-    let ids = store.append_events(&group, &[settle]).await.unwrap();
+    let appended = store.append_events(&group, &[settle]).await.unwrap();
+    let ids: Vec<i64> = appended
+        .iter()
+        .map(|a| match a {
+            Appended::Stored(id) => *id,
+            Appended::Stale => panic!("stored without a version to check"),
+        })
+        .collect();
     assert_eq!(ids.len(), 3);
     assert!(ids.windows(2).all(|w| w[0] < w[1]) && ids[0] > events[0].id);
     let newest = store.events(r.uuid, 3, None).await.unwrap();
@@ -517,6 +580,52 @@ async fn audit_events(store: &dyn Store) {
             .unwrap()
             .is_empty()
     );
+
+    // An event made from an older version of its record, or for a record that is gone, is not
+    // stored; the rest of its group is.
+    let version = store.record(r.uuid).await.unwrap().unwrap().version;
+    store
+        .update_record(
+            r.uuid,
+            ana.id,
+            &RecordChanges {
+                name: Some("New".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let event = |record: Uuid, expect_version: Option<i64>| NewAuditEvent {
+        record,
+        at: now(),
+        channel: "read",
+        outcome: "ok",
+        client_ip: None,
+        user_agent: None,
+        detail: None,
+        expect_version,
+    };
+    let appended = store
+        .append_events(
+            &[
+                event(r.uuid, Some(version)),
+                event(r.uuid, Some(version + 1)),
+                event(Uuid::new_v4(), None),
+                event(r.uuid, None),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        appended[..],
+        [
+            Appended::Stale,
+            Appended::Stored(_),
+            Appended::Stale,
+            Appended::Stored(_)
+        ]
+    ));
 
     // Events go with their record.
     store.delete_record(r.uuid, ana.id).await.unwrap();
@@ -626,6 +735,7 @@ async fn transfer_round_trip(src: Arc<dyn Store>, dst: Arc<dyn Store>) {
             client_ip: Some("::1"),
             user_agent: None,
             detail: Some(r#"{"status":200}"#),
+            expect_version: None,
         })
         .await
         .unwrap();

@@ -12,13 +12,15 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
+use brine_proto::{BatchItem, BatchRequest, BatchResponse, BatchResult};
+
+use crate::access::Gate;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ClientInfo};
-use crate::routes::public::{Forwardable, respond};
-use crate::state::AppState;
+use crate::open::open;
+use crate::proxy::{Incoming, Proxy};
 
 /// Batch limits: how many items, how many at once, how long in all, how large an item's answer.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -41,48 +43,6 @@ impl Default for BatchSettings {
     }
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BatchRequest {
-    pub requests: Vec<BatchItem>,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BatchItem {
-    pub uuid: String,
-    /// Default GET.
-    pub method: Option<String>,
-    /// Query parameters for the call (declared params, and anything a bridge passes on).
-    #[serde(default)]
-    pub params: BTreeMap<String, String>,
-    pub select: Option<String>,
-    /// Headers for this item, such as its `X-API-Key`. `Origin` comes from the batch request.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// A string is sent as is; anything else as JSON.
-    #[schema(value_type = Option<Object>)]
-    pub body: Option<serde_json::Value>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct BatchResult {
-    pub uuid: String,
-    pub status: u16,
-    pub headers: BTreeMap<String, String>,
-    /// What the single call would have returned: JSON when it is JSON, else a string.
-    #[schema(value_type = Object)]
-    pub body: serde_json::Value,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct BatchResponse {
-    /// In the order of the requests.
-    pub results: Vec<BatchResult>,
-    /// False when any item failed (status 400 or more).
-    pub completed: bool,
-}
-
 /// Several calls in one request.
 ///
 /// Each item is answered as `/r/{uuid}` would answer it; one item failing never fails the batch.
@@ -96,12 +56,13 @@ pub struct BatchResponse {
         (status = 413, description = "The batch body is too large", body = ErrorBody),
     ))]
 pub async fn batch(
-    State(state): State<AppState>,
+    State(gate): State<Gate>,
+    State(proxy): State<Proxy>,
+    State(limits): State<BatchSettings>,
     client: ClientInfo,
     headers: HeaderMap,
     ApiJson(request): ApiJson<BatchRequest>,
 ) -> ApiResult<Response> {
-    let limits = state.batch;
     if request.requests.is_empty() || request.requests.len() > limits.max_items {
         return Err(ApiError::bad_request(format!(
             "A batch holds 1 to {} requests.",
@@ -110,16 +71,14 @@ pub async fn batch(
     }
     let origin = headers.get(header::ORIGIN).cloned();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(limits.deadline_ms);
-    let state = &state;
-    let client = &client;
+    let (gate, proxy, client) = (&gate, &proxy, &client);
     let results: Vec<BatchResult> = futures_util::stream::iter(request.requests)
         .map(|item| {
             let origin = origin.clone();
             async move {
                 let uuid = item.uuid.clone();
-                match tokio::time::timeout_at(deadline, run(state, client, item, origin, limits))
-                    .await
-                {
+                let item = run(gate, proxy, client, item, origin, limits);
+                match tokio::time::timeout_at(deadline, item).await {
                     Ok(result) => result,
                     Err(_) => failed(
                         uuid,
@@ -179,7 +138,8 @@ fn failed(uuid: String, status: StatusCode, error: &str, message: &str) -> Batch
 
 /// One item: built into the request `/r/{uuid}` would have received, answered by the same code.
 async fn run(
-    state: &AppState,
+    gate: &Gate,
+    proxy: &Proxy,
     client: &ClientInfo,
     item: BatchItem,
     origin: Option<HeaderValue>,
@@ -188,14 +148,14 @@ async fn run(
     let name = item.uuid.clone();
     match prepare(item, origin) {
         Err(e) => failed(name, e.status, &e.body.error, &e.body.message),
-        Ok((uuid, request)) => {
-            let response = respond(state, uuid, String::new(), client, request).await;
+        Ok((uuid, incoming)) => {
+            let response = open(gate, proxy, uuid, incoming, client).await;
             collect(name, response, limits.max_item_bytes).await
         }
     }
 }
 
-fn prepare(item: BatchItem, origin: Option<HeaderValue>) -> ApiResult<(Uuid, Forwardable)> {
+fn prepare(item: BatchItem, origin: Option<HeaderValue>) -> ApiResult<(Uuid, Incoming)> {
     let uuid = crate::extract::canonical_uuid(&item.uuid).ok_or_else(ApiError::not_found)?;
     let method = Method::from_bytes(
         item.method
@@ -208,7 +168,8 @@ fn prepare(item: BatchItem, origin: Option<HeaderValue>) -> ApiResult<(Uuid, For
     // The batch's Origin is every item's origin: an item cannot claim another.
     let mut item_headers = item.headers;
     item_headers.retain(|name, _| !name.eq_ignore_ascii_case("origin"));
-    let (mut headers, body) = crate::extract::call_parts(&item_headers, item.body)?;
+    let (mut headers, body) =
+        crate::extract::call_parts(&item_headers, item.body).map_err(ApiError::bad_request)?;
     if let Some(origin) = origin {
         headers.insert(header::ORIGIN, origin);
     }
@@ -218,7 +179,17 @@ fn prepare(item: BatchItem, origin: Option<HeaderValue>) -> ApiResult<(Uuid, For
         query.append_pair("select", select);
     }
     let query = Some(query.finish()).filter(|q| !q.is_empty());
-    Ok((uuid, Forwardable::batch_item(method, headers, query, body)))
+    Ok((
+        uuid,
+        Incoming {
+            method,
+            extra_path: String::new(),
+            headers,
+            query,
+            body,
+            batch: true,
+        },
+    ))
 }
 
 /// Buffers an item's answer (a stream included) up to the per-item cap.

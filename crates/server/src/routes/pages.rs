@@ -11,18 +11,19 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use brine_store::{Record, SlotKind};
+use brine_store::SlotKind;
 use serde::Deserialize;
+use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::audit::{Channel, Outcome, record_event};
-use crate::clock::now_ms;
+use crate::access::{Credential, Found, Gate, GateError, Refusal, Try};
+use crate::audit::{Channel, Outcome};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ClientInfo;
-use crate::lockout::{self, Admission};
-use crate::page_loads::Load;
-use crate::state::AppState;
-use crate::vault;
+use crate::extract::{ClientInfo, canonical_uuid};
+use crate::fault::Fault;
+use crate::forms::FormGuard;
+use crate::page_loads::{Load, PageLoads};
+use crate::throttle::client_network;
 
 pub enum PageState<'a> {
     Form,
@@ -45,12 +46,15 @@ struct SecurePage<'a> {
 /// Renders the page; the password form in it carries a token for the browser's form cookie
 /// (set here when the browser has none yet).
 fn page(
-    state: &AppState,
+    forms: &FormGuard,
     request: &HeaderMap,
     status: StatusCode,
     page_state: PageState<'_>,
 ) -> ApiResult<Response> {
-    let form = state.forms.issue(request)?;
+    let form = forms.issue(request).map_err(|e| {
+        tracing::error!(error = %e, "cannot make a form token");
+        ApiError::internal()
+    })?;
     let html = SecurePage {
         state: page_state,
         form_token: &form.token,
@@ -73,16 +77,20 @@ pub struct UnlockForm {
     form_token: Option<String>,
 }
 
-/// The record behind a secure page, if the uuid is valid and the record has one enabled.
-async fn page_record(state: &AppState, raw: &str) -> ApiResult<Option<Record>> {
-    let Some(uuid) = crate::extract::canonical_uuid(raw) else {
-        return Ok(None);
-    };
-    Ok(state
-        .store
-        .record(uuid)
-        .await?
-        .filter(|r| r.slot(SlotKind::SecurePage).is_some()))
+/// The record behind a secure page: found, and with a page enabled. Anything else is refused
+/// without an event, as for a uuid that does not exist.
+async fn find_page(
+    gate: &Gate,
+    uuid: Option<Uuid>,
+    client: &ClientInfo,
+    attempt: Try,
+) -> Result<Found, GateError> {
+    let uuid = uuid.ok_or(Refusal::NotFound)?;
+    let found = gate.find(uuid, client, attempt).await?;
+    if found.record().slot(SlotKind::SecurePage).is_none() {
+        return Err(Refusal::NotFound.into());
+    }
+    Ok(found.via(Channel::SecurePage))
 }
 
 /// The password form. Audited as `opened` (no secret shown) when the page exists: the first load
@@ -92,29 +100,34 @@ async fn page_record(state: &AppState, raw: &str) -> ApiResult<Option<Record>> {
     responses((status = 200, description = "The password form (the same for every uuid)",
                content_type = "text/html", body = String)))]
 pub async fn show(
-    State(state): State<AppState>,
+    State(gate): State<Gate>,
+    State(forms): State<FormGuard>,
+    State(loads): State<PageLoads>,
     Path(raw): Path<String>,
     client: ClientInfo,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    if let Some(record) = page_record(&state, &raw).await? {
-        let from = client.addr.map(crate::limits::client_network);
-        if let Load::Store = state.page_loads.load(record.uuid, from) {
-            let event = record_event(
-                &state,
-                record.uuid,
-                Channel::SecurePage,
-                Outcome::Opened,
-                &client,
-            )
-            .await?;
-            state.page_loads.stored(record.uuid, from, event);
+    let found = find_page(&gate, canonical_uuid(&raw), &client, Try::FIRST).await;
+    match found {
+        Ok(found) => {
+            let uuid = found.record().uuid;
+            let from = client.addr.map(client_network);
+            if let Load::Store = loads.load(uuid, from) {
+                match found.note(Outcome::Opened, None).await {
+                    Ok(event) => loads.stored(uuid, from, event),
+                    // The page changed meanwhile: this load is not worth another look.
+                    Err(Fault::Stale) => {}
+                    Err(fault) => return Err(fault.into()),
+                }
+            }
         }
+        Err(GateError::Refused(_)) => {}
+        Err(e) => return Err(e.into()),
     }
-    page(&state, &headers, StatusCode::OK, PageState::Form)
+    page(&forms, &headers, StatusCode::OK, PageState::Form)
 }
 
-/// Unlock with the password (form field `password`).
+/// Unlock with the password (form field `password`, and the form's `form_token`).
 ///
 /// Right password: the value, once per allowed view. Anything else: the same generic failure.
 /// Too many failures on this record (from this address, or in all): 429 with `Retry-After`.
@@ -131,7 +144,8 @@ pub async fn show(
         (status = 429, description = "Locked out for a while", content_type = "text/html", body = String),
     ))]
 pub async fn unlock(
-    State(state): State<AppState>,
+    State(gate): State<Gate>,
+    State(forms): State<FormGuard>,
     Path(raw): Path<String>,
     client: ClientInfo,
     headers: HeaderMap,
@@ -145,38 +159,31 @@ pub async fn unlock(
         Err(_) => (None, None),
     };
     // Before anything is looked up or counted: another site's post never reaches the lockout.
-    if state.forms.check(&headers, form_token.as_deref()).is_err() {
-        return page(&state, &headers, StatusCode::FORBIDDEN, PageState::Refused);
+    if forms.check(&headers, form_token.as_deref()).is_err() {
+        return page(&forms, &headers, StatusCode::FORBIDDEN, PageState::Refused);
     }
     let Some(password) = password else {
-        return page(&state, &headers, StatusCode::BAD_REQUEST, PageState::Failed);
+        return page(&forms, &headers, StatusCode::BAD_REQUEST, PageState::Failed);
     };
-    let Some(record) = page_record(&state, &raw).await? else {
-        // As slow as a real check, so the answer's timing says nothing either.
-        vault::decoy_password_check(&state, password).await?;
-        return page(
-            &state,
+    let uuid = canonical_uuid(&raw);
+    let mut attempt = Try::FIRST;
+    let revealed = loop {
+        let revealed = reveal_once(&gate, uuid, &client, &password, attempt).await;
+        match attempt.after(&revealed) {
+            Some(next) => attempt = next,
+            None => break revealed,
+        }
+    };
+    match revealed {
+        Ok(value) => page(
+            &forms,
             &headers,
-            StatusCode::UNAUTHORIZED,
-            PageState::Failed,
-        );
-    };
-    let password_set = record
-        .slot(SlotKind::SecurePage)
-        .map(|slot| slot.created_at);
-    let attempt = match lockout::admit(
-        &state,
-        record.uuid,
-        Channel::SecurePage,
-        &client,
-        password_set,
-    )
-    .await?
-    {
-        Admission::Go(attempt) => attempt,
-        Admission::Locked(retry_after) => {
+            StatusCode::OK,
+            PageState::Revealed(&value),
+        ),
+        Err(GateError::Refused(Refusal::Locked(retry_after))) => {
             let mut response = page(
-                &state,
+                &forms,
                 &headers,
                 StatusCode::TOO_MANY_REQUESTS,
                 PageState::Locked(retry_after.div_ceil(60)),
@@ -184,39 +191,47 @@ pub async fn unlock(
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-            return Ok(response);
+            Ok(response)
         }
-    };
-    let Some(dek) =
-        vault::data_key_from_password(&state, &record, SlotKind::SecurePage, password).await?
-    else {
-        attempt.settle(&state, Outcome::Denied).await?;
-        return page(
-            &state,
+        Err(GateError::Refused(_)) => page(
+            &forms,
             &headers,
             StatusCode::UNAUTHORIZED,
             PageState::Failed,
-        );
-    };
-    // The view is claimed only now, atomically: wrong passwords cost nothing, and parallel
-    // right ones cannot reveal more often than allowed.
-    if !state.store.claim_view(record.uuid, now_ms()).await? {
-        attempt.settle(&state, Outcome::Gone).await?;
-        return page(
-            &state,
-            &headers,
-            StatusCode::UNAUTHORIZED,
-            PageState::Failed,
-        );
+        ),
+        Err(GateError::Fault(fault)) => Err(fault.into()),
     }
-    let value = Zeroizing::new(vault::decrypt(&record, &dek)?);
-    attempt.settle(&state, Outcome::Revealed).await?;
-    page(
-        &state,
-        &headers,
-        StatusCode::OK,
-        PageState::Revealed(&value),
-    )
+}
+
+/// One try of a reveal: the value, once the password is right.
+async fn reveal_once(
+    gate: &Gate,
+    uuid: Option<Uuid>,
+    client: &ClientInfo,
+    password: &Zeroizing<String>,
+    attempt: Try,
+) -> Result<Zeroizing<String>, GateError> {
+    let found = match find_page(gate, uuid, client, attempt).await {
+        Ok(found) => found,
+        Err(GateError::Refused(refusal)) => {
+            // As slow as a real check, so the answer's timing says nothing either.
+            gate.decoy(password.clone()).await?;
+            return Err(refusal.into());
+        }
+        Err(e) => return Err(e),
+    };
+    // The view is claimed only after the password, atomically: wrong passwords cost nothing, and
+    // parallel right ones cannot reveal more often than allowed.
+    let charged = found
+        .admit()
+        .await?
+        .unlock(Credential::Password(password.clone()))
+        .await?
+        .charge()
+        .await?;
+    let value = charged.value()?;
+    charged.finish(Outcome::Revealed).await?;
+    Ok(value)
 }
 
 /// Stylesheet and the Copy button's script, embedded in the binary (no CDN).

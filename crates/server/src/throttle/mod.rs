@@ -1,31 +1,27 @@
-//! Rate limits and quotas on `/r/{uuid}` (and batch items, which go through the same code), and
-//! on sign-in. A record's own limits come first, then the server's defaults; an account-wide cap
-//! binds every record of an owner together. Budgets live in Redis when one is configured (every
-//! node shares them) and in this process otherwise.
+//! Rate limits and quotas on records (`/r/{uuid}` and batch items), and limits on sign-in. A
+//! record's own limits come first, then the server's defaults; an account-wide cap binds every
+//! record of an owner together. Budgets live in Redis when one is configured (every node shares
+//! them) and in this process otherwise; quotas are counted in the database.
 
 mod logs;
-mod record;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use brine_core::RecordKind;
+use axum::http::{HeaderMap, HeaderValue};
+use brine_core::{FailMode, RecordKind};
 use brine_limits::{Decision, Key, Limiter, MemoryLimiter, Rate, RedisLimiter, Rule};
-use brine_store::Record;
+use brine_store::{Record, Store};
+use hmac::digest::InvalidLength;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use uuid::Uuid;
 
 use self::logs::{Outage, RefusalLog};
-pub use self::record::{FailMode, Quota, RateLimit, RecordLimits};
-use crate::audit::{Channel, Outcome, record_event_with_detail};
 use crate::clock::now_ms;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::ClientInfo;
-use crate::state::AppState;
+use crate::fault::Fault;
 
 /// The server's own limits (`[rate_limits]` in the configuration).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,18 +39,28 @@ pub struct RateLimitSettings {
     pub login_per_email: Rate,
 }
 
+const LOGIN_PER_IP: Rate = Rate::fixed(30, 60);
+const LOGIN_PER_EMAIL: Rate = Rate::fixed(10, 900);
+
 impl Default for RateLimitSettings {
     fn default() -> Self {
         Self {
             per_ip: None,
             total: None,
             account: None,
-            login_per_ip: Rate::new(30, Duration::from_secs(60))
-                .unwrap_or_else(|_| unreachable!("a valid constant")),
-            login_per_email: Rate::new(10, Duration::from_secs(900))
-                .unwrap_or_else(|_| unreachable!("a valid constant")),
+            login_per_ip: LOGIN_PER_IP,
+            login_per_email: LOGIN_PER_EMAIL,
         }
     }
+}
+
+/// Why a call was not let through.
+#[derive(Debug, Clone)]
+pub enum Limited {
+    /// Over a rate: the decision says which budget and when to retry.
+    Rate(Decision),
+    /// The shared store is down and the record fails closed.
+    Unavailable,
 }
 
 /// What a limit check decided.
@@ -62,7 +68,6 @@ enum Verdict {
     /// Go ahead; the decision (if any rule applied) describes the budget left.
     Pass(Option<Decision>),
     Limited(Decision),
-    /// The shared store is down and the record fails closed.
     Unavailable,
 }
 
@@ -75,6 +80,7 @@ pub struct Limits {
     settings: Arc<RateLimitSettings>,
     outage: Arc<Outage>,
     refusals: Arc<RefusalLog>,
+    store: Arc<dyn Store>,
     /// Keys the email digests of sign-in limits, so that the limiter's storage holds nothing a
     /// dictionary could turn back into addresses.
     email_mac: Hmac<Sha256>,
@@ -84,23 +90,28 @@ impl Limits {
     pub fn new(
         settings: RateLimitSettings,
         shared: Option<RedisLimiter>,
+        store: Arc<dyn Store>,
         email_key: &[u8],
-    ) -> Self {
-        Self {
+    ) -> Result<Self, InvalidLength> {
+        Ok(Self {
             local: Arc::default(),
             shared,
             settings: Arc::new(settings),
             outage: Arc::default(),
             refusals: Arc::default(),
-            email_mac: <Hmac<Sha256> as KeyInit>::new_from_slice(email_key)
-                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length")),
-        }
+            store,
+            email_mac: <Hmac<Sha256> as KeyInit>::new_from_slice(email_key)?,
+        })
     }
 
     /// Admits a sign-in (`email` given) or sign-up attempt from `client`. Checked before the
     /// email is looked up, so known and unknown emails get the same answers. When Redis is down
     /// this node's own counts apply: sign-in never fails closed.
-    pub async fn admit_login(&self, client: Option<IpAddr>, email: Option<&str>) -> ApiResult<()> {
+    pub async fn admit_login(
+        &self,
+        client: Option<IpAddr>,
+        email: Option<&str>,
+    ) -> Result<(), Decision> {
         let mut rules = Vec::with_capacity(2);
         if let Some(ip) = client {
             rules.push(Rule {
@@ -119,15 +130,51 @@ impl Limits {
             });
         }
         match self.check(&rules, FailMode::Open).await {
-            Verdict::Limited(decision) => {
-                let mut error = ApiError::rate_limited(decision);
-                error.body.error = "Too many attempts".into();
-                error.body.message =
-                    "Too many sign-in attempts; retry after the time in Retry-After.".into();
-                Err(error)
-            }
+            Verdict::Limited(decision) => Err(decision),
             Verdict::Pass(_) | Verdict::Unavailable => Ok(()),
         }
+    }
+
+    /// Checks a call to `record` from `client` against its rate limits. On success the decision
+    /// (if any rule applied) describes the budget left, for the answer's headers.
+    pub async fn admit_call(
+        &self,
+        record: &Record,
+        client: Option<IpAddr>,
+    ) -> Result<Option<Decision>, Limited> {
+        let (rules, fail) = self.record_rules(record, client);
+        match self.check(&rules, fail).await {
+            Verdict::Pass(decision) => Ok(decision),
+            Verdict::Limited(decision) => Err(Limited::Rate(decision)),
+            Verdict::Unavailable => Err(Limited::Unavailable),
+        }
+    }
+
+    /// Whether a refusal of `client` on `record` should be written to the audit log: the first
+    /// in each second is, with the count of those that were not since; the rest only add to it,
+    /// so a flood cannot flood the log too.
+    pub fn audit_refusal(&self, record: Uuid, client: Option<IpAddr>) -> Option<u64> {
+        self.refusals.admit(record, client.map(client_network))
+    }
+
+    /// Takes one request from the record's quota, if it has one. `Err(seconds)` when it is used
+    /// up: the time until the next period.
+    pub async fn take_quota(&self, record: &Record) -> Result<Result<(), u64>, Fault> {
+        let Some(quota) = record.limits.quota else {
+            return Ok(Ok(()));
+        };
+        let now = now_ms();
+        let (start, next) = quota.per.bounds(now);
+        if self
+            .store
+            .take_quota(record.uuid, start, i64::from(quota.requests))
+            .await?
+        {
+            return Ok(Ok(()));
+        }
+        Ok(Err(u64::try_from((next - now).whole_seconds())
+            .unwrap_or(0)
+            + 1))
     }
 
     async fn check(&self, rules: &[Rule], fail: FailMode) -> Verdict {
@@ -165,13 +212,8 @@ impl Limits {
     }
 
     /// The rules for a call to `record` from `client`, and what to do if Redis is down.
-    fn record_rules(
-        &self,
-        record: &brine_store::Record,
-        limits: Option<&RecordLimits>,
-        client: Option<IpAddr>,
-    ) -> (Vec<Rule>, FailMode) {
-        let own = limits.and_then(|l| l.rate_limit.as_ref());
+    fn record_rules(&self, record: &Record, client: Option<IpAddr>) -> (Vec<Rule>, FailMode) {
+        let own = record.limits.rate_limit.as_ref();
         let mut rules = Vec::new();
         let per_ip = own.and_then(|r| r.per_ip).or(self.settings.per_ip);
         if let (Some(rate), Some(ip)) = (per_ip, client) {
@@ -198,67 +240,6 @@ impl Limits {
         });
         (rules, fail)
     }
-
-    /// Whether a refusal of `client` on `record` should be written to the audit log: the first
-    /// in each second is, the rest only add to its count, so a flood cannot flood the log too.
-    fn audit_refusal(&self, record: Uuid, client: Option<IpAddr>) -> Option<u64> {
-        self.refusals.admit(record, client)
-    }
-}
-
-/// Checks a call to `record` against its rate limits. A refusal is audited as `rate_limited`
-/// (boundedly, see [`Limits::audit_refusal`]) and answered 429, or 503 when the shared store is
-/// down and the record fails closed. On success, the decision describes the budget left.
-pub async fn admit_call(
-    state: &AppState,
-    record: &Record,
-    limits: Option<&RecordLimits>,
-    channel: Channel,
-    client: &ClientInfo,
-) -> ApiResult<Option<Decision>> {
-    let (rules, fail) = state.limits.record_rules(record, limits, client.addr);
-    let (error, reason) = match state.limits.check(&rules, fail).await {
-        Verdict::Pass(decision) => return Ok(decision),
-        Verdict::Limited(decision) => (ApiError::rate_limited(decision), "rate limit"),
-        Verdict::Unavailable => (ApiError::limits_unavailable(), "rate limits unavailable"),
-    };
-    let network = client.addr.map(client_network);
-    if let Some(unlogged) = state.limits.audit_refusal(record.uuid, network) {
-        let detail = serde_json::json!({"refused_by": reason, "unlogged_refusals": unlogged});
-        record_event_with_detail(
-            state,
-            record.uuid,
-            channel,
-            Outcome::RateLimited,
-            client,
-            Some(&detail.to_string()),
-        )
-        .await?;
-    }
-    Err(error)
-}
-
-/// Takes one request from the record's quota, if it has one. `Some(answer)` when it is used up:
-/// 429, with the time until the next period.
-pub async fn take_quota(
-    state: &AppState,
-    record: &Record,
-    limits: Option<&RecordLimits>,
-) -> ApiResult<Option<ApiError>> {
-    let Some(quota) = limits.and_then(|l| l.quota) else {
-        return Ok(None);
-    };
-    let now = now_ms();
-    let (start, next) = quota.per.bounds(now);
-    if state
-        .store
-        .take_quota(record.uuid, start, i64::from(quota.requests))
-        .await?
-    {
-        return Ok(None);
-    }
-    let wait = u64::try_from((next - now).whole_seconds()).unwrap_or(0) + 1;
-    Ok(Some(ApiError::quota_exhausted(wait)))
 }
 
 /// What "one client" is for per-address limits: an IPv4 address, or an IPv6 /64 — the block one
@@ -275,7 +256,7 @@ pub fn client_network(ip: IpAddr) -> IpAddr {
 }
 
 /// Whole seconds, rounded up: a client that waits this long is admitted.
-fn ceil_secs(d: Duration) -> u64 {
+pub fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
@@ -295,47 +276,13 @@ pub fn write_headers(decision: &Decision, headers: &mut HeaderMap) {
     }
 }
 
-impl ApiError {
-    pub fn rate_limited(decision: Decision) -> Self {
-        let mut error = Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Rate limited",
-            "Too many requests for this record; retry after the time in Retry-After.",
-        );
-        error.retry_after = Some(ceil_secs(decision.retry_after).max(1));
-        error.rate = Some(Box::new(decision));
-        error
-    }
-
-    pub fn quota_exhausted(retry_after: u64) -> Self {
-        let mut error = Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Quota exhausted",
-            "This record's usage quota for the period is used up.",
-        );
-        error.retry_after = Some(retry_after.max(1));
-        error
-    }
-
-    pub fn limits_unavailable() -> Self {
-        let mut error = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Rate limits unavailable",
-            "This record's rate limits cannot be checked right now; retry shortly.",
-        );
-        error.retry_after = Some(1);
-        error.refusal = Some("limits");
-        error
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn an_ipv6_client_is_its_slash_64() {
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap_or_else(|_| unreachable!());
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(
             client_network(ip("2001:db8:1:2:aaaa::1")),
             ip("2001:db8:1:2::")
@@ -350,5 +297,12 @@ mod tests {
             client_network(ip("::ffff:198.51.100.7")),
             ip("198.51.100.7")
         );
+    }
+
+    #[test]
+    fn the_default_sign_in_limits_are_what_the_docs_say() {
+        let settings = RateLimitSettings::default();
+        assert_eq!(settings.login_per_ip.to_string(), "30/min");
+        assert_eq!(settings.login_per_email.to_string(), "10/15min");
     }
 }

@@ -40,6 +40,16 @@ impl Rate {
         Ok(Self { count, period })
     }
 
+    /// A rate for constants: `count` per `secs` seconds, checked where the constant is evaluated
+    /// (at compile time, for a `const`).
+    pub const fn fixed(count: u32, secs: u64) -> Self {
+        assert!(count > 0 && count <= MAX_COUNT && secs >= 1 && secs <= MAX_PERIOD.as_secs());
+        Self {
+            count,
+            period: Duration::from_secs(secs),
+        }
+    }
+
     /// Parses `N/unit` or `N/Kunit`: units are second, minute, hour, day (or s, sec, m, min, h,
     /// d, and plurals).
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -135,7 +145,7 @@ mod tests {
             (" 3 / 2h ", 3, 7_200),
         ];
         for (text, count, secs) in cases {
-            let rate = Rate::parse(text).unwrap_or_else(|e| unreachable!("{text}: {e}"));
+            let rate = Rate::parse(text).unwrap();
             assert_eq!(
                 (rate.count(), rate.period().as_secs()),
                 (count, secs),
@@ -175,7 +185,7 @@ mod tests {
             "5/s",
             "9/90s",
         ] {
-            let rate = Rate::parse(text).unwrap_or_else(|e| unreachable!("{e}"));
+            let rate = Rate::parse(text).unwrap();
             assert_eq!(Rate::parse(&rate.to_string()), Ok(rate), "{text} -> {rate}");
         }
         assert_eq!(
@@ -196,8 +206,7 @@ mod tests {
             (1, 1),
             (999_999, 86_400),
         ] {
-            let rate =
-                Rate::new(count, Duration::from_secs(secs)).unwrap_or_else(|e| unreachable!("{e}"));
+            let rate = Rate::new(count, Duration::from_secs(secs)).unwrap();
             assert_eq!(rate.window_us() / rate.emission_us(), u64::from(count));
         }
     }

@@ -19,9 +19,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use std::future::Future;
 
-use super::config::Bridge;
+use super::compiled::Bridge;
 use crate::audit::Outcome;
-use crate::error::{ApiError, REFUSAL_HEADER};
+use crate::error::REFUSAL_HEADER;
 use crate::loop_guard::LoopGuard;
 
 /// The outbound HTTP client: no proxies from the environment, no redirects followed, and a DNS
@@ -98,47 +98,6 @@ pub enum Failure {
 }
 
 impl Failure {
-    pub fn into_error(self) -> ApiError {
-        match self {
-            Failure::BadInput(message) => ApiError::bad_request(message),
-            Failure::Refused => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "Upstream not allowed",
-                "The bridge's upstream resolves to an address this server may not call.",
-            ),
-            Failure::Timeout => ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "Upstream timeout",
-                "The upstream did not answer in time.",
-            ),
-            Failure::Unreachable => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "Upstream unreachable",
-                "The upstream could not be reached.",
-            ),
-            Failure::TooLarge => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "Upstream answer too large",
-                "The upstream's answer is too large to select from.",
-            ),
-            Failure::BufferBusy => {
-                let mut error = ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Server busy",
-                    "Too many large answers are being selected from at once; retry shortly.",
-                );
-                error.retry_after = Some(1);
-                error.refusal = Some("busy");
-                error
-            }
-            Failure::Compressed => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "Upstream answer compressed",
-                "The upstream compressed its answer, which brine cannot check for secrets.",
-            ),
-        }
-    }
-
     pub fn outcome(&self) -> Outcome {
         match self {
             Failure::BadInput(_) => Outcome::BadRequest,
