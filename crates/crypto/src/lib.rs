@@ -1,4 +1,4 @@
-//! Envelope encryption for brine (DESIGN.md §2).
+//! Envelope encryption for brine (the key hierarchy of docs/security.md).
 //!
 //! Every record has its own random [`DataKey`]. Its payload is sealed with AES-256-GCM under that
 //! key, and the data key itself is stored only *wrapped* in key slots, each under a different

@@ -100,16 +100,13 @@ mod tests {
     fn headers(xff: &[&str]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for v in xff {
-            h.append(
-                "x-forwarded-for",
-                v.parse().unwrap_or_else(|_| unreachable!()),
-            );
+            h.append("x-forwarded-for", v.parse().unwrap());
         }
         h
     }
 
     fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap_or_else(|_| unreachable!())
+        s.parse().unwrap()
     }
 
     #[test]
@@ -123,9 +120,7 @@ mod tests {
 
     #[test]
     fn trusted_proxies_pass_the_nearest_untrusted_hop() {
-        let lb = TrustedProxies::new(vec![
-            "10.0.0.0/8".parse().unwrap_or_else(|_| unreachable!()),
-        ]);
+        let lb = TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap()]);
         // Client-supplied junk on the left is ignored; the LB appended the real client.
         let h = headers(&["6.6.6.6, 198.51.100.7", "10.0.0.2"]);
         assert_eq!(lb.client_ip(ip("10.0.0.1"), &h), ip("198.51.100.7"));
@@ -142,15 +137,10 @@ mod tests {
 
     #[test]
     fn forwarded_is_read_like_x_forwarded_for_and_wins_over_it() {
-        let lb = TrustedProxies::new(vec![
-            "10.0.0.0/8".parse().unwrap_or_else(|_| unreachable!()),
-        ]);
+        let lb = TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap()]);
         let with = |forwarded: &str| {
             let mut h = headers(&["6.6.6.6"]);
-            h.append(
-                "forwarded",
-                forwarded.parse().unwrap_or_else(|_| unreachable!()),
-            );
+            h.append("forwarded", forwarded.parse().unwrap());
             lb.client_ip(ip("10.0.0.1"), &h)
         };
         assert_eq!(with("for=198.51.100.7"), ip("198.51.100.7"));
@@ -167,10 +157,7 @@ mod tests {
         assert_eq!(with("for=_hidden, for=10.0.0.3"), ip("10.0.0.3"));
         // An untrusted peer cannot use it either.
         let mut h = HeaderMap::new();
-        h.append(
-            "forwarded",
-            "for=1.2.3.4".parse().unwrap_or_else(|_| unreachable!()),
-        );
+        h.append("forwarded", "for=1.2.3.4".parse().unwrap());
         assert_eq!(lb.client_ip(ip("203.0.113.9"), &h), ip("203.0.113.9"));
     }
 }

@@ -1,5 +1,10 @@
 //! brine's integration tests: one binary, real servers on loopback, real SQLite files.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 #[macro_use]
 mod common;

@@ -1,5 +1,6 @@
 //! Two nodes on one database: whatever one node changes, the other honours on its very next
-//! request (DESIGN.md invariant 4). Each node is a separate server with its own pools and state.
+//! request (revocation is immediate and global: docs/security.md). Each node is a separate server
+//! with its own pools, caches and state.
 
 use futures::future::join_all;
 use reqwest::{Method, StatusCode};
