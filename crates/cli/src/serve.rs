@@ -23,6 +23,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     public_url: Option<String>,
+    /// Serve Prometheus metrics on this address (GET /metrics), apart from the API.
+    #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_listen: Option<SocketAddr>,
     /// Directory for the SQLite database and the master key file [default: ./brine-data].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -90,6 +94,7 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
             "upstream_connect_timeout_ms",
             "select_buffer_bytes",
             "record_cache_mib",
+            "metrics_listen",
             "redis_url",
             "max_upstream_per_ip",
             "header_read_timeout_ms",
@@ -124,6 +129,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let server = Server::bind(settings).await?;
     let addr = server.local_addr()?;
     tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "brine is listening");
+    if let Some(metrics) = server.metrics_addr() {
+        tracing::info!(%metrics, "metrics are served at /metrics");
+    }
     server.run(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

@@ -237,6 +237,16 @@ pub enum RecordStatus {
     Exhausted,
 }
 
+impl RecordStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordStatus::Active => "active",
+            RecordStatus::Expired => "expired",
+            RecordStatus::Exhausted => "exhausted",
+        }
+    }
+}
+
 pub fn read_status(
     expires_at: Option<OffsetDateTime>,
     max_reads: Option<i64>,

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::clock::now_ms;
 use crate::extract::ClientInfo;
+use crate::metrics::{DbCall, Metrics};
 
 /// How a record was reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,11 +181,13 @@ pub struct AuditLog {
 const MAX_GROUP: usize = 512;
 
 impl AuditLog {
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    pub fn start(store: Arc<dyn Store>, metrics: Metrics) -> Self {
         let (queue, mut incoming) = mpsc::channel::<Job>(4 * MAX_GROUP);
         tokio::spawn(async move {
             let mut group = Vec::with_capacity(MAX_GROUP);
             while incoming.recv_many(&mut group, MAX_GROUP).await > 0 {
+                metrics.db(DbCall::AuditGroup);
+                metrics.audit_events(group.len());
                 write_group(store.as_ref(), &mut group).await;
             }
         });
@@ -295,5 +298,41 @@ async fn write_group(store: &dyn Store, group: &mut Vec<Job>) {
             }
             Job::Settle { .. } => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::temp_store;
+
+    #[tokio::test]
+    async fn settles_are_stored_by_the_next_flush_and_stale_events_never() {
+        let t = temp_store().await;
+        let log = AuditLog::start(t.store.clone(), Metrics::default());
+        let client = ClientInfo::default();
+        let event = |outcome| Event::new(t.record, Channel::Read, outcome, &client);
+        let id = log.append(event(Outcome::Attempt)).await.unwrap();
+        log.settle(id, Outcome::Denied, Some(r#"{"why":"test"}"#.into()))
+            .await;
+        log.flush().await.unwrap();
+        let stored = t.store.events(t.record, 10, None).await.unwrap();
+        assert_eq!(stored[0].outcome, "denied");
+        assert_eq!(stored[0].detail.as_deref(), Some(r#"{"why":"test"}"#));
+
+        // An event made from version 1 of a record now at version 2 is refused.
+        let changes = brine_store::RecordChanges {
+            name: Some("renamed".into()),
+            ..Default::default()
+        };
+        t.store
+            .update_record(t.record, t.owner, &changes)
+            .await
+            .unwrap();
+        let stale = log.append(event(Outcome::Ok).expect_version(Some(1))).await;
+        assert_eq!(stale, Err(AuditError::Stale));
+        let fresh = log.append(event(Outcome::Ok).expect_version(Some(2))).await;
+        assert!(fresh.is_ok());
+        assert_eq!(t.store.events(t.record, 10, None).await.unwrap().len(), 2);
     }
 }

@@ -50,6 +50,8 @@ pub struct Settings {
     /// Memory for records kept decoded between requests, in MiB (0 keeps none). Refused at
     /// start-up when more than half of the machine's memory.
     pub record_cache_mib: u64,
+    /// Where to serve Prometheus metrics (`GET /metrics`), apart from the API; none by default.
+    pub metrics_listen: Option<SocketAddr>,
     /// Limits of `POST /batch`.
     pub batch: crate::routes::batch::BatchSettings,
     /// `redis://` URL of a Redis that every node shares its rate-limit budgets through. Without
@@ -121,6 +123,7 @@ impl Default for Settings {
             upstream_connect_timeout_ms: 5_000,
             select_buffer_bytes: 64 * 1024 * 1024,
             record_cache_mib: 64,
+            metrics_listen: None,
             batch: crate::routes::batch::BatchSettings::default(),
             redis_url: None,
             rate_limits: crate::throttle::RateLimitSettings::default(),

@@ -6,6 +6,7 @@
 //! many times that.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -19,6 +20,8 @@ type Job = Box<dyn FnOnce() + Send>;
 #[derive(Debug, Clone)]
 pub struct KdfPool {
     jobs: mpsc::Sender<Job>,
+    /// Jobs handed to the threads so far (for metrics and tests).
+    started: Arc<AtomicU64>,
 }
 
 /// Work waiting for a thread; past this, callers wait to enqueue.
@@ -69,7 +72,15 @@ impl KdfPool {
                     }
                 })?;
         }
-        Ok(Self { jobs })
+        Ok(Self {
+            jobs,
+            started: Arc::default(),
+        })
+    }
+
+    /// Key derivations started so far.
+    pub fn started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
     }
 
     pub async fn run<T, F>(&self, work: F) -> Result<T, KdfGone>
@@ -83,6 +94,7 @@ impl KdfPool {
             let _ = done.send(work());
         });
         self.jobs.send(job).await.map_err(|_| KdfGone)?;
+        self.started.fetch_add(1, Ordering::Relaxed);
         result.await.map_err(|_| {
             tracing::error!("a key derivation job was lost");
             KdfGone

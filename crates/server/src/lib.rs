@@ -21,12 +21,15 @@ mod lockout;
 mod loop_guard;
 mod master_key;
 mod memory;
+mod metrics;
 mod open;
 mod owner;
 mod page_loads;
 mod proxy;
 mod routes;
 mod state;
+#[cfg(test)]
+mod test_support;
 mod throttle;
 mod vault;
 
@@ -101,6 +104,8 @@ async fn shared_limiter(url: &str) -> Result<brine_limits::RedisLimiter, Startup
 
 pub struct Server {
     listener: TcpListener,
+    /// The metrics listener, when configured, with what it reports.
+    metrics: Option<(TcpListener, metrics::Metrics, Vault)>,
     router: axum::Router,
     store: Arc<dyn brine_store::Store>,
     head_limits: http::HeadLimits,
@@ -171,11 +176,13 @@ impl Server {
         let master = Arc::new(master_key::load(&settings, store.as_ref()).await?);
         let loops = loop_guard::LoopGuard::load(store.as_ref()).await?;
         let key_error = |what: &str| StartupError::Setting(format!("cannot key the {what}"));
+        let metrics = metrics::Metrics::default();
         let tokens = TokenKeys::new(master.derive_subkey("brine jwt v1")?.as_slice(), token_ttl);
         let limits = throttle::Limits::new(
             settings.rate_limits.clone(),
             shared_limits,
             store.clone(),
+            metrics.clone(),
             master.derive_subkey("brine login limits v1")?.as_slice(),
         )
         .map_err(|_| key_error("sign-in limits"))?;
@@ -184,7 +191,7 @@ impl Server {
             public_url.as_ref(),
         )
         .map_err(|_| key_error("form tokens"))?;
-        let audit = audit::AuditLog::start(store.clone());
+        let audit = audit::AuditLog::start(store.clone(), metrics.clone());
         let page_loads = page_loads::PageLoads::default();
         page_loads.start_flushing(audit.clone());
         let argon2 = Argon2Settings::default();
@@ -201,15 +208,31 @@ impl Server {
             std::time::Duration::from_millis(settings.upstream_connect_timeout_ms),
             loops,
             settings.select_buffer_bytes,
+            metrics.clone(),
         )
         .map_err(|e| StartupError::Setting(format!("cannot build the upstream client: {e}")))?;
         let gate = Gate::new(
-            Records::new(store.clone(), cache_bytes),
+            Records::new(store.clone(), cache_bytes, metrics.clone()),
             vault.clone(),
             audit.clone(),
             limits.clone(),
-            Lockout::new(store.clone(), audit.clone(), settings.lockout),
+            Lockout::new(
+                store.clone(),
+                audit.clone(),
+                settings.lockout,
+                metrics.clone(),
+            ),
         );
+        let metrics_listener = match settings.metrics_listen {
+            None => None,
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartupError::Listen { addr, source })?,
+            ),
+        };
+        let metrics_page =
+            metrics_listener.map(|listener| (listener, metrics.clone(), vault.clone()));
         let proxy = Proxy::new(upstream, vault.clone(), audit, settings.max_upstream_per_ip);
         let state = AppState {
             owners: Owners::new(gate.clone(), proxy.clone()),
@@ -233,6 +256,7 @@ impl Server {
         };
         Ok(Self {
             listener,
+            metrics: metrics_page,
             router: app::router(
                 state,
                 settings.max_body_bytes,
@@ -251,13 +275,26 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// Where the metrics are served, when they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|(l, _, _)| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes, finishes the requests in flight, then closes the
     /// database.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let metrics = self.metrics.map(|(listener, metrics, vault)| {
+            tokio::spawn(metrics::serve(listener, metrics, vault))
+        });
         let served = http::serve(self.listener, self.router, self.head_limits, shutdown).await;
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         self.store.close().await;
         served
     }

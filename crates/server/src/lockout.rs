@@ -17,6 +17,7 @@ use crate::audit::{AuditLog, Channel, Event, Outcome};
 use crate::clock::now_ms;
 use crate::extract::ClientInfo;
 use crate::fault::Fault;
+use crate::metrics::{DbCall, Metrics};
 
 /// Failures allowed in a sliding window before unlocking is refused.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -59,14 +60,21 @@ pub struct Lockout {
     store: Arc<dyn Store>,
     audit: AuditLog,
     settings: LockoutSettings,
+    metrics: Metrics,
 }
 
 impl Lockout {
-    pub fn new(store: Arc<dyn Store>, audit: AuditLog, settings: LockoutSettings) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        audit: AuditLog,
+        settings: LockoutSettings,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             store,
             audit,
             settings,
+            metrics,
         }
     }
 
@@ -90,6 +98,7 @@ impl Lockout {
         let client_ip = client.addr.map(|ip| ip.to_string());
         // Both tiers in one query; this attempt is among the failures counted, so a tier is over
         // its limit when it has more than `limit` of them.
+        self.metrics.db(DbCall::Failures);
         let edges = self
             .store
             .recent_failures(&RecentFailures {
@@ -122,5 +131,58 @@ impl Lockout {
     /// Records how an attempt ended.
     pub async fn settle(&self, attempt: Attempt, outcome: Outcome) {
         self.audit.settle(attempt.id, outcome, None).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::test_support::temp_store;
+
+    #[tokio::test]
+    async fn failures_count_per_client_and_per_record_and_only_since_the_password() {
+        let t = temp_store().await;
+        let metrics = Metrics::default();
+        let audit = AuditLog::start(t.store.clone(), metrics.clone());
+        let settings = LockoutSettings {
+            per_client: 2,
+            per_record: 3,
+            window_secs: 600,
+        };
+        let lockout = Lockout::new(t.store.clone(), audit, settings, metrics);
+        let from = |n: u8| ClientInfo {
+            addr: Some(std::net::IpAddr::from([192, 0, 2, n])),
+            user_agent: None,
+        };
+        let try_once = async |client: &ClientInfo, password_set| {
+            let admission = lockout
+                .admit(t.record, Channel::Password, client, password_set, None)
+                .await
+                .unwrap();
+            match admission {
+                Admission::Go(attempt) => {
+                    lockout.settle(attempt, Outcome::Denied).await;
+                    true
+                }
+                Admission::Locked(wait) => {
+                    assert!((1..=600).contains(&wait), "{wait}");
+                    false
+                }
+            }
+        };
+        // Two failures from one client, then that client is locked out, not another.
+        assert!(try_once(&from(1), None).await);
+        assert!(try_once(&from(1), None).await);
+        assert!(!try_once(&from(1), None).await);
+        assert!(
+            try_once(&from(2), None).await,
+            "another client still may try"
+        );
+        // The record has had three failures in all: everyone is locked out now.
+        assert!(!try_once(&from(3), None).await);
+        // A password set now counts only what comes after it.
+        let set = now_ms();
+        assert!(try_once(&from(1), Some(set)).await);
     }
 }

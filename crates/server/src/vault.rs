@@ -97,6 +97,11 @@ impl Vault {
         &self.master
     }
 
+    /// Argon2id runs so far.
+    pub fn kdf_runs(&self) -> u64 {
+        self.kdf.started()
+    }
+
     /// Seals `value` as version `version` of `record`'s payload.
     pub fn seal(
         &self,

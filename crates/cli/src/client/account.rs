@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
+use brine_proto::{Credentials, TokenBody};
 use clap::Args;
 use reqwest::{Method, StatusCode};
-use serde_json::json;
 
 use super::http::{Api, Auth, DEFAULT_SERVER, ServerError};
 use super::input;
@@ -38,20 +38,18 @@ pub async fn login(args: AuthArgs) -> anyhow::Result<ExitCode> {
 async fn open_session(args: AuthArgs, path: &str, new_account: bool) -> anyhow::Result<()> {
     let api = Api::new(&args.server)?;
     let password = input::account_password(args.password_stdin, new_account)?;
+    let body = serde_json::to_value(Credentials {
+        email: args.email.clone(),
+        password: password.expose().to_owned(),
+    })?;
     let answer = api
-        .call(
-            Method::POST,
-            path,
-            Auth::none(),
-            Some(&json!({"email": args.email, "password": password.expose()})),
-        )
+        .call(Method::POST, path, Auth::none(), Some(&body))
         .await?;
-    let token = answer["token"]
-        .as_str()
-        .ok_or_else(|| anyhow!("the server's answer holds no token"))?;
+    let TokenBody { token, .. } = serde_json::from_value(answer)
+        .map_err(|_| anyhow!("the server's answer holds no token"))?;
     let file = session::save(&Session {
         server: api.base().to_owned(),
-        token: token.to_owned(),
+        token,
     })?;
     let verb = if new_account {
         "Created the account and signed in"

@@ -4,6 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
+use brine_core::{Access, RecordKind};
+use brine_proto::{
+    ApiKeyBody, CreateRecord, EventList, RecordList, RecordView, RecordWithKey, RotateRecord,
+    Timestamp,
+};
 use clap::{Args, Subcommand, ValueEnum};
 use reqwest::Method;
 use serde::Deserialize;
@@ -75,12 +80,12 @@ enum AccessArg {
     OwnerOnly,
 }
 
-impl AccessArg {
-    fn as_str(self) -> &'static str {
-        match self {
-            AccessArg::Private => "private",
-            AccessArg::Public => "public",
-            AccessArg::OwnerOnly => "owner_only",
+impl From<AccessArg> for Access {
+    fn from(access: AccessArg) -> Self {
+        match access {
+            AccessArg::Private => Access::Private,
+            AccessArg::Public => Access::Public,
+            AccessArg::OwnerOnly => Access::OwnerOnly,
         }
     }
 }
@@ -99,7 +104,7 @@ pub struct CreateArgs {
     sealed: bool,
     /// Stop serving the record after this time (RFC 3339, e.g. 2030-01-31T18:00:00Z).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    expires_at: Option<String>,
+    expires_at: Option<Timestamp>,
     /// Stop serving the record after this many successful reads.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
     max_reads: Option<i64>,
@@ -154,73 +159,45 @@ pub struct RotateArgs {
     json: bool,
 }
 
-/// A record as the management API describes it.
-#[derive(Deserialize)]
-struct RecordView {
-    uuid: String,
-    name: String,
-    access: String,
-    sealed: bool,
-    has_api_key: bool,
-    has_password: bool,
-    expires_at: Option<String>,
-    max_reads: Option<i64>,
-    reads: i64,
-    status: String,
-    #[serde(default)]
-    rate_limit: Option<Value>,
-    #[serde(default)]
-    quota: Option<Value>,
-    #[serde(default)]
-    quota_used: Option<i64>,
-    created_at: String,
-    updated_at: String,
-}
-
-impl RecordView {
-    /// `per_ip 60/min, total 1000/hour`, or `none`.
-    fn rate_limit_text(&self) -> String {
-        let parts: Vec<String> = ["per_ip", "total"]
-            .iter()
-            .filter_map(|k| {
-                let rate = self.rate_limit.as_ref()?.get(*k)?.as_str()?;
-                Some(format!("{k} {}", clean(rate)))
-            })
-            .collect();
-        if parts.is_empty() {
-            "none".to_owned()
-        } else {
-            parts.join(", ")
-        }
-    }
-
-    /// `37 of 10000 this month`, or `none`.
-    fn quota_text(&self) -> String {
-        let Some(quota) = &self.quota else {
-            return "none".to_owned();
-        };
-        let requests = quota["requests"].as_u64().unwrap_or(0);
-        let per = clean(quota["per"].as_str().unwrap_or("period"));
-        match self.quota_used {
-            Some(used) => format!("{used} of {requests} this {per}"),
-            None => format!("{requests} per {per}"),
-        }
+/// `per_ip 60/min, total 1000/hour`, or `none`.
+fn rate_limit_text(record: &RecordView) -> String {
+    let Some(limit) = &record.rate_limit else {
+        return "none".to_owned();
+    };
+    let parts: Vec<String> = [("per_ip", limit.per_ip), ("total", limit.total)]
+        .iter()
+        .filter_map(|(name, rate)| rate.map(|rate| format!("{name} {rate}")))
+        .collect();
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join(", ")
     }
 }
 
-#[derive(Deserialize)]
-struct EventView {
-    at: String,
-    channel: String,
-    outcome: String,
-    client_ip: Option<String>,
-    user_agent: Option<String>,
+/// `37 of 10000 this month`, or `none`.
+fn quota_text(record: &RecordView) -> String {
+    let Some(quota) = &record.quota else {
+        return "none".to_owned();
+    };
+    let per = serde_json::to_value(quota.per)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    match record.quota_used {
+        Some(used) => format!("{used} of {} this {per}", quota.requests),
+        None => format!("{} per {per}", quota.requests),
+    }
 }
 
-pub(super) fn parse_time(s: &str) -> Result<String, String> {
-    let at = OffsetDateTime::parse(s, &Rfc3339)
-        .map_err(|_| "expected an RFC 3339 time such as 2030-01-31T18:00:00Z".to_owned())?;
-    at.format(&Rfc3339).map_err(|e| e.to_string())
+fn time_text(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_default()
+}
+
+pub(super) fn parse_time(s: &str) -> Result<Timestamp, String> {
+    OffsetDateTime::parse(s, &Rfc3339)
+        .map(Timestamp)
+        .map_err(|_| "expected an RFC 3339 time such as 2030-01-31T18:00:00Z".to_owned())
 }
 
 /// The signed-in session and a client for its server.
@@ -308,57 +285,62 @@ async fn create(signed: &Signed, args: CreateArgs) -> anyhow::Result<()> {
         .map(|path| input::secret_file(path, "record password"))
         .transpose()?;
     let value = input::secret_value("Secret value")?;
-    let mut body = json!({
-        "name": args.name,
-        "type": "credential",
-        "access": args.access.as_str(),
-        "data": value.expose(),
-        "sealed": args.sealed,
-    });
-    if let Some(at) = &args.expires_at {
-        body["expires_at"] = json!(at);
-    }
-    if let Some(n) = args.max_reads {
-        body["max_reads"] = json!(n);
-    }
-    if let Some(password) = &password {
-        body["password"] = json!(password.expose());
-    }
-    if args.per_ip.is_some() || args.total.is_some() {
-        body["rate_limit"] = json!({"per_ip": args.per_ip, "total": args.total});
-    }
-    if let Some((requests, per)) = &args.quota {
-        body["quota"] = json!({"requests": requests, "per": per});
-    }
+    let rate_limit = (args.per_ip.is_some() || args.total.is_some())
+        .then(|| json!({"per_ip": args.per_ip, "total": args.total}));
+    let quota = args
+        .quota
+        .as_ref()
+        .map(|(requests, per)| json!({"requests": requests, "per": per}));
+    let body = CreateRecord {
+        name: args.name.clone(),
+        kind: Some(RecordKind::Credential),
+        access: args.access.into(),
+        data: Some(value.expose().to_owned()),
+        bridge: None,
+        params: None,
+        password: password.as_ref().map(|p| p.expose().to_owned()),
+        sealed: args.sealed,
+        expires_at: args.expires_at,
+        max_reads: args.max_reads,
+        api_key: None,
+        secure_page: None,
+        rate_limit,
+        quota,
+    };
+    let body = serde_json::to_value(body).context("cannot encode the record")?;
     drop(value);
-    let mut answer = signed
+    let answer = signed
         .call(Method::POST, "/api/v1/records", Some(&body))
         .await?;
     if args.json {
         return print_json(&answer);
     }
-    let api_key = answer["api_key"].as_str().map(str::to_owned);
     print_warnings(&answer);
-    let record: RecordView = decode(answer["record"].take())?;
+    let RecordWithKey {
+        record, api_key, ..
+    } = decode(answer)?;
     let sealed = if record.sealed { ", sealed" } else { "" };
     println!(
         "Created {}{sealed} record \"{}\".",
-        record.access,
+        record.access.as_str(),
         clean(&record.name)
     );
     println!("  uuid:       {}", record.uuid);
-    println!("  read URL:   {}", signed.read_url(&record.uuid));
-    if let Some(at) = &record.expires_at {
-        println!("  expires at: {at}");
+    println!(
+        "  read URL:   {}",
+        signed.read_url(&record.uuid.to_string())
+    );
+    if let Some(at) = record.expires_at {
+        println!("  expires at: {}", time_text(at));
     }
     if let Some(n) = record.max_reads {
         println!("  max reads:  {n}");
     }
     if record.rate_limit.is_some() {
-        println!("  rate limit: {}", record.rate_limit_text());
+        println!("  rate limit: {}", rate_limit_text(&record));
     }
     if record.quota.is_some() {
-        println!("  quota:      {}", record.quota_text());
+        println!("  quota:      {}", quota_text(&record));
     }
     match api_key {
         Some(key) => {
@@ -374,7 +356,7 @@ async fn create(signed: &Signed, args: CreateArgs) -> anyhow::Result<()> {
                 record.uuid
             );
         }
-        None if record.access == "public" => {
+        None if record.access == Access::Public => {
             println!(
                 "Anyone with the read URL can read it: brine get {}",
                 record.uuid
@@ -386,11 +368,11 @@ async fn create(signed: &Signed, args: CreateArgs) -> anyhow::Result<()> {
 }
 
 async fn list(signed: &Signed, json: bool) -> anyhow::Result<()> {
-    let mut answer = signed.call(Method::GET, "/api/v1/records", None).await?;
+    let answer = signed.call(Method::GET, "/api/v1/records", None).await?;
     if json {
         return print_json(&answer);
     }
-    let records: Vec<RecordView> = decode(answer["records"].take())?;
+    let RecordList { records } = decode(answer)?;
     if records.is_empty() {
         println!("No records yet. Store one with `brine records create`.");
         return Ok(());
@@ -399,10 +381,10 @@ async fn list(signed: &Signed, json: bool) -> anyhow::Result<()> {
         .iter()
         .map(|r| {
             vec![
-                r.uuid.clone(),
+                r.uuid.to_string(),
                 shorten(&clean(&r.name), 40),
-                r.access.clone(),
-                r.status.clone(),
+                r.access.as_str().to_owned(),
+                r.status.as_str().to_owned(),
             ]
         })
         .collect();
@@ -430,23 +412,23 @@ async fn show(signed: &Signed, uuid: Uuid, json: bool) -> anyhow::Result<()> {
         None => format!("{} (no limit)", r.reads),
     };
     let rows = [
-        ("uuid", r.uuid.clone()),
+        ("uuid", r.uuid.to_string()),
         ("name", clean(&r.name)),
-        ("access", r.access.clone()),
+        ("access", r.access.as_str().to_owned()),
         ("sealed", yes_no(r.sealed).to_owned()),
         ("X-API-Key set", yes_no(r.has_api_key).to_owned()),
         ("password set", yes_no(r.has_password).to_owned()),
-        ("status", r.status.clone()),
+        ("status", r.status.as_str().to_owned()),
         (
             "expires at",
-            r.expires_at.clone().unwrap_or_else(|| "never".to_owned()),
+            r.expires_at.map_or_else(|| "never".to_owned(), time_text),
         ),
         ("reads", reads),
-        ("rate limit", r.rate_limit_text()),
-        ("quota", r.quota_text()),
-        ("read URL", signed.read_url(&r.uuid)),
-        ("created at", r.created_at.clone()),
-        ("updated at", r.updated_at.clone()),
+        ("rate limit", rate_limit_text(&r)),
+        ("quota", quota_text(&r)),
+        ("read URL", signed.read_url(&r.uuid.to_string())),
+        ("created at", time_text(r.created_at)),
+        ("updated at", time_text(r.updated_at)),
     ];
     for (label, value) in rows {
         println!("{:<14} {value}", format!("{label}:"));
@@ -471,10 +453,11 @@ async fn rotate(signed: &Signed, args: RotateArgs) -> anyhow::Result<()> {
             .map(|path| input::secret_file(path, "record password"))
             .transpose()?;
         let value = input::secret_value("New secret value")?;
-        let mut body = json!({ "data": value.expose() });
-        if let Some(password) = &password {
-            body["password"] = json!(password.expose());
-        }
+        let body = RotateRecord {
+            data: Some(value.expose().to_owned()),
+            password: password.as_ref().map(|p| Some(p.expose().to_owned())),
+        };
+        let body = serde_json::to_value(body).context("cannot encode the new value")?;
         signed.call(Method::POST, &rotate_path, Some(&body)).await?
     } else {
         let key = input::api_key(args.api_key_file.as_deref())?.ok_or_else(|| {
@@ -497,16 +480,14 @@ async fn rotate(signed: &Signed, args: RotateArgs) -> anyhow::Result<()> {
     if args.json {
         return print_json(&answer);
     }
-    let key = answer["api_key"]
-        .as_str()
-        .ok_or_else(|| anyhow!("the server's answer holds no key"))?;
+    let ApiKeyBody { api_key: key } = decode(answer)?;
     println!("New X-API-Key for {}: {key}", args.uuid);
     println!("It is shown once — store it now. The old key no longer works.");
     Ok(())
 }
 
 async fn events(signed: &Signed, uuid: Uuid, limit: u32, json: bool) -> anyhow::Result<()> {
-    let mut answer = signed
+    let answer = signed
         .call(
             Method::GET,
             &format!("/api/v1/records/{uuid}/events?limit={limit}"),
@@ -516,7 +497,7 @@ async fn events(signed: &Signed, uuid: Uuid, limit: u32, json: bool) -> anyhow::
     if json {
         return print_json(&answer);
     }
-    let events: Vec<EventView> = decode(answer["events"].take())?;
+    let EventList { events } = decode(answer)?;
     if events.is_empty() {
         println!("No events yet: nobody has tried to read this record.");
         return Ok(());
@@ -526,7 +507,7 @@ async fn events(signed: &Signed, uuid: Uuid, limit: u32, json: bool) -> anyhow::
         .iter()
         .map(|e| {
             vec![
-                e.at.clone(),
+                time_text(e.at),
                 clean(&e.channel),
                 clean(&e.outcome),
                 e.client_ip.as_deref().map_or_else(unknown, clean),

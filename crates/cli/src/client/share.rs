@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use brine_core::Access;
+use brine_proto::{CreateRecord, SecurePageBody, Timestamp};
 use clap::Args;
 use reqwest::Method;
 use serde_json::json;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::input;
 use super::records::{Signed, parse_time, print_json, print_warnings};
@@ -26,7 +27,7 @@ pub struct ShareArgs {
     expires_in: Option<time::Duration>,
     /// When the page stops working (RFC 3339, e.g. 2030-01-31T18:00:00Z).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    expires_at: Option<String>,
+    expires_at: Option<Timestamp>,
     /// How many times the page may reveal the value.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
     max_views: Option<i64>,
@@ -62,26 +63,34 @@ pub async fn share(args: ShareArgs) -> anyhow::Result<std::process::ExitCode> {
         ),
     };
     let value = input::secret_value("Value to share")?;
-    let expires_at = match (args.expires_in, &args.expires_at) {
-        (Some(d), _) => Some((OffsetDateTime::now_utc() + d).format(&Rfc3339)?),
-        (None, Some(at)) => Some(at.clone()),
-        (None, None) => None,
+    let expires_at = match (args.expires_in, args.expires_at) {
+        (Some(d), _) => Some(Timestamp(OffsetDateTime::now_utc() + d)),
+        (None, at) => at,
     };
-    let mut page = json!({"enabled": true, "password": password.expose()});
-    if let Some(at) = expires_at {
-        page["expires_at"] = json!(at);
-    }
-    if let Some(n) = args.max_views {
-        page["max_views"] = json!(n);
-    }
+    let page = SecurePageBody {
+        enabled: true,
+        password: Some(password.expose().to_owned()),
+        expires_at,
+        max_views: args.max_views,
+    };
     // A record for the person only: no X-API-Key, so the page can be revoked on its own.
-    let body = json!({
-        "name": args.name,
-        "access": "private",
-        "api_key": false,
-        "data": value.expose(),
-        "secure_page": page,
-    });
+    let body = CreateRecord {
+        name: args.name.clone(),
+        kind: None,
+        access: Access::Private,
+        data: Some(value.expose().to_owned()),
+        bridge: None,
+        params: None,
+        password: None,
+        sealed: false,
+        expires_at: None,
+        max_reads: None,
+        api_key: Some(false),
+        secure_page: Some(page),
+        rate_limit: None,
+        quota: None,
+    };
+    let body = serde_json::to_value(body).context("cannot encode the record")?;
     drop(value);
     let mut answer = signed
         .call(Method::POST, "/api/v1/records", Some(&body))

@@ -62,6 +62,8 @@ pub struct Leftovers {
 
 pub struct TestServer {
     pub base: String,
+    /// Where the server's metrics are served.
+    pub metrics: Option<String>,
     pub http: Client,
     pub data_dir: PathBuf,
     database_url: Option<String>,
@@ -74,6 +76,7 @@ pub struct TestServer {
 pub fn settings_in(dir: &Path) -> Settings {
     Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
         data_dir: dir.to_path_buf(),
         ..Settings::default()
     }
@@ -129,12 +132,14 @@ impl TestServer {
         let database_url = settings.database_url.clone();
         let server = Server::bind(settings).await?;
         let addr = server.local_addr().unwrap();
+        let metrics = server.metrics_addr().map(|a| format!("http://{a}/metrics"));
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = rx.await;
         }));
         Ok(Self {
             base: format!("http://{addr}"),
+            metrics,
             http: Client::builder().no_proxy().build().unwrap(),
             data_dir,
             database_url,
@@ -158,6 +163,27 @@ impl TestServer {
             _tmp: self._tmp.take(),
             database: self.database.take(),
         }
+    }
+
+    /// One counter from the server's metrics (its value for `labels`, such as
+    /// `{result="hit"}`, or the unlabelled one).
+    pub async fn metric(&self, name: &str, labels: &str) -> u64 {
+        let url = self.metrics.as_ref().expect("the server serves metrics");
+        let text = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let line = format!("{name}{labels} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .unwrap_or_else(|| panic!("no {name}{labels} in:\n{text}"))
+            .parse()
+            .unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {

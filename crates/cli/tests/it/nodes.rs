@@ -24,6 +24,34 @@ async fn a_key_rotated_on_one_node_fails_on_the_other_at_once() {
     assert_eq!(body(b.read(&uuid, Some(&new)).await).await["data"], "v");
 }
 
+async fn a_rotation_on_one_node_is_obeyed_by_another_whose_cache_is_warm() {
+    let a = TestServer::start().await;
+    let b = a.second_node().await;
+    let token = a.signup("ana@example.com").await;
+    let created = a.create(&token, json!({"name": "K", "access": "private", "data": "v"})).await;
+    let uuid = uuid_of(&created);
+    let old = key_of(&created);
+    // B reads twice: the second read is served from its memory.
+    for _ in 0..2 {
+        assert_eq!(b.read(&uuid, Some(&old)).await.status(), StatusCode::OK);
+    }
+    let hits = b.metric("brine_record_cache_total", "{result=\"hit\"}").await;
+    assert!(hits >= 1, "B's copy is in memory");
+    let retries = b.metric("brine_stale_retries_total", "").await;
+
+    let res = a.post(&format!("/api/v1/records/{uuid}/api-key")).bearer_auth(&token).send().await.unwrap();
+    let new = body(res).await["api_key"].as_str().unwrap().to_owned();
+    // B's copy still opens with the old key, but the read's audit event finds the record
+    // changed, and B answers from the database instead.
+    assert_eq!(b.read(&uuid, Some(&old)).await.text().await.unwrap(), MISSING_KEY);
+    assert!(b.metric("brine_stale_retries_total", "").await > retries);
+    assert_eq!(body(b.read(&uuid, Some(&new)).await).await["data"], "v");
+    let res = b.get(&format!("/api/v1/records/{uuid}/events")).bearer_auth(&token).send().await.unwrap();
+    let outcomes: Vec<String> = body(res).await["events"].as_array().unwrap().iter()
+        .map(|e| e["outcome"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(outcomes, ["ok", "denied", "rotated", "ok", "ok"], "no event for the stale answer");
+}
+
 async fn a_record_deleted_on_one_node_is_gone_on_the_other() {
     let a = TestServer::start().await;
     let b = a.second_node().await;

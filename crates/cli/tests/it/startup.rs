@@ -149,6 +149,35 @@ async fn routing_errors_use_the_envelope() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_record_cache_larger_than_memory_is_refused_at_start_up() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut settings = settings_in(dir.path());
+    settings.record_cache_mib = 1 << 40;
+    let err = TestServer::start_settings(settings)
+        .await
+        .err()
+        .expect("refused");
+    let message = err.to_string();
+    assert!(
+        message.contains("record_cache_mib") && message.contains("does not fit"),
+        "{message}"
+    );
+    let stderr = failed_start(
+        &[
+            "--data-dir",
+            &dir.path().display().to_string(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[("BRINE_RECORD_CACHE_MIB", "100000000000")],
+    );
+    assert!(
+        stderr.contains("record_cache_mib = 100000000000 does not fit"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nodes_racing_with_different_master_keys_cannot_both_start() {
     for _ in 0..5 {
         let dir = tempfile::tempdir().unwrap();

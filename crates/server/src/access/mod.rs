@@ -15,6 +15,8 @@
 //! audited by the stage that refuses. What differs between channels is in one table, [`rules`].
 
 mod records;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +35,7 @@ use crate::clock::now_ms;
 use crate::extract::ClientInfo;
 use crate::fault::Fault;
 use crate::lockout::{Admission, Attempt, Lockout};
+use crate::metrics::DbCall;
 use crate::throttle::{Limited, Limits};
 use crate::vault::Vault;
 
@@ -198,6 +201,9 @@ impl Gate {
         client: &ClientInfo,
         attempt: Try,
     ) -> Result<Found, GateError> {
+        if attempt.number > 0 {
+            self.records.metrics().stale_retry();
+        }
         let found = self
             .records
             .get(uuid, attempt.number == 0)
@@ -494,18 +500,25 @@ impl Unlocked {
             }
         }
         let store = gate.records.store();
+        let metrics = gate.records.metrics();
         let uuid = found.record.uuid;
         let claimed = match found.rules.claim {
             Claim::Nothing => true,
             Claim::Read if found.record.max_reads.is_none() => true,
-            Claim::Read => store
-                .claim_read(uuid, now_ms())
-                .await
-                .map_err(Fault::from)?,
-            Claim::View => store
-                .claim_view(uuid, now_ms())
-                .await
-                .map_err(Fault::from)?,
+            Claim::Read => {
+                metrics.db(DbCall::ClaimRead);
+                store
+                    .claim_read(uuid, now_ms())
+                    .await
+                    .map_err(Fault::from)?
+            }
+            Claim::View => {
+                metrics.db(DbCall::ClaimView);
+                store
+                    .claim_view(uuid, now_ms())
+                    .await
+                    .map_err(Fault::from)?
+            }
         };
         if !claimed {
             return Err(self.refuse(Outcome::Gone, Refusal::NotFound).await);

@@ -16,6 +16,8 @@ use std::time::Instant;
 
 use brine_store::{Record, Store, StoreError};
 use quick_cache::Weighter;
+
+use crate::metrics::{DbCall, Metrics};
 use quick_cache::sync::Cache;
 use uuid::Uuid;
 
@@ -51,6 +53,7 @@ type Memory = Cache<Uuid, (Arc<Record>, Instant), Size>;
 pub struct Records {
     store: Arc<dyn Store>,
     memory: Option<Arc<Memory>>,
+    metrics: Metrics,
 }
 
 /// Roughly what one record takes, to size the cache's hash table.
@@ -58,16 +61,24 @@ const TYPICAL_RECORD_BYTES: u64 = 1024;
 
 impl Records {
     /// A cache holding up to `bytes` of records; 0 keeps none in memory.
-    pub fn new(store: Arc<dyn Store>, bytes: u64) -> Self {
+    pub fn new(store: Arc<dyn Store>, bytes: u64, metrics: Metrics) -> Self {
         let memory = (bytes > 0).then(|| {
             let items = usize::try_from(bytes / TYPICAL_RECORD_BYTES).unwrap_or(usize::MAX);
             Arc::new(Cache::with_weighter(items.max(16), bytes, Size))
         });
-        Self { store, memory }
+        Self {
+            store,
+            memory,
+            metrics,
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The record, from memory when `memory` allows and it is there, else from the database.
@@ -80,8 +91,11 @@ impl Records {
             && let Some(cache) = &self.memory
             && let Some((record, loaded)) = cache.get(&uuid)
         {
+            self.metrics.cache(true);
             return Ok(Some((record, Copy::Memory(loaded))));
         }
+        self.metrics.cache(false);
+        self.metrics.db(DbCall::Record);
         let Some(record) = self.store.record(uuid).await? else {
             self.forget(uuid);
             return Ok(None);

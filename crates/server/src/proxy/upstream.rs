@@ -23,6 +23,7 @@ use super::compiled::Bridge;
 use crate::audit::Outcome;
 use crate::error::REFUSAL_HEADER;
 use crate::loop_guard::LoopGuard;
+use crate::metrics::Metrics;
 
 /// The outbound HTTP client: no proxies from the environment, no redirects followed, and a DNS
 /// resolver that refuses internal addresses at connect time (unless the operator allows them).
@@ -34,6 +35,7 @@ pub struct UpstreamClient {
     loops: LoopGuard,
     /// KiB of upstream answers that `select` may hold in memory at once, across all calls.
     buffers: Arc<Semaphore>,
+    metrics: Metrics,
 }
 
 impl UpstreamClient {
@@ -42,6 +44,7 @@ impl UpstreamClient {
         connect_timeout: Duration,
         loops: LoopGuard,
         select_buffer_bytes: usize,
+        metrics: Metrics,
     ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .no_proxy()
@@ -58,6 +61,7 @@ impl UpstreamClient {
             allow_private,
             loops,
             buffers: Arc::new(Semaphore::new(kib)),
+            metrics,
         })
     }
 
@@ -207,6 +211,7 @@ pub async fn call(
             last = Failure::Refused;
             continue;
         }
+        client.metrics.upstream_call();
         let request = client
             .client
             .request(call.method.clone(), url)

@@ -22,6 +22,7 @@ use uuid::Uuid;
 use self::logs::{Outage, RefusalLog};
 use crate::clock::now_ms;
 use crate::fault::Fault;
+use crate::metrics::{DbCall, Metrics};
 
 /// The server's own limits (`[rate_limits]` in the configuration).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,6 +82,7 @@ pub struct Limits {
     outage: Arc<Outage>,
     refusals: Arc<RefusalLog>,
     store: Arc<dyn Store>,
+    metrics: Metrics,
     /// Keys the email digests of sign-in limits, so that the limiter's storage holds nothing a
     /// dictionary could turn back into addresses.
     email_mac: Hmac<Sha256>,
@@ -91,6 +93,7 @@ impl Limits {
         settings: RateLimitSettings,
         shared: Option<RedisLimiter>,
         store: Arc<dyn Store>,
+        metrics: Metrics,
         email_key: &[u8],
     ) -> Result<Self, InvalidLength> {
         Ok(Self {
@@ -100,6 +103,7 @@ impl Limits {
             outage: Arc::default(),
             refusals: Arc::default(),
             store,
+            metrics,
             email_mac: <Hmac<Sha256> as KeyInit>::new_from_slice(email_key)?,
         })
     }
@@ -165,6 +169,7 @@ impl Limits {
         };
         let now = now_ms();
         let (start, next) = quota.per.bounds(now);
+        self.metrics.db(DbCall::Quota);
         if self
             .store
             .take_quota(record.uuid, start, i64::from(quota.requests))
@@ -187,6 +192,7 @@ impl Limits {
                 let answer = if self.outage.resting() {
                     None
                 } else {
+                    self.metrics.redis_call();
                     Some(shared.acquire(rules).await)
                 };
                 match answer {
