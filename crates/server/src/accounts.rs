@@ -47,8 +47,19 @@ pub struct Session {
     pub expires_in: i64,
 }
 
+/// Cheap to clone: one reference count (requests clone handles as they extract them).
 #[derive(Clone)]
-pub struct Accounts {
+pub struct Accounts(Arc<AccountsParts>);
+
+impl std::ops::Deref for Accounts {
+    type Target = AccountsParts;
+
+    fn deref(&self) -> &AccountsParts {
+        &self.0
+    }
+}
+
+pub struct AccountsParts {
     pub store: Arc<dyn Store>,
     pub tokens: Arc<TokenKeys>,
     vault: Vault,
@@ -68,14 +79,14 @@ impl Accounts {
         decoy_hash: Arc<str>,
         signup_open: bool,
     ) -> Self {
-        Self {
+        Self(Arc::new(AccountsParts {
             store,
             tokens,
             vault,
             limits,
             decoy_hash,
             signup_open,
-        }
+        }))
     }
 
     /// Creates an account and signs it in.

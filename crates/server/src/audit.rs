@@ -179,6 +179,8 @@ pub struct AuditLog {
 }
 
 const MAX_GROUP: usize = 512;
+/// Times the writer lets other tasks run before it writes a group (see `AuditLog::start`).
+const TOP_UP_ROUNDS: usize = 2;
 
 impl AuditLog {
     pub fn start(store: Arc<dyn Store>, metrics: Metrics) -> Self {
@@ -186,6 +188,17 @@ impl AuditLog {
         tokio::spawn(async move {
             let mut group = Vec::with_capacity(MAX_GROUP);
             while incoming.recv_many(&mut group, MAX_GROUP).await > 0 {
+                // Let the requests that are ready to run first add their events: a group costs
+                // about the same to write with one event as with fifty. This waits for no timer;
+                // when nothing else is ready, the group is written at once.
+                for _ in 0..TOP_UP_ROUNDS {
+                    tokio::task::yield_now().await;
+                    let room = MAX_GROUP - group.len();
+                    if room == 0 || incoming.is_empty() {
+                        break;
+                    }
+                    incoming.recv_many(&mut group, room).await;
+                }
                 metrics.db(DbCall::AuditGroup);
                 metrics.audit_events(group.len());
                 write_group(store.as_ref(), &mut group).await;

@@ -27,7 +27,7 @@ pub struct KdfPool {
 /// Work waiting for a thread; past this, callers wait to enqueue.
 const QUEUE: usize = 1024;
 
-/// Argon2 runs at a lower priority (nice ~10) than the threads serving requests: when they
+/// Argon2 runs at the lowest priority (nice 19) below the threads serving requests: when they
 /// share a core, a burst of unlocks then waits, not the reads.
 #[cfg(unix)]
 fn lower_priority() {
@@ -35,9 +35,7 @@ fn lower_priority() {
         NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
         set_thread_priority_and_policy, thread_native_id,
     };
-    let Ok(value) = ThreadPriorityValue::try_from(25u8) else {
-        return;
-    };
+    let value = ThreadPriorityValue::MIN;
     let lowered = set_thread_priority_and_policy(
         thread_native_id(),
         ThreadPriority::Crossplatform(value),

@@ -234,7 +234,7 @@ impl Server {
         let metrics_page =
             metrics_listener.map(|listener| (listener, metrics.clone(), vault.clone()));
         let proxy = Proxy::new(upstream, vault.clone(), audit, settings.max_upstream_per_ip);
-        let state = AppState {
+        let state = AppState::new(state::StateParts {
             owners: Owners::new(gate.clone(), proxy.clone()),
             accounts: Accounts::new(
                 store.clone(),
@@ -253,7 +253,7 @@ impl Server {
             page_loads,
             batch: settings.batch,
             store: store.clone(),
-        };
+        });
         Ok(Self {
             listener,
             metrics: metrics_page,

@@ -15,9 +15,25 @@ use crate::page_loads::PageLoads;
 use crate::proxy::Proxy;
 use crate::routes::batch::BatchSettings;
 
-/// Shared by every request. Cheap to clone.
+/// Shared by every request; one reference count to clone.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<StateParts>);
+
+impl AppState {
+    pub fn new(parts: StateParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = StateParts;
+
+    fn deref(&self) -> &StateParts {
+        &self.0
+    }
+}
+
+pub struct StateParts {
     pub gate: Gate,
     pub proxy: Proxy,
     pub owners: Owners,

@@ -115,11 +115,12 @@ impl Vault {
 
     /// A record's value.
     pub fn decrypt(&self, record: &Record, dek: &DataKey) -> Result<Zeroizing<String>, VaultError> {
-        let plain = dek.open(
+        let mut plain = dek.open(
             payload_binding(record.uuid, record.payload_version)?,
             &record.payload,
         )?;
-        String::from_utf8(plain.to_vec())
+        // Moved, not copied: the only copy of the value stays in zeroized memory.
+        String::from_utf8(std::mem::take(&mut *plain))
             .map(Zeroizing::new)
             .map_err(|_| VaultError::NotText)
     }

@@ -51,21 +51,26 @@ fn writer_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Writer(e.to_string())
 }
 
+fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(writer_error)?;
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(writer_error)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+    )
+    .map_err(writer_error)?;
+    Ok(conn)
+}
+
 impl AuditWriter {
     /// Opens the writer's connection to the database file at `path` (which exists and is
     /// migrated) and starts its thread.
     pub fn start(path: &Path) -> Result<Self> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(writer_error)?;
-        conn.busy_timeout(Duration::from_secs(10))
-            .map_err(writer_error)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-        )
-        .map_err(writer_error)?;
+        let conn = open(path)?;
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("brine-audit".into())

@@ -153,8 +153,19 @@ fn rules(channel: Channel) -> Rules {
 }
 
 /// Everything the gate uses, as handles.
+/// Cheap to clone: one reference count (requests clone handles as they extract them).
 #[derive(Clone)]
-pub struct Gate {
+pub struct Gate(Arc<GateParts>);
+
+impl std::ops::Deref for Gate {
+    type Target = GateParts;
+
+    fn deref(&self) -> &GateParts {
+        &self.0
+    }
+}
+
+pub struct GateParts {
     pub records: Records,
     vault: Vault,
     audit: AuditLog,
@@ -175,13 +186,13 @@ impl Gate {
         limits: Limits,
         lockout: Lockout,
     ) -> Self {
-        Self {
+        Self(Arc::new(GateParts {
             records,
             vault,
             audit,
             limits,
             lockout,
-        }
+        }))
     }
 
     pub fn vault(&self) -> &Vault {

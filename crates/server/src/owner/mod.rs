@@ -91,8 +91,19 @@ pub fn sealed() -> OwnerError {
 pub type OwnerResult<T> = Result<T, OwnerError>;
 
 /// Everything the owner's operations use, as handles.
+/// Cheap to clone: one reference count (requests clone handles as they extract them).
 #[derive(Clone)]
-pub struct Owners {
+pub struct Owners(Arc<OwnersParts>);
+
+impl std::ops::Deref for Owners {
+    type Target = OwnersParts;
+
+    fn deref(&self) -> &OwnersParts {
+        &self.0
+    }
+}
+
+pub struct OwnersParts {
     store: Arc<dyn Store>,
     records: Records,
     vault: Vault,
@@ -103,14 +114,14 @@ pub struct Owners {
 
 impl Owners {
     pub fn new(gate: Gate, proxy: Proxy) -> Self {
-        Self {
+        Self(Arc::new(OwnersParts {
             store: gate.records.store().clone(),
             records: gate.records.clone(),
             vault: gate.vault().clone(),
             audit: gate.audit().clone(),
             gate,
             proxy,
-        }
+        }))
     }
 
     /// The owner's record, read from the database, or `NotFound`.

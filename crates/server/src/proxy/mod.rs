@@ -43,8 +43,19 @@ pub struct Incoming {
 }
 
 /// Everything bridges use besides the gate.
+/// Cheap to clone: one reference count (requests clone handles as they extract them).
 #[derive(Clone)]
-pub struct Proxy {
+pub struct Proxy(std::sync::Arc<ProxyParts>);
+
+impl std::ops::Deref for Proxy {
+    type Target = ProxyParts;
+
+    fn deref(&self) -> &ProxyParts {
+        &self.0
+    }
+}
+
+pub struct ProxyParts {
     pub upstream: UpstreamClient,
     compiled: BridgeCache,
     inflight: InFlight,
@@ -99,14 +110,14 @@ impl Proxy {
         audit: AuditLog,
         max_upstream_per_ip: u32,
     ) -> Self {
-        Self {
+        Self(std::sync::Arc::new(ProxyParts {
             upstream,
             compiled: BridgeCache::default(),
             inflight: InFlight::default(),
             vault,
             audit,
             max_upstream_per_ip,
-        }
+        }))
     }
 
     /// A call through the bridge that `found` holds, answered as the caller will see it (CORS
