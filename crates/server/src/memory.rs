@@ -42,12 +42,33 @@ fn available() -> Option<u64> {
                 })
                 .map(|kib| kib * 1024)
         });
-    let group = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+    let group = std::fs::read_to_string("/proc/self/cgroup")
         .ok()
-        .and_then(|text| text.trim().parse::<u64>().ok());
+        .and_then(|text| group_limit(&text, |path| std::fs::read_to_string(path).ok()));
     match (total, group) {
         (Some(t), Some(g)) => Some(t.min(g)),
         (t, g) => t.or(g),
+    }
+}
+
+/// The lowest `memory.max` on the way from the process's control group (cgroup v2, as named in
+/// `/proc/self/cgroup`) up to the root: a systemd `MemoryMax=` sits on the service's own group,
+/// a container's limit on the group at its root.
+fn group_limit(own: &str, read: impl Fn(&str) -> Option<String>) -> Option<u64> {
+    let path = own.lines().find_map(|line| line.strip_prefix("0::"))?;
+    let mut limit: Option<u64> = None;
+    let mut dir = path.trim().trim_end_matches('/');
+    loop {
+        let found = read(&format!("/sys/fs/cgroup{dir}/memory.max"))
+            .and_then(|text| text.trim().parse::<u64>().ok());
+        limit = match (limit, found) {
+            (Some(l), Some(f)) => Some(l.min(f)),
+            (l, f) => l.or(f),
+        };
+        match dir.rfind('/') {
+            Some(cut) => dir = &dir[..cut],
+            None => return limit,
+        }
     }
 }
 
@@ -65,5 +86,24 @@ mod tests {
             "{err}"
         );
         assert!(check_cache(u64::MAX).is_err(), "no overflow");
+    }
+
+    #[test]
+    fn the_lowest_limit_between_the_process_group_and_the_root_counts() {
+        let files = |path: &str| {
+            match path {
+                "/sys/fs/cgroup/memory.max" => Some("8589934592\n"),
+                "/sys/fs/cgroup/system.slice/memory.max" => Some("max\n"),
+                "/sys/fs/cgroup/system.slice/brine.service/memory.max" => Some("1073741824\n"),
+                _ => None,
+            }
+            .map(str::to_owned)
+        };
+        let own = "0::/system.slice/brine.service\n";
+        assert_eq!(group_limit(own, files), Some(1 << 30));
+        assert_eq!(group_limit("0::/\n", files), Some(8 << 30));
+        assert_eq!(group_limit("0::/user.slice\n", files), Some(8 << 30));
+        assert_eq!(group_limit("1:memory:/x\n", files), None, "cgroup v1 only");
+        assert_eq!(group_limit("0::/elsewhere\n", |_| None), None);
     }
 }

@@ -24,6 +24,22 @@ pub struct PgStore {
     pool: PgPool,
 }
 
+/// One settle per event, as applying `settles` in order would leave it: one UPDATE over arrays
+/// applies only one of several rows that match the same event, and does not say which.
+fn folded<'a>(settles: &[Settle<'a>]) -> Vec<Settle<'a>> {
+    let mut out: Vec<Settle<'a>> = Vec::with_capacity(settles.len());
+    for s in settles {
+        match out.iter_mut().find(|o| o.id == s.id) {
+            Some(o) => {
+                o.outcome = s.outcome;
+                o.detail = s.detail.or(o.detail);
+            }
+            None => out.push(*s),
+        }
+    }
+    out
+}
+
 impl PgStore {
     /// Connects and applies pending migrations. sqlx holds a PostgreSQL advisory lock while it
     /// migrates, so nodes starting together apply each migration exactly once.
@@ -70,6 +86,7 @@ impl PgStore {
                 .collect()
         };
         if !settles.is_empty() {
+            let settles = folded(settles);
             let ids: Vec<i64> = settles.iter().map(|s| s.id).collect();
             let outcomes: Vec<&str> = settles.iter().map(|s| s.outcome).collect();
             let details: Vec<Option<&str>> = settles.iter().map(|s| s.detail).collect();

@@ -581,6 +581,54 @@ async fn audit_events(store: &dyn Store) {
             .is_empty()
     );
 
+    // Two settles of one event in one group apply in order: a bridge call's status, then its
+    // size.
+    let call = store
+        .append_event(&NewAuditEvent {
+            record: r.uuid,
+            at: now(),
+            channel: "bridge",
+            outcome: "attempt",
+            client_ip: None,
+            user_agent: None,
+            detail: Some(r#"{"method":"GET"}"#),
+            expect_version: None,
+        })
+        .await
+        .unwrap();
+    let settles = [
+        Settle {
+            id: call,
+            outcome: "failed",
+            detail: Some(r#"{"status":502}"#),
+        },
+        Settle {
+            id: call,
+            outcome: "ok",
+            detail: None,
+        },
+        Settle {
+            id: call,
+            outcome: "ok",
+            detail: Some(r#"{"status":200,"bytes":5}"#),
+        },
+        Settle {
+            id: call,
+            outcome: "ok",
+            detail: None,
+        },
+    ];
+    store.append_events(&[], &settles).await.unwrap();
+    let settled = &store.events(r.uuid, 1, None).await.unwrap()[0];
+    assert_eq!(
+        (
+            settled.id,
+            settled.outcome.as_str(),
+            settled.detail.as_deref()
+        ),
+        (call, "ok", Some(r#"{"status":200,"bytes":5}"#))
+    );
+
     // An event made from an older version of its record, or for a record that is gone, is not
     // stored; the rest of its group is.
     let version = store.record(r.uuid).await.unwrap().unwrap().version;

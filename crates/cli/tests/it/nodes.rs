@@ -52,6 +52,50 @@ async fn a_rotation_on_one_node_is_obeyed_by_another_whose_cache_is_warm() {
     assert_eq!(outcomes, ["ok", "denied", "rotated", "ok", "ok"], "no event for the stale answer");
 }
 
+async fn answers_that_store_no_event_follow_another_nodes_change_within_a_second() {
+    let a = TestServer::start().await;
+    let b = a.second_node().await;
+    let token = a.signup("ana@example.com").await;
+    let up = crate::upstream::Upstream::start().await;
+    let bridge = |methods: &[&str]| json!({"url": up.url("/v1"), "allowed_methods": methods,
+                                           "allowed_origins": ["https://app.example.com"]});
+    let created = a.create(&token, json!({"name": "API", "type": "bridge", "access": "public",
+                                          "bridge": bridge(&["GET"])})).await;
+    let bridge_uuid = uuid_of(&created);
+    let created = a.create(&token, json!({"name": "S", "access": "private", "data": "v"})).await;
+    let page_uuid = uuid_of(&created);
+    let unlock = || async {
+        let url = b.url(&format!("/secure/{page_uuid}"));
+        let form = LoadedForm::load(b.http.get(&url)).await;
+        form.post(&b.http, &url, &[("password", "a page password")]).send().await.unwrap().status()
+    };
+    let preflight = || {
+        b.request(Method::OPTIONS, &format!("/r/{bridge_uuid}"))
+            .header("Origin", "https://app.example.com")
+            .header("Access-Control-Request-Method", "POST")
+            .send()
+    };
+    // B keeps both records in memory: the bridge allows GET only, the credential has no page.
+    for _ in 0..2 {
+        let res = preflight().await.unwrap();
+        assert_eq!(res.headers()["access-control-allow-methods"], "GET");
+        assert_eq!(unlock().await, StatusCode::UNAUTHORIZED);
+    }
+
+    let res = a.request(Method::PATCH, &format!("/api/v1/records/{bridge_uuid}")).bearer_auth(&token)
+        .json(&json!({"bridge": bridge(&["GET", "POST"])})).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = a.request(Method::PUT, &format!("/api/v1/records/{page_uuid}/secure-page")).bearer_auth(&token)
+        .json(&json!({"enabled": true, "password": "a page password"})).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // Neither answer stores an event that would find B's copies out of date: B trusts a copy
+    // for such answers only while it is under a second old.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let res = preflight().await.unwrap();
+    assert_eq!(res.headers()["access-control-allow-methods"], "GET, POST");
+    assert_eq!(unlock().await, StatusCode::OK);
+}
+
 async fn a_record_deleted_on_one_node_is_gone_on_the_other() {
     let a = TestServer::start().await;
     let b = a.second_node().await;

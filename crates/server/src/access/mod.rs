@@ -175,8 +175,9 @@ pub struct GateParts {
 
 /// How many times a request starts again when its record changes under it.
 const ATTEMPTS: usize = 3;
-/// How old a copy from memory may be to refuse a call over its rate limits on its own word.
-const RECHECK_REFUSALS: Duration = Duration::from_secs(1);
+/// How old a copy from memory may be to decide an answer that stores no event (a refusal over
+/// rate limits, a preflight) on its own word.
+const TRUST_ALONE_FOR: Duration = Duration::from_secs(1);
 
 impl Gate {
     pub fn new(
@@ -299,8 +300,25 @@ impl Found {
         self
     }
 
-    fn copy_older_than(&self, age: Duration) -> bool {
-        matches!(self.copy, Copy::Memory(loaded) if loaded.elapsed() > age)
+    /// The record as the database has it when this copy from memory is over a second old. For
+    /// answers that store no event (a CORS preflight, a secure page that is not there): no
+    /// version check would catch a copy that is out of date, so they trust a copy only briefly.
+    pub async fn current(self) -> Result<Found, GateError> {
+        if self.trusted_alone() {
+            return Ok(self);
+        }
+        let again = Try { number: 1 };
+        let found = self
+            .gate
+            .find(self.record.uuid, &self.client, again)
+            .await?;
+        Ok(found.via(self.channel))
+    }
+
+    /// Whether this copy may decide an answer that stores no event: it was read from the
+    /// database by this request, or less than a second ago.
+    pub fn trusted_alone(&self) -> bool {
+        !matches!(self.copy, Copy::Memory(loaded) if loaded.elapsed() > TRUST_ALONE_FOR)
     }
 
     /// The version the record's events must find, when it is a copy from memory.
@@ -353,7 +371,7 @@ impl Found {
                 // A copy from memory may hold limits since lifted, and refusals are audited only
                 // now and then, so no stale event would catch it: a copy older than a second
                 // is checked against the database before it refuses.
-                Err(_) if self.copy_older_than(RECHECK_REFUSALS) => {
+                Err(_) if !self.trusted_alone() => {
                     return Err(Fault::Stale.into());
                 }
                 Err(limited) => return Err(self.refuse_limited(limited).await),

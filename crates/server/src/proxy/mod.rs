@@ -124,6 +124,10 @@ impl Proxy {
     /// included, refusals too). A copy from memory that turns out to be out of date is the one
     /// error returned, for the gate to start again.
     pub async fn call(&self, found: Found, incoming: &Incoming) -> Result<Response, Fault> {
+        // A preflight stores no event, so no version check would catch an out-of-date policy.
+        if is_preflight(incoming) && !found.trusted_alone() {
+            return Err(Fault::Stale);
+        }
         let origin = incoming.headers.get(header::ORIGIN);
         let allowed_origin = found
             .record()
@@ -165,11 +169,7 @@ impl Proxy {
                 .await);
         }
         // Preflight: answered here from the policy, never forwarded.
-        if incoming.method == Method::OPTIONS
-            && incoming
-                .headers
-                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
-        {
+        if is_preflight(incoming) {
             return Ok(preflight(policy.methods(), &incoming.headers));
         }
         if !policy.methods().contains(&incoming.method) {
@@ -382,6 +382,13 @@ pub fn allowed_prefix<'p>(policy: &'p BridgePolicy, extra: &str) -> Option<&'p s
         .iter()
         .map(|p| p.trim_end_matches('/'))
         .find(|prefix| extra == *prefix || extra.starts_with(&format!("{prefix}/")))
+}
+
+fn is_preflight(incoming: &Incoming) -> bool {
+    incoming.method == Method::OPTIONS
+        && incoming
+            .headers
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 fn preflight(methods: &[Method], request: &HeaderMap) -> Response {

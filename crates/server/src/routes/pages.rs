@@ -86,7 +86,11 @@ async fn find_page(
     attempt: Try,
 ) -> Result<Found, GateError> {
     let uuid = uuid.ok_or(Refusal::NotFound)?;
-    let found = gate.find(uuid, client, attempt).await?;
+    let mut found = gate.find(uuid, client, attempt).await?;
+    if found.record().slot(SlotKind::SecurePage).is_none() {
+        // Perhaps enabled through another node since this copy was read.
+        found = found.current().await?;
+    }
     if found.record().slot(SlotKind::SecurePage).is_none() {
         return Err(Refusal::NotFound.into());
     }
