@@ -17,11 +17,12 @@ use axum::response::{IntoResponse, Response};
 use brine_bridge::select::Selector;
 use brine_core::BridgePolicy;
 use brine_crypto::DataKey;
+use brine_limits::Decision;
 use brine_store::Record;
 use bytes::Bytes;
 
 use self::cache::{BridgeCache, Compiled};
-use self::inflight::InFlight;
+use self::inflight::{InFlight, Ticket};
 use self::upstream::{Answer, Call, HOP_HEADER, UpstreamClient};
 use crate::access::{Credential, Found, GateError, Refusal};
 use crate::audit::{AuditLog, Outcome};
@@ -161,31 +162,12 @@ impl Proxy {
             return Err(Refusal::NotFound.into());
         };
         let policy = policy.clone();
-        // Refused before anything else: the upstream is never called.
-        if incoming.headers.contains_key(header::ORIGIN) && !origin_allowed {
-            let refusal = Refusal::OriginNotAllowed;
-            return Err(found
-                .refuse(Outcome::Forbidden, refusal, Some(detail.json()))
-                .await);
-        }
-        // Preflight: answered here from the policy, never forwarded.
-        if is_preflight(incoming) {
-            return Ok(preflight(policy.methods(), &incoming.headers));
-        }
-        if !policy.methods().contains(&incoming.method) {
-            let refusal = Refusal::MethodNotAllowed {
-                allowed: policy.methods().to_vec(),
-                message: "This bridge does not accept that method.",
-            };
-            return Err(found
-                .refuse(Outcome::Denied, refusal, Some(detail.json()))
-                .await);
-        }
-        let Some(prefix) = allowed_prefix(&policy, &incoming.extra_path) else {
-            let refusal = Refusal::PathNotAllowed;
-            return Err(found
-                .refuse(Outcome::Denied, refusal, Some(detail.json()))
-                .await);
+        let prefix = match screen(&policy, incoming, origin_allowed) {
+            Screened::Call { prefix } => prefix,
+            Screened::Preflight(response) => return Ok(response),
+            Screened::Refused(outcome, refusal) => {
+                return Err(found.refuse(outcome, refusal, Some(detail.json())).await);
+            }
         };
         let credential = match api_key(&incoming.headers) {
             Some(key) => Credential::ApiKey(key.to_owned()),
@@ -241,46 +223,57 @@ impl Proxy {
             },
         )
         .await;
-        match result {
+        Ok(self.respond(result, event, detail, rate, ticket).await)
+    }
+
+    /// The upstream's answer (or the failure to get one) as the caller sees it. The call's event
+    /// gets its outcome now, and its size when the body has been relayed.
+    async fn respond(
+        &self,
+        result: Result<Answer, upstream::Failure>,
+        event: i64,
+        detail: CallDetail,
+        rate: Option<Decision>,
+        ticket: Ticket,
+    ) -> Response {
+        let answer = match result {
             Err(failure) => {
                 self.audit.settle(event, failure.outcome(), None).await;
-                Ok(ApiError::from(failure).into_response())
+                return ApiError::from(failure).into_response();
             }
-            Ok(answer) => {
-                let Answer {
-                    status,
-                    mut headers,
-                    body,
-                    hop,
-                    latency,
-                } = answer;
-                let mut done = CallDetail {
-                    status: Some(status.as_u16()),
-                    hop: Some(hop),
-                    latency_ms: Some(u64::try_from(latency.as_millis()).unwrap_or(u64::MAX)),
-                    ..detail
-                };
-                self.audit
-                    .settle(event, Outcome::Ok, Some(done.json()))
-                    .await;
-                headers.insert(HOP_HEADER, HeaderValue::from(hop));
-                if let Some(rate) = &rate {
-                    write_headers(rate, &mut headers);
-                }
-                // When the body has been relayed, its size completes the audit event.
-                let sent = body.sent.clone();
-                let audit = self.audit.clone();
-                let body = body.into_body_then(move || {
-                    drop(ticket);
-                    done.bytes = Some(sent.load(Ordering::Relaxed));
-                    audit.settle_now(event, Outcome::Ok, done.json());
-                });
-                let mut response = Response::new(body);
-                *response.status_mut() = status;
-                *response.headers_mut() = headers;
-                Ok(response)
-            }
+            Ok(answer) => answer,
+        };
+        let Answer {
+            status,
+            mut headers,
+            body,
+            hop,
+            latency,
+        } = answer;
+        let mut done = CallDetail {
+            status: Some(status.as_u16()),
+            hop: Some(hop),
+            latency_ms: Some(u64::try_from(latency.as_millis()).unwrap_or(u64::MAX)),
+            ..detail
+        };
+        self.audit
+            .settle(event, Outcome::Ok, Some(done.json()))
+            .await;
+        headers.insert(HOP_HEADER, HeaderValue::from(hop));
+        if let Some(rate) = &rate {
+            write_headers(rate, &mut headers);
         }
+        let sent = body.sent.clone();
+        let audit = self.audit.clone();
+        let body = body.into_body_then(move || {
+            drop(ticket);
+            done.bytes = Some(sent.load(Ordering::Relaxed));
+            audit.settle_now(event, Outcome::Ok, done.json());
+        });
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        response
     }
 
     fn compiled(&self, record: &Record, dek: &DataKey) -> Result<std::sync::Arc<Compiled>, Fault> {
@@ -382,6 +375,39 @@ pub fn allowed_prefix<'p>(policy: &'p BridgePolicy, extra: &str) -> Option<&'p s
         .iter()
         .map(|p| p.trim_end_matches('/'))
         .find(|prefix| extra == *prefix || extra.starts_with(&format!("{prefix}/")))
+}
+
+/// What the bridge's policy says of a call before anything is looked up or spent.
+enum Screened<'p> {
+    /// Under the allowed path prefix.
+    Call {
+        prefix: &'p str,
+    },
+    /// A CORS preflight, answered from the policy and never forwarded.
+    Preflight(Response),
+    Refused(Outcome, Refusal),
+}
+
+/// The policy's checks that need no key and cost nothing: the origin (refused before anything
+/// else, so the upstream is never called), the preflight, the method and the path.
+fn screen<'p>(policy: &'p BridgePolicy, incoming: &Incoming, origin_allowed: bool) -> Screened<'p> {
+    if incoming.headers.contains_key(header::ORIGIN) && !origin_allowed {
+        return Screened::Refused(Outcome::Forbidden, Refusal::OriginNotAllowed);
+    }
+    if is_preflight(incoming) {
+        return Screened::Preflight(preflight(policy.methods(), &incoming.headers));
+    }
+    if !policy.methods().contains(&incoming.method) {
+        let refusal = Refusal::MethodNotAllowed {
+            allowed: policy.methods().to_vec(),
+            message: "This bridge does not accept that method.",
+        };
+        return Screened::Refused(Outcome::Denied, refusal);
+    }
+    match allowed_prefix(policy, &incoming.extra_path) {
+        Some(prefix) => Screened::Call { prefix },
+        None => Screened::Refused(Outcome::Denied, Refusal::PathNotAllowed),
+    }
 }
 
 fn is_preflight(incoming: &Incoming) -> bool {

@@ -12,10 +12,12 @@ use brine_bridge::headers::{connection_listed, forward_request_header, return_re
 use brine_bridge::scrub::{ScrubStream, Scrubber};
 use brine_bridge::select::Selector;
 use brine_bridge::ssrf::check_url;
+use brine_bridge::template::UrlTemplate;
 use bytes::Bytes;
 use futures_util::Stream;
 use futures_util::stream::BoxStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use url::Url;
 
 use std::future::Future;
 
@@ -179,34 +181,7 @@ pub async fn call(
             last = Failure::Timeout;
             break;
         }
-        let mut url = template
-            .render(&lookup)
-            .map_err(|e| Failure::BadInput(e.to_string()))?;
-        if !call.extra_path.is_empty() {
-            let base = url.path().trim_end_matches('/').to_owned();
-            url.set_path(&format!("{base}{}", call.extra_path));
-            // After the URL's own normalisation, the path must still be under the prefix.
-            let root = format!("{base}{}", call.path_prefix);
-            let path = url.path();
-            if !(path == root || path.starts_with(&format!("{root}/"))) {
-                return Err(Failure::BadInput("That path is not allowed.".into()));
-            }
-        }
-        // The bridge's own query parameters cannot be repeated (and so overridden) by callers.
-        if let Some((name, _)) = passthrough
-            .iter()
-            .find(|(k, _)| url.query_pairs().any(|(stored, _)| stored == k.as_str()))
-        {
-            return Err(Failure::BadInput(format!(
-                "The query parameter '{name}' is set by the bridge."
-            )));
-        }
-        if !passthrough.is_empty() {
-            let mut pairs = url.query_pairs_mut();
-            for (k, v) in &passthrough {
-                pairs.append_pair(k, v);
-            }
-        }
+        let url = hop_url(template, &lookup, &call, &passthrough)?;
         if check_url(&url, client.allow_private).is_err() {
             last = Failure::Refused;
             continue;
@@ -255,6 +230,44 @@ pub async fn call(
         .await;
     }
     Err(last)
+}
+
+/// One hop's URL: its template rendered with the caller's parameters, the caller's extra path
+/// (which must stay under the allowed prefix once normalised), and the passed-on query
+/// parameters (which may not repeat the bridge's own).
+fn hop_url(
+    template: &UrlTemplate,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    call: &Call<'_>,
+    passthrough: &[&(String, String)],
+) -> Result<Url, Failure> {
+    let mut url = template
+        .render(lookup)
+        .map_err(|e| Failure::BadInput(e.to_string()))?;
+    if !call.extra_path.is_empty() {
+        let base = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{base}{}", call.extra_path));
+        let root = format!("{base}{}", call.path_prefix);
+        let path = url.path();
+        if !(path == root || path.starts_with(&format!("{root}/"))) {
+            return Err(Failure::BadInput("That path is not allowed.".into()));
+        }
+    }
+    if let Some((name, _)) = passthrough
+        .iter()
+        .find(|(k, _)| url.query_pairs().any(|(stored, _)| stored == k.as_str()))
+    {
+        return Err(Failure::BadInput(format!(
+            "The query parameter '{name}' is set by the bridge."
+        )));
+    }
+    if !passthrough.is_empty() {
+        let mut pairs = url.query_pairs_mut();
+        for (k, v) in passthrough {
+            pairs.append_pair(k, v);
+        }
+    }
+    Ok(url)
 }
 
 /// Refuses passed-on query parameters that frameworks (Symfony, Laravel, Express's
