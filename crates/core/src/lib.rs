@@ -17,6 +17,6 @@ pub use policy::{
 };
 pub use rate::Rate;
 pub use record::{
-    Access, MAX_SECRET_BYTES, NewRecordPolicy, RecordKind, RecordName, RecordPassword,
+    Access, MAX_SECRET_BYTES, NewRecordPolicy, PageLabel, RecordKind, RecordName, RecordPassword,
     RecordStatus, SecretValue, at_least_one, future, private_only, read_status,
 };

@@ -97,6 +97,35 @@ impl RecordName {
     }
 }
 
+/// What a secure page shows before its password, when its owner wants the person to know what
+/// they are opening. Plain text (escaped wherever it is shown), not a secret: 1 to 200
+/// characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageLabel(String);
+
+impl PageLabel {
+    pub fn parse(input: &str) -> Result<Self, ValidationError> {
+        let label = input.trim();
+        if label.is_empty() || label.chars().count() > 200 {
+            return Err(ValidationError::new(
+                "label",
+                "The secure page's label must be between 1 and 200 characters.",
+            ));
+        }
+        if label.chars().any(char::is_control) {
+            return Err(ValidationError::new(
+                "label",
+                "The secure page's label must not contain control characters.",
+            ));
+        }
+        Ok(Self(label.to_owned()))
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 /// The secret a credential holds: 1 byte to 64 KiB. Prints as `***`.
 pub struct SecretValue(String);
 
@@ -235,6 +264,8 @@ pub enum RecordStatus {
     Active,
     Expired,
     Exhausted,
+    /// Disabled by its owner (whatever its expiry): answers as an unknown uuid until enabled.
+    Disabled,
 }
 
 impl RecordStatus {
@@ -243,6 +274,7 @@ impl RecordStatus {
             RecordStatus::Active => "active",
             RecordStatus::Expired => "expired",
             RecordStatus::Exhausted => "exhausted",
+            RecordStatus::Disabled => "disabled",
         }
     }
 }
@@ -287,6 +319,18 @@ mod tests {
         assert!(RecordName::parse("   ").is_err());
         assert!(RecordName::parse(&"x".repeat(201)).is_err());
         assert!(RecordName::parse("a\nb").is_err());
+    }
+
+    #[test]
+    fn page_labels_are_bounded_plain_lines() {
+        assert_eq!(
+            PageLabel::parse(" Stripe test key — from Ana ").map(PageLabel::into_string),
+            Ok("Stripe test key — from Ana".into())
+        );
+        assert!(PageLabel::parse("  ").is_err());
+        assert!(PageLabel::parse(&"é".repeat(201)).is_err());
+        assert!(PageLabel::parse(&"é".repeat(200)).is_ok());
+        assert!(PageLabel::parse("a\u{7}b").is_err());
     }
 
     #[test]

@@ -27,8 +27,12 @@ pub struct RecordView {
     pub max_reads: Option<i64>,
     /// Reads counted against `max_reads`.
     pub reads: i64,
-    /// Whether `/r/{uuid}` serves it, and if not, why.
+    /// Whether `/r/{uuid}` serves it, and if not, why (`disabled` whatever its expiry).
     pub status: RecordStatus,
+    /// When it was last opened successfully: a read, a bridge call or a secure-page reveal
+    /// (the owner's own actions do not count). `null` when never.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
     /// Where code reads it.
     #[schema(example = "/r/6f1c2a8e-0b7d-4f0e-9a51-2d3c4b5a6978")]
     pub path: String,
@@ -68,6 +72,9 @@ pub struct SecurePageView {
     pub views: i64,
     /// Whether the page still reveals, and if not, why.
     pub status: RecordStatus,
+    /// Shown on the page before the password, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -117,6 +124,12 @@ pub struct SecurePageBody {
     #[schema(minimum = 1)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_views: Option<i64>,
+    /// Plain text shown on the page before the password (1 to 200 characters), so the person
+    /// knows what they are opening. Without one, the page shows the same form for every uuid.
+    /// Not a secret: anyone with the link sees it.
+    #[schema(example = "Stripe test key for the checkout work, from Ana at Acme")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 /// What the owner sends to create or replace a bridge: the secret part (URL, headers,
@@ -196,9 +209,12 @@ pub struct UpdateRecord {
     /// A new value (credentials). On a sealed record this issues a new X-API-Key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
-    /// A new upstream and policy, replacing the old ones (bridges).
+    /// Changes to the upstream and policy (bridges), as a JSON merge patch (RFC 7396) of the
+    /// stored bridge in `BridgeBody`'s shape: fields left out stay, `null` removes (a header
+    /// named with `null` is removed), objects merge (headers by name), arrays replace.
+    #[schema(value_type = Option<Object>)]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub bridge: Option<BridgeBody>,
+    pub bridge: Option<serde_json::Value>,
     /// New `{{name}}` placeholder names (credentials).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub params: Option<Vec<String>>,

@@ -72,6 +72,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(records::create, records::list))
         .routes(routes!(records::show, records::update, records::delete))
         .routes(routes!(records::reveal))
+        .routes(routes!(records::disable))
+        .routes(routes!(records::enable))
         .routes(routes!(records::rotate, records::remove_api_key))
         .routes(routes!(records::put_secure_page))
         .routes(routes!(records::events))

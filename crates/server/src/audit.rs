@@ -69,6 +69,10 @@ pub enum Outcome {
     KeyRemoved,
     PageEnabled,
     PageDisabled,
+    /// The owner disabled the record (public channels answer as for an unknown uuid).
+    Disabled,
+    /// The owner enabled it again.
+    Enabled,
     Updated,
     /// The owner ran a bridge from the playground.
     Tried,
@@ -99,6 +103,8 @@ impl Outcome {
             Outcome::KeyRemoved => "key_removed",
             Outcome::PageEnabled => "secure_page_enabled",
             Outcome::PageDisabled => "secure_page_disabled",
+            Outcome::Disabled => "disabled",
+            Outcome::Enabled => "enabled",
             Outcome::Updated => "updated",
             Outcome::Tried => "tried",
             Outcome::BadRequest => "bad_request",

@@ -105,8 +105,10 @@ pub async fn refuse_loops(State(state): State<AppState>, request: Request, next:
 async fn audit_loop(gate: &Gate, uuid: uuid::Uuid, client: &ClientInfo) -> Result<(), Fault> {
     let found = match gate.find(uuid, client, Try::FIRST).await {
         Ok(found) => found,
+        // A disabled record whose copy in memory was out of date: refused all the same.
+        Err(GateError::Fault(Fault::Stale)) => return Ok(()),
         Err(GateError::Fault(fault)) => return Err(fault),
-        // No record: nothing to hold the event.
+        // No record (or a disabled one, audited by the gate): nothing to hold the event.
         Err(GateError::Refused(_)) => return Ok(()),
     };
     let channel = match found.record().kind {

@@ -43,6 +43,8 @@ pub async fn temp_store() -> TempStore {
         page: PageLimits::default(),
         policy: Policy::Credential(Default::default()),
         limits: RecordLimits::default(),
+        disabled_at: None,
+        page_label: None,
         version: 1,
         created_at: now,
         updated_at: now,

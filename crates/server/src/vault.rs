@@ -274,6 +274,8 @@ mod tests {
             page: PageLimits::default(),
             policy: Policy::Credential(Default::default()),
             limits: RecordLimits::default(),
+            disabled_at: None,
+            page_label: None,
             version: 1,
             created_at: now,
             updated_at: now,

@@ -1,5 +1,18 @@
-// The Copy button on a revealed secure page. Served from /static (CSP: script-src 'self').
+// The secure page's buttons: Show password on the form, Copy on a revealed value. Served from
+// /static (CSP: script-src 'self').
 document.addEventListener("DOMContentLoaded", () => {
+  // A toggle button: its label stays "Show password" and aria-pressed says whether it is on.
+  const toggle = document.getElementById("show-password");
+  const password = document.getElementById("password");
+  if (toggle && password) {
+    toggle.addEventListener("click", () => {
+      const shown = password.type === "password";
+      password.type = shown ? "text" : "password";
+      toggle.setAttribute("aria-pressed", String(shown));
+      password.focus();
+    });
+  }
+
   const button = document.getElementById("copy");
   if (!button) return;
   const secret = document.getElementById(button.dataset.target);

@@ -139,6 +139,15 @@ pub trait AuditStore: Send + Sync {
     ) -> Result<Vec<Appended>>;
     /// Where a lockout's two tiers pass their limits, in one query.
     async fn recent_failures(&self, query: &RecentFailures<'_>) -> Result<LockoutEdges>;
+    /// When each record of `owner` (or only record `only`, if it is the owner's) was last opened
+    /// successfully: a read, a bridge call or a secure-page reveal (not the owner's own actions).
+    /// Records never opened are left out. Read from the events, so serving a record writes
+    /// nothing more for it.
+    async fn last_used(
+        &self,
+        owner: Uuid,
+        only: Option<Uuid>,
+    ) -> Result<Vec<(Uuid, OffsetDateTime)>>;
     /// A record's events, newest first, at most `limit`, older than `before` when given.
     async fn events(
         &self,

@@ -82,6 +82,11 @@ pub struct Record {
     pub policy: Policy,
     /// The owner's rate limit and quota.
     pub limits: RecordLimits,
+    /// When its owner disabled it (`None`: enabled). A disabled record answers every public
+    /// channel as an unknown uuid would; its keys and passwords are kept.
+    pub disabled_at: Option<OffsetDateTime>,
+    /// What the secure page shows before its password, when the owner chose to (plain text).
+    pub page_label: Option<String>,
     /// Bumped by every change to the record (not by the read and view counters): a copy of the
     /// record at another version is out of date.
     pub version: i64,
@@ -120,6 +125,10 @@ pub struct RecordChanges {
     pub policy: Option<Policy>,
     /// New limits (empty limits remove them).
     pub limits: Option<RecordLimits>,
+    /// Disables (`Some(Some(at))`) or enables (`Some(None)`) the record.
+    pub disabled_at: Option<Option<OffsetDateTime>>,
+    /// A new secure-page label (`Some(None)` removes it).
+    pub page_label: Option<Option<String>>,
     /// Slots to insert or replace.
     pub put_slots: Vec<KeySlot>,
     pub remove_slots: Vec<SlotKind>,

@@ -12,9 +12,29 @@ macro_rules! select_records {
             "SELECT r.uuid, r.owner_id, r.name, r.kind, r.access, r.sealed, r.payload, ",
             "r.payload_version, r.expires_at, r.max_reads, r.reads, r.created_at, r.updated_at, ",
             "r.page_expires_at, r.page_max_views, r.page_views, r.policy, r.limits, r.version, ",
+            "r.disabled_at, r.page_label, ",
             "s.kind AS slot_kind, s.version AS slot_version, s.wrapped AS slot_wrapped, ",
             "s.kdf AS slot_kdf, s.created_at AS slot_created_at FROM records r LEFT JOIN key_slots s ON s.record_uuid = r.uuid ",
             $tail
+        )
+    };
+}
+
+/// When each record matching `$filter` was last opened successfully (see
+/// `AuditStore::last_used`). Both engines name a VALUES list's columns column1, column2.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! last_used {
+    ($filter:literal) => {
+        concat!(
+            "SELECT u.uuid AS uuid, MAX(u.at) AS last_used FROM (",
+            "SELECT r.uuid AS uuid, (SELECT MAX(e.at) FROM audit_events e ",
+            "WHERE e.record_uuid = r.uuid AND e.channel = k.column1 AND e.outcome = k.column2) AS at ",
+            "FROM records r CROSS JOIN (VALUES ('read', 'ok'), ('password', 'ok'), ",
+            "('batch', 'ok'), ('bridge', 'ok'), ('secure_page', 'revealed')) AS k ",
+            "WHERE ",
+            $filter,
+            ") AS u GROUP BY u.uuid"
         )
     };
 }
@@ -83,6 +103,8 @@ macro_rules! impl_sql_store {
                         },
                         policy,
                         limits,
+                        disabled_at: opt_time(row.try_get("disabled_at")?)?,
+                        page_label: row.try_get("page_label")?,
                         version: row.try_get("version")?,
                         created_at: from_ms(row.try_get("created_at")?)?,
                         updated_at: from_ms(row.try_get("updated_at")?)?,
@@ -257,8 +279,9 @@ macro_rules! impl_sql_store {
                 sqlx::query(
                     "INSERT INTO records (uuid, owner_id, name, kind, access, sealed, payload, \
                      payload_version, expires_at, max_reads, reads, created_at, updated_at, \
-                     page_expires_at, page_max_views, page_views, policy, limits, version) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+                     page_expires_at, page_max_views, page_views, policy, limits, version, \
+                     disabled_at, page_label) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
                 )
                 .bind(record.uuid)
                 .bind(record.owner_id)
@@ -279,6 +302,8 @@ macro_rules! impl_sql_store {
                 .bind(record.policy.to_stored())
                 .bind(record.limits.to_stored())
                 .bind(record.version)
+                .bind(record.disabled_at.map(to_ms))
+                .bind(&record.page_label)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| {
@@ -338,6 +363,8 @@ macro_rules! impl_sql_store {
                      page_views = CASE WHEN $10 THEN $13 ELSE page_views END, \
                      policy = CASE WHEN $14 THEN $18 ELSE policy END, \
                      limits = CASE WHEN $17 THEN $19 ELSE limits END, \
+                     disabled_at = CASE WHEN $20 THEN $21 ELSE disabled_at END, \
+                     page_label = CASE WHEN $22 THEN $23 ELSE page_label END, \
                      version = version + 1 \
                      WHERE uuid = $15 AND owner_id = $16",
                 )
@@ -360,6 +387,10 @@ macro_rules! impl_sql_store {
                 .bind(changes.limits.is_some())
                 .bind(changes.policy.as_ref().and_then(Policy::to_stored))
                 .bind(changes.limits.as_ref().and_then(RecordLimits::to_stored))
+                .bind(changes.disabled_at.is_some())
+                .bind(changes.disabled_at.flatten().map(to_ms))
+                .bind(changes.page_label.is_some())
+                .bind(changes.page_label.clone().flatten())
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {
@@ -488,6 +519,31 @@ macro_rules! impl_sql_store {
                     client: opt_time(row.try_get("client_edge")?)?,
                     record: opt_time(row.try_get("record_edge")?)?,
                 })
+            }
+
+            async fn last_used(
+                &self,
+                owner: Uuid,
+                only: Option<Uuid>,
+            ) -> Result<Vec<(Uuid, OffsetDateTime)>> {
+                // One seek per record and (channel, outcome) pair in audit_events_failures
+                // (record_uuid, channel, outcome, at): the newest `at` of each pair, then the
+                // newest of those. One MAX over `outcome IN (...)` would read every success.
+                let rows = match only {
+                    None => sqlx::query($crate::last_used!("r.owner_id = $1")).bind(owner),
+                    Some(uuid) => sqlx::query($crate::last_used!("r.owner_id = $1 AND r.uuid = $2"))
+                        .bind(owner)
+                        .bind(uuid),
+                }
+                .fetch_all(&self.pool)
+                .await?;
+                let mut used = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    if let Some(at) = row.try_get::<Option<i64>, _>("last_used")? {
+                        used.push((row.try_get::<Uuid, _>("uuid")?, from_ms(at)?));
+                    }
+                }
+                Ok(used)
             }
 
             async fn events(

@@ -96,6 +96,11 @@ struct RecordLine {
     policy: Option<String>,
     #[serde(default)]
     limits: Option<String>,
+    /// Absent in exports made before records could be disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    disabled_at_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    page_label: Option<String>,
     slots: Vec<SlotLine>,
 }
 
@@ -210,6 +215,8 @@ fn record_line(r: Record) -> RecordLine {
         page_views: r.page.views,
         policy: r.policy.to_stored(),
         limits: r.limits.to_stored(),
+        disabled_at_ms: r.disabled_at.map(to_ms),
+        page_label: r.page_label,
         slots: r
             .slots
             .into_iter()
@@ -378,6 +385,8 @@ fn record_from_line(line: RecordLine) -> Result<Record, String> {
         },
         policy: Policy::from_stored(line.kind, line.policy.as_deref())?,
         limits: RecordLimits::from_stored(line.limits.as_deref())?,
+        disabled_at: line.disabled_at_ms.map(time).transpose()?,
+        page_label: line.page_label,
         version: 1,
         slots,
     })

@@ -64,6 +64,8 @@ fn record(owner: Uuid) -> Record {
         page: PageLimits::default(),
         policy: Policy::Credential(Default::default()),
         limits: RecordLimits::default(),
+        disabled_at: None,
+        page_label: None,
         version: 1,
         created_at: t,
         updated_at: t,
@@ -206,6 +208,8 @@ async fn updates_are_atomic_and_owner_checked(store: &dyn Store) {
             brine_core::CredentialPolicy::new(vec!["db".into()]).unwrap(),
         )),
         limits: Some(quota_of(5)),
+        disabled_at: None,
+        page_label: None,
         put_slots: vec![slot(SlotKind::ApiKey, 2), slot(SlotKind::Password, 1)],
         remove_slots: vec![SlotKind::Server],
         updated_at: Some(now() + Duration::seconds(1)),
@@ -691,6 +695,104 @@ async fn conformance(store: Arc<dyn Store>) {
     page_views_are_exact_and_limits_reset(store.clone()).await;
     attempts_are_counted_and_settled(store.as_ref()).await;
     audit_events(store.as_ref()).await;
+    record_state_and_last_use(store.as_ref()).await;
+}
+
+/// A record's disabled time and page label round-trip and change like any field, and bump the
+/// version; `last_used` is the newest success of the owner's records, by their callers only.
+async fn record_state_and_last_use(store: &dyn Store) {
+    let ana = account(store, "ana-state@example.com").await;
+    let bo = account(store, "bo-state@example.com").await;
+    let mut r = record(ana.id);
+    r.page_label = Some("For Bo, from Ana".into());
+    store.insert_record(&r).await.unwrap();
+    let stored = store.record(r.uuid).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.disabled_at, stored.page_label.as_deref()),
+        (None, Some("For Bo, from Ana"))
+    );
+
+    let at = now();
+    let disable = RecordChanges {
+        disabled_at: Some(Some(at)),
+        page_label: Some(None),
+        ..Default::default()
+    };
+    assert!(store.update_record(r.uuid, ana.id, &disable).await.unwrap());
+    let stored = store.record(r.uuid).await.unwrap().unwrap();
+    assert_eq!((stored.disabled_at, stored.page_label), (Some(at), None));
+    assert_eq!(
+        stored.version,
+        r.version + 1,
+        "a disable is a change like any other"
+    );
+    let other = RecordChanges {
+        name: Some("x".into()),
+        ..Default::default()
+    };
+    store.update_record(r.uuid, ana.id, &other).await.unwrap();
+    assert_eq!(
+        store.record(r.uuid).await.unwrap().unwrap().disabled_at,
+        Some(at),
+        "kept"
+    );
+    let enable = RecordChanges {
+        disabled_at: Some(None),
+        ..Default::default()
+    };
+    store.update_record(r.uuid, ana.id, &enable).await.unwrap();
+    assert_eq!(
+        store.record(r.uuid).await.unwrap().unwrap().disabled_at,
+        None
+    );
+
+    let unused = record(ana.id);
+    store.insert_record(&unused).await.unwrap();
+    let base = now();
+    let event = |channel: &'static str, outcome: &'static str, ms: i64| NewAuditEvent {
+        record: r.uuid,
+        at: base + Duration::milliseconds(ms),
+        channel,
+        outcome,
+        client_ip: None,
+        user_agent: None,
+        detail: None,
+        expect_version: None,
+    };
+    store
+        .append_events(
+            &[
+                event("read", "ok", 1),
+                event("secure_page", "revealed", 5),
+                event("bridge", "ok", 3),
+                // Neither a failure nor the owner's own reveal is a use.
+                event("read", "denied", 9),
+                event("owner", "ok", 10),
+                event("secure_page", "opened", 11),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+    let used = store.last_used(ana.id, None).await.unwrap();
+    assert_eq!(used, vec![(r.uuid, base + Duration::milliseconds(5))]);
+    assert_eq!(store.last_used(ana.id, Some(r.uuid)).await.unwrap(), used);
+    assert!(
+        store
+            .last_used(ana.id, Some(unused.uuid))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .last_used(bo.id, Some(r.uuid))
+            .await
+            .unwrap()
+            .is_empty(),
+        "only the owner's"
+    );
+    assert!(store.last_used(bo.id, None).await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -31,6 +31,10 @@ pub struct ShareArgs {
     /// How many times the page may reveal the value.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
     max_views: Option<i64>,
+    /// Text the page shows before the password, so the person knows what they are opening
+    /// (e.g. "Stripe test key, from Ana at Acme"). Anyone with the link sees it.
+    #[arg(long, value_name = "TEXT")]
+    label: Option<String>,
     /// Print the server's JSON answer instead of the link and password.
     #[arg(long)]
     json: bool,
@@ -72,6 +76,7 @@ pub async fn share(args: ShareArgs) -> anyhow::Result<std::process::ExitCode> {
         password: Some(password.expose().to_owned()),
         expires_at,
         max_views: args.max_views,
+        label: args.label.clone(),
     };
     // A record for the person only: no X-API-Key, so the page can be revoked on its own.
     let body = CreateRecord {

@@ -141,7 +141,9 @@ async fn a_person_unlocks_the_secure_page_in_a_real_browser() {
                 "access": "private",
                 "api_key": false,
                 "data": "sk_live_browser_test",
-                "secure_page": {"enabled": true, "password": "first password"},
+                "secure_page": {"enabled": true, "password": "first password", "max_views": 5,
+                                "expires_at": "2099-01-31T18:00:00Z",
+                                "label": "Stripe test key <for checkout> — from Ana at Acme"},
             }),
         )
         .await;
@@ -160,6 +162,44 @@ async fn a_person_unlocks_the_secure_page_in_a_real_browser() {
         .unwrap();
     assert!(form.contains("Enter the password"), "{form}");
     assert!(!form.contains("sk_live_browser_test"));
+    // The owner's label is shown before the password, as text (escaped, not markup).
+    let label = browser.find(Locator::Id("label")).await.unwrap();
+    assert_eq!(
+        label.text().await.unwrap(),
+        "Stripe test key <for checkout> — from Ana at Acme"
+    );
+
+    // Show password: a real toggle button that turns the field into plain text and back.
+    let field = browser.find(Locator::Id("password")).await.unwrap();
+    let toggle = browser
+        .find(Locator::Css("button[type=button][aria-pressed]"))
+        .await
+        .unwrap();
+    assert_eq!(toggle.text().await.unwrap(), "Show password");
+    assert_eq!(
+        field.attr("type").await.unwrap().as_deref(),
+        Some("password")
+    );
+    toggle.click().await.unwrap();
+    assert_eq!(field.prop("type").await.unwrap().as_deref(), Some("text"));
+    assert_eq!(
+        toggle.attr("aria-pressed").await.unwrap().as_deref(),
+        Some("true")
+    );
+    field.send_keys("visible").await.unwrap();
+    assert_eq!(
+        field.prop("value").await.unwrap().as_deref(),
+        Some("visible")
+    );
+    toggle.click().await.unwrap();
+    assert_eq!(
+        field.prop("type").await.unwrap().as_deref(),
+        Some("password")
+    );
+    assert_eq!(
+        toggle.attr("aria-pressed").await.unwrap().as_deref(),
+        Some("false")
+    );
 
     // A wrong password: a plain failure message, no value.
     let failed = type_password_and_submit(&browser, "not the password").await;
@@ -170,6 +210,15 @@ async fn a_person_unlocks_the_secure_page_in_a_real_browser() {
     let shown = type_password_and_submit(&browser, "first password").await;
     assert!(shown.contains("sk_live_browser_test"), "{shown}");
     assert!(shown.contains("rotate"), "{shown}");
+    // After the password: the label, until when the link works, and the reveals left.
+    assert!(
+        shown.contains("Stripe test key <for checkout> — from Ana at Acme"),
+        "{shown}"
+    );
+    let expires = browser.find(Locator::Id("expires")).await.unwrap();
+    assert_eq!(expires.text().await.unwrap(), "2099-01-31T18:00:00Z");
+    let left = browser.find(Locator::Id("views-left")).await.unwrap();
+    assert_eq!(left.text().await.unwrap(), "4");
     let copy = browser.find(Locator::Id("copy")).await.unwrap();
     copy.click().await.unwrap();
     let mut label = String::new();
@@ -192,6 +241,8 @@ async fn a_person_unlocks_the_secure_page_in_a_real_browser() {
         .unwrap();
     assert!(res.status().is_success());
     browser.goto(&link).await.unwrap();
+    // The new settings have no label: the page shows none (the same form as any uuid's).
+    assert!(browser.find(Locator::Id("label")).await.is_err());
     let refused = type_password_and_submit(&browser, "first password").await;
     assert!(refused.contains("That did not work"), "{refused}");
     assert!(!refused.contains("sk_live_browser_test"));

@@ -19,6 +19,7 @@ mod limits;
 mod nodes;
 mod openapi;
 mod read;
+mod record_state;
 mod records;
 mod secure_page;
 mod startup;

@@ -25,6 +25,8 @@ async fn openapi_lists_every_route_with_its_errors() {
         ("/api/v1/records/{uuid}", "patch"),
         ("/api/v1/records/{uuid}", "delete"),
         ("/api/v1/records/{uuid}/value", "get"),
+        ("/api/v1/records/{uuid}/disable", "post"),
+        ("/api/v1/records/{uuid}/enable", "post"),
         ("/api/v1/records/{uuid}/api-key", "post"),
         ("/api/v1/records/{uuid}/api-key", "delete"),
         ("/api/v1/records/{uuid}/secure-page", "put"),
@@ -54,6 +56,17 @@ async fn openapi_lists_every_route_with_its_errors() {
             );
         }
     }
+    let status = &doc["components"]["schemas"]["RecordStatus"]["enum"];
+    assert!(
+        status
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("disabled")),
+        "{status}"
+    );
+    let view = &doc["components"]["schemas"]["RecordView"]["properties"];
+    assert!(view["last_used_at"].is_object(), "{view}");
+    assert!(doc["components"]["schemas"]["SecurePageBody"]["properties"]["label"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
 }

@@ -205,9 +205,24 @@ impl Gate {
     }
 
     /// Stage 1: the record, as a read ([`Found::via`] names another channel). Unknown uuids are
-    /// refused without an event: there is no record to hold one. The first try may use a copy
-    /// from memory; a later one reads the database.
+    /// refused without an event: there is no record to hold one. A disabled record is refused
+    /// with the very same answer (no existence oracle), after an event for its owner. The first
+    /// try may use a copy from memory; a later one reads the database.
     pub async fn find(
+        &self,
+        uuid: Uuid,
+        client: &ClientInfo,
+        attempt: Try,
+    ) -> Result<Found, GateError> {
+        let found = self.find_any(uuid, client, attempt).await?;
+        if found.record.disabled_at.is_some() {
+            return Err(found.refuse_disabled().await);
+        }
+        Ok(found)
+    }
+
+    /// Stage 1 whatever the record's state, for its owner (who sees a disabled record too).
+    pub async fn find_any(
         &self,
         uuid: Uuid,
         client: &ClientInfo,
@@ -352,6 +367,20 @@ impl Found {
             Ok(_) => GateError::Refused(refusal),
             Err(e) => GateError::Fault(e.into()),
         }
+    }
+
+    /// Refuses a disabled record as if it did not exist. The event carries the copy's version,
+    /// so a copy from memory that is out of date (enabled since, on any node) fails as stale and
+    /// the request starts again from the database, like a rotation.
+    async fn refuse_disabled(self) -> GateError {
+        let channel = match self.record.kind {
+            brine_core::RecordKind::Bridge => Channel::Bridge,
+            brine_core::RecordKind::Credential => Channel::Read,
+        };
+        let detail = Some(r#"{"refused_by":"disabled"}"#.to_owned());
+        self.via(channel)
+            .refuse(Outcome::Gone, Refusal::NotFound, detail)
+            .await
     }
 
     /// Stage 2: active, within its rate limits, not locked out.

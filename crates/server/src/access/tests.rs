@@ -105,6 +105,8 @@ impl World {
             page: PageLimits::default(),
             policy: Policy::Credential(Default::default()),
             limits,
+            disabled_at: None,
+            page_label: None,
             version: 1,
             created_at: now,
             updated_at: now,

@@ -30,7 +30,11 @@ impl Owners {
         let record = self.owned(owner, uuid).await?;
         let now = now_ms();
         let params_sent = body.params.is_some();
-        let (data, policy) = match (body.data, body.bridge) {
+        let bridge = body
+            .bridge
+            .map(|patch| self.patched_bridge(&record, patch))
+            .transpose()?;
+        let (data, policy) = match (body.data, bridge) {
             (None, None) => match (record.kind, body.params) {
                 (_, None) => (None, None),
                 (RecordKind::Credential, Some(params)) => (
@@ -168,6 +172,7 @@ impl Owners {
                 SlotKind::SecurePage,
             ]);
             changes.page = Some(PageLimits::default());
+            changes.page_label = Some(None);
         }
         self.commit(&record, &changes).await?;
         self.audit(uuid, Outcome::Updated, client).await?;

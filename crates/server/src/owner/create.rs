@@ -20,6 +20,8 @@ pub struct PageSetup {
     pub password: RecordPassword,
     pub expires_at: Option<OffsetDateTime>,
     pub max_views: Option<i64>,
+    /// What the page shows before its password, when the owner set it.
+    pub label: Option<String>,
 }
 
 impl PageSetup {
@@ -30,9 +32,13 @@ impl PageSetup {
     ) -> Result<Option<Self>, ValidationError> {
         let invalid = |message: &str| ValidationError::new("secure_page", message);
         if !body.enabled {
-            if body.password.is_some() || body.expires_at.is_some() || body.max_views.is_some() {
+            if body.password.is_some()
+                || body.expires_at.is_some()
+                || body.max_views.is_some()
+                || body.label.is_some()
+            {
                 return Err(invalid(
-                    "A disabled secure page takes no password or limits.",
+                    "A disabled secure page takes no password, limits or label.",
                 ));
             }
             return Ok(None);
@@ -43,10 +49,17 @@ impl PageSetup {
         let expires_at = body.expires_at.map(|t| t.0);
         brine_core::future("secure_page", "The page's expiry", expires_at, now)?;
         brine_core::at_least_one("max_views", body.max_views)?;
+        let label = body
+            .label
+            .as_deref()
+            .map(brine_core::PageLabel::parse)
+            .transpose()?
+            .map(brine_core::PageLabel::into_string);
         Ok(Some(Self {
             password: RecordPassword::parse(password)?,
             expires_at,
             max_views: body.max_views,
+            label,
         }))
     }
 }
@@ -183,6 +196,7 @@ impl Owners {
             slots.push(slot);
         }
         let mut page_limits = PageLimits::default();
+        let page_label = page.as_ref().and_then(|p| p.label.clone());
         if let Some(page) = page {
             page_limits = PageLimits {
                 expires_at: page.expires_at,
@@ -210,6 +224,8 @@ impl Owners {
             page: page_limits,
             policy,
             limits,
+            disabled_at: None,
+            page_label,
             version: 1,
             created_at: now,
             updated_at: now,

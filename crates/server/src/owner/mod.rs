@@ -4,8 +4,10 @@
 
 mod change;
 mod create;
+mod enable;
 mod keys;
 mod page;
+mod patch;
 mod view;
 
 use std::sync::Arc;

@@ -35,6 +35,7 @@ impl Owners {
             None => {
                 changes.remove_slots.push(SlotKind::SecurePage);
                 changes.page = Some(PageLimits::default());
+                changes.page_label = Some(None);
                 Outcome::PageDisabled
             }
             Some(setup) => {
@@ -78,6 +79,8 @@ impl Owners {
                     max_views: setup.max_views,
                     views: 0,
                 });
+                // The page's settings are replaced as a whole: no label sent, none shown.
+                changes.page_label = Some(setup.label);
                 Outcome::PageEnabled
             }
         };

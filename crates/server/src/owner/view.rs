@@ -1,6 +1,8 @@
 //! What the owner sees: records (never their values, except on an audited reveal) and their
 //! audit events.
 
+use std::collections::HashMap;
+
 use brine_core::{RecordKind, RecordStatus, read_status};
 use brine_crypto::ApiKey;
 use brine_proto::{EventList, EventQuery, EventView, RecordView, RecordWithKey, SecurePageView};
@@ -17,8 +19,13 @@ use crate::extract::ClientInfo;
 use crate::fault::Fault;
 use crate::proxy::compiled::{BridgeSecrets, MAX_FALLBACKS};
 
-/// A record as its owner sees it.
-pub fn record_view(record: &Record, now: OffsetDateTime) -> RecordView {
+/// A record as its owner sees it. `last_used_at` comes from the audit log (see
+/// `AuditStore::last_used`).
+pub fn record_view(
+    record: &Record,
+    now: OffsetDateTime,
+    last_used_at: Option<OffsetDateTime>,
+) -> RecordView {
     RecordView {
         uuid: record.uuid,
         name: record.name.clone(),
@@ -30,7 +37,11 @@ pub fn record_view(record: &Record, now: OffsetDateTime) -> RecordView {
         expires_at: record.expires_at,
         max_reads: record.max_reads,
         reads: record.reads,
-        status: read_status(record.expires_at, record.max_reads, record.reads, now),
+        status: match record.disabled_at {
+            Some(_) => RecordStatus::Disabled,
+            None => read_status(record.expires_at, record.max_reads, record.reads, now),
+        },
+        last_used_at,
         path: format!("/r/{}", record.uuid),
         secure_page: record
             .slot(SlotKind::SecurePage)
@@ -58,10 +69,14 @@ fn page_view(record: &Record, now: OffsetDateTime) -> SecurePageView {
         expires_at: page.expires_at,
         max_views: page.max_views,
         views: page.views,
-        status: match record_status {
-            RecordStatus::Active => read_status(page.expires_at, page.max_views, page.views, now),
-            other => other,
+        status: match (record.disabled_at, record_status) {
+            (Some(_), _) => RecordStatus::Disabled,
+            (None, RecordStatus::Active) => {
+                read_status(page.expires_at, page.max_views, page.views, now)
+            }
+            (None, other) => other,
         },
+        label: record.page_label.clone(),
     }
 }
 
@@ -77,7 +92,7 @@ pub fn with_key(record: &Record, api_key: Option<ApiKey>, now: OffsetDateTime) -
         );
     }
     RecordWithKey {
-        record: record_view(record, now),
+        record: record_view(record, now, None),
         api_key: api_key.map(|k| k.expose().to_owned()),
         warnings,
     }
@@ -103,14 +118,19 @@ impl Owners {
     pub async fn list(&self, owner: Uuid) -> OwnerResult<Vec<RecordView>> {
         let now = now_ms();
         let records = self.store.records_of(owner).await?;
-        Ok(records.iter().map(|r| record_view(r, now)).collect())
+        let used = self.last_used(owner, None).await?;
+        Ok(records
+            .iter()
+            .map(|r| record_view(r, now, used.get(&r.uuid).copied()))
+            .collect())
     }
 
     /// One record, with its quota's use in the current period and any problem to fix.
     pub async fn show(&self, owner: Uuid, uuid: Uuid) -> OwnerResult<RecordView> {
         let record = self.owned(owner, uuid).await?;
         let now = now_ms();
-        let mut view = record_view(&record, now);
+        let used = self.last_used(owner, Some(uuid)).await?;
+        let mut view = record_view(&record, now, used.get(&uuid).copied());
         if let Some(quota) = &view.quota {
             let (period, _) = quota.per.bounds(now);
             view.quota_used = Some(self.store.quota_used(uuid, period).await?);
@@ -124,6 +144,22 @@ impl Owners {
             ));
         }
         Ok(view)
+    }
+
+    /// When each of the owner's records (or only `only`) was last opened successfully. The
+    /// audit log is flushed first, so an access answered before this call is counted.
+    async fn last_used(
+        &self,
+        owner: Uuid,
+        only: Option<Uuid>,
+    ) -> OwnerResult<HashMap<Uuid, OffsetDateTime>> {
+        self.audit.flush().await.map_err(Fault::from)?;
+        Ok(self
+            .store
+            .last_used(owner, only)
+            .await?
+            .into_iter()
+            .collect())
     }
 
     /// Fallback URLs a stored bridge has beyond the maximum (never tried). Sealed bridges cannot
@@ -178,7 +214,7 @@ impl Owners {
         client: &ClientInfo,
         attempt: Try,
     ) -> Result<(RecordKind, Zeroizing<String>), GateError> {
-        let found = self.gate.find(uuid, client, attempt).await?;
+        let found = self.gate.find_any(uuid, client, attempt).await?;
         if found.record().owner_id != owner {
             return Err(Refusal::NotFound.into());
         }

@@ -32,13 +32,24 @@ pub enum PageState<'a> {
     Refused,
     /// Minutes until unlocking is possible again.
     Locked(u64),
-    Revealed(&'a str),
+    Revealed(&'a Revealed),
+}
+
+/// What a right password shows: the value, and what is left of the page.
+pub struct Revealed {
+    value: Zeroizing<String>,
+    /// When the page (or its record) stops revealing, as RFC 3339 text.
+    expires_at: Option<String>,
+    /// Reveals left after this one, when the page has a limit.
+    views_left: Option<i64>,
 }
 
 #[derive(Template)]
 #[template(path = "secure_page.html")]
 struct SecurePage<'a> {
     state: PageState<'a>,
+    /// The owner's label for the page, shown only when they set one (escaped by the template).
+    label: Option<&'a str>,
     /// The hidden field of the password form (see `forms`).
     form_token: &'a str,
 }
@@ -50,6 +61,7 @@ fn page(
     request: &HeaderMap,
     status: StatusCode,
     page_state: PageState<'_>,
+    label: Option<&str>,
 ) -> ApiResult<Response> {
     let form = forms.issue(request).map_err(|e| {
         tracing::error!(error = %e, "cannot make a form token");
@@ -57,6 +69,7 @@ fn page(
     })?;
     let html = SecurePage {
         state: page_state,
+        label,
         form_token: &form.token,
     }
     .render()
@@ -111,9 +124,19 @@ pub async fn show(
     client: ClientInfo,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let found = find_page(&gate, canonical_uuid(&raw), &client, Try::FIRST).await;
+    let uuid = canonical_uuid(&raw);
+    let mut attempt = Try::FIRST;
+    let found = loop {
+        let found = find_page(&gate, uuid, &client, attempt).await;
+        match attempt.after(&found) {
+            Some(next) => attempt = next,
+            None => break found,
+        }
+    };
+    let mut label = None;
     match found {
         Ok(found) => {
+            label = found.record().page_label.clone();
             let uuid = found.record().uuid;
             let from = client.addr.map(client_network);
             if let Load::Store = loads.load(uuid, from) {
@@ -128,7 +151,13 @@ pub async fn show(
         Err(GateError::Refused(_)) => {}
         Err(e) => return Err(e.into()),
     }
-    page(&forms, &headers, StatusCode::OK, PageState::Form)
+    page(
+        &forms,
+        &headers,
+        StatusCode::OK,
+        PageState::Form,
+        label.as_deref(),
+    )
 }
 
 /// Unlock with the password (form field `password`, and the form's `form_token`).
@@ -164,10 +193,22 @@ pub async fn unlock(
     };
     // Before anything is looked up or counted: another site's post never reaches the lockout.
     if forms.check(&headers, form_token.as_deref()).is_err() {
-        return page(&forms, &headers, StatusCode::FORBIDDEN, PageState::Refused);
+        return page(
+            &forms,
+            &headers,
+            StatusCode::FORBIDDEN,
+            PageState::Refused,
+            None,
+        );
     }
     let Some(password) = password else {
-        return page(&forms, &headers, StatusCode::BAD_REQUEST, PageState::Failed);
+        return page(
+            &forms,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            PageState::Failed,
+            None,
+        );
     };
     let uuid = canonical_uuid(&raw);
     let mut attempt = Try::FIRST;
@@ -179,11 +220,12 @@ pub async fn unlock(
         }
     };
     match revealed {
-        Ok(value) => page(
+        Ok((revealed, label)) => page(
             &forms,
             &headers,
             StatusCode::OK,
-            PageState::Revealed(&value),
+            PageState::Revealed(&revealed),
+            label.as_deref(),
         ),
         Err(GateError::Refused(Refusal::Locked(retry_after))) => {
             let mut response = page(
@@ -191,6 +233,7 @@ pub async fn unlock(
                 &headers,
                 StatusCode::TOO_MANY_REQUESTS,
                 PageState::Locked(retry_after.div_ceil(60)),
+                None,
             )?;
             response
                 .headers_mut()
@@ -202,19 +245,20 @@ pub async fn unlock(
             &headers,
             StatusCode::UNAUTHORIZED,
             PageState::Failed,
+            None,
         ),
         Err(GateError::Fault(fault)) => Err(fault.into()),
     }
 }
 
-/// One try of a reveal: the value, once the password is right.
+/// One try of a reveal: the value once the password is right, with the page's label.
 async fn reveal_once(
     gate: &Gate,
     uuid: Option<Uuid>,
     client: &ClientInfo,
     password: &Zeroizing<String>,
     attempt: Try,
-) -> Result<Zeroizing<String>, GateError> {
+) -> Result<(Revealed, Option<String>), GateError> {
     let found = match find_page(gate, uuid, client, attempt).await {
         Ok(found) => found,
         Err(GateError::Refused(refusal)) => {
@@ -234,8 +278,33 @@ async fn reveal_once(
         .charge()
         .await?;
     let value = charged.value()?;
+    let record_uuid = charged.record().uuid;
     charged.finish(Outcome::Revealed).await?;
-    Ok(value)
+    // Read again after the claim: a copy from memory does not follow the view counter. Reveals
+    // are rare (each costs an Argon2 run), so the extra read costs nothing that shows.
+    let store = gate.records.store();
+    let now = store.record(record_uuid).await.map_err(Fault::from)?;
+    let (expires_at, views_left, label) = match now {
+        Some(r) => {
+            let expires_at = match (r.page.expires_at, r.expires_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let left = r.page.max_views.map(|max| (max - r.page.views).max(0));
+            (expires_at, left, r.page_label)
+        }
+        None => (None, None, None),
+    };
+    let expires_at = expires_at.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    });
+    let revealed = Revealed {
+        value,
+        expires_at,
+        views_left,
+    };
+    Ok((revealed, label))
 }
 
 /// Stylesheet and the Copy button's script, embedded in the binary (no CDN).

@@ -117,6 +117,50 @@ pub async fn update(
     Ok(Json(with_key(&record, key, now_ms())))
 }
 
+/// Disable a record: every public route (`/r`, bridges, batch items, the secure page) answers
+/// as for a uuid that does not exist, on every node, from the moment this returns. Its value,
+/// keys and passwords are kept; the owner still sees it.
+#[utoipa::path(post, path = "/api/v1/records/{uuid}/disable", tag = "records",
+    params(("uuid" = Uuid, Path)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Disabled (status `disabled`)", body = RecordView),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such record of yours", body = ErrorBody),
+    ))]
+pub async fn disable(
+    State(owners): State<Owners>,
+    owner: Owner,
+    RecordId(uuid): RecordId,
+    client: ClientInfo,
+) -> ApiResult<Json<RecordView>> {
+    owners
+        .set_enabled(owner.account, uuid, false, &client)
+        .await?;
+    Ok(Json(owners.show(owner.account, uuid).await?))
+}
+
+/// Enable a disabled record again: its keys, passwords and secure page work as before.
+#[utoipa::path(post, path = "/api/v1/records/{uuid}/enable", tag = "records",
+    params(("uuid" = Uuid, Path)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Enabled", body = RecordView),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such record of yours", body = ErrorBody),
+    ))]
+pub async fn enable(
+    State(owners): State<Owners>,
+    owner: Owner,
+    RecordId(uuid): RecordId,
+    client: ClientInfo,
+) -> ApiResult<Json<RecordView>> {
+    owners
+        .set_enabled(owner.account, uuid, true, &client)
+        .await?;
+    Ok(Json(owners.show(owner.account, uuid).await?))
+}
+
 /// Delete a record. It stops answering at once.
 #[utoipa::path(delete, path = "/api/v1/records/{uuid}", tag = "records",
     params(("uuid" = Uuid, Path)),
