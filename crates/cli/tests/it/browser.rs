@@ -204,6 +204,10 @@ async fn a_person_unlocks_the_secure_page_in_a_real_browser() {
     // A wrong password: a plain failure message, no value.
     let failed = type_password_and_submit(&browser, "not the password").await;
     assert!(failed.contains("That did not work"), "{failed}");
+    assert!(
+        failed.contains("— from Ana at Acme"),
+        "the label stays: {failed}"
+    );
     assert!(!failed.contains("sk_live_browser_test"));
 
     // The right one: the value, a Copy button that works, and the rotation reminder.

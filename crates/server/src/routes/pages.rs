@@ -212,15 +212,17 @@ pub async fn unlock(
     };
     let uuid = canonical_uuid(&raw);
     let mut attempt = Try::FIRST;
+    // The page's label, once its page is found: shown on every answer of that page.
+    let mut label = None;
     let revealed = loop {
-        let revealed = reveal_once(&gate, uuid, &client, &password, attempt).await;
+        let revealed = reveal_once(&gate, uuid, &client, &password, attempt, &mut label).await;
         match attempt.after(&revealed) {
             Some(next) => attempt = next,
             None => break revealed,
         }
     };
     match revealed {
-        Ok((revealed, label)) => page(
+        Ok(revealed) => page(
             &forms,
             &headers,
             StatusCode::OK,
@@ -233,7 +235,7 @@ pub async fn unlock(
                 &headers,
                 StatusCode::TOO_MANY_REQUESTS,
                 PageState::Locked(retry_after.div_ceil(60)),
-                None,
+                label.as_deref(),
             )?;
             response
                 .headers_mut()
@@ -245,22 +247,28 @@ pub async fn unlock(
             &headers,
             StatusCode::UNAUTHORIZED,
             PageState::Failed,
-            None,
+            label.as_deref(),
         ),
         Err(GateError::Fault(fault)) => Err(fault.into()),
     }
 }
 
-/// One try of a reveal: the value once the password is right, with the page's label.
+/// One try of a reveal: the value once the password is right. `label` gets the page's label as
+/// soon as the page is found (a page that is not there has none, like an unknown uuid).
 async fn reveal_once(
     gate: &Gate,
     uuid: Option<Uuid>,
     client: &ClientInfo,
     password: &Zeroizing<String>,
     attempt: Try,
-) -> Result<(Revealed, Option<String>), GateError> {
+    label: &mut Option<String>,
+) -> Result<Revealed, GateError> {
+    *label = None;
     let found = match find_page(gate, uuid, client, attempt).await {
-        Ok(found) => found,
+        Ok(found) => {
+            label.clone_from(&found.record().page_label);
+            found
+        }
         Err(GateError::Refused(refusal)) => {
             // As slow as a real check, so the answer's timing says nothing either.
             gate.decoy(password.clone()).await?;
@@ -284,16 +292,17 @@ async fn reveal_once(
     // are rare (each costs an Argon2 run), so the extra read costs nothing that shows.
     let store = gate.records.store();
     let now = store.record(record_uuid).await.map_err(Fault::from)?;
-    let (expires_at, views_left, label) = match now {
+    let (expires_at, views_left) = match now {
         Some(r) => {
             let expires_at = match (r.page.expires_at, r.expires_at) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
             let left = r.page.max_views.map(|max| (max - r.page.views).max(0));
-            (expires_at, left, r.page_label)
+            *label = r.page_label;
+            (expires_at, left)
         }
-        None => (None, None, None),
+        None => (None, None),
     };
     let expires_at = expires_at.and_then(|t| {
         t.format(&time::format_description::well_known::Rfc3339)
@@ -304,7 +313,7 @@ async fn reveal_once(
         expires_at,
         views_left,
     };
-    Ok((revealed, label))
+    Ok(revealed)
 }
 
 /// Stylesheet and the Copy button's script, embedded in the binary (no CDN).
