@@ -1,4 +1,5 @@
-//! Operator commands that work on the database directly: `migrate`, `export`, `import`.
+//! Operator commands that work on the database directly: `migrate`, `export`, `import`,
+//! `admin reset-password`.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, IsTerminal};
@@ -53,6 +54,64 @@ pub struct ImportArgs {
     /// A file written by `brine export`.
     #[arg(long, short)]
     input: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ResetPasswordArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// The account's email.
+    email: String,
+    /// Also turn off two-factor sign-in (the owner lost the phone and the recovery codes).
+    #[arg(long)]
+    reset_two_factor: bool,
+    /// Read the new password from the first line of stdin instead of asking on the terminal.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+/// Sets a new password for a locked-out owner: every session of the account ends at once, and
+/// the account's history records the reset.
+pub async fn reset_password(args: ResetPasswordArgs) -> anyhow::Result<ExitCode> {
+    let email = brine_core::Email::parse(&args.email).map_err(|e| anyhow::anyhow!(e.message))?;
+    let url = args.database.url()?;
+    let store = brine_store::connect(&url)
+        .await
+        .with_context(|| format!("cannot open {}", redact(&url)))?;
+    let Some(account) = store.account_by_email(email.as_str()).await? else {
+        anyhow::bail!("there is no account with the email {}", email.as_str());
+    };
+    let password = crate::client::input::account_password(args.password_stdin, true)?;
+    let password = brine_core::AccountPassword::parse(password.expose().to_owned())
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let hash = tokio::task::spawn_blocking(move || {
+        brine_crypto::hash_account_password(password.as_bytes(), Default::default())
+    })
+    .await
+    .context("the password hasher stopped")??;
+    store.set_password(account.id, &hash, None).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let operator = Some("brine admin reset-password");
+    store
+        .append_account_event(account.id, now, "password_reset", None, operator)
+        .await?;
+    if args.reset_two_factor {
+        store.disable_totp(account.id).await?;
+        store
+            .append_account_event(account.id, now, "two_factor_disabled", None, operator)
+            .await?;
+    }
+    store.close().await;
+    let also = if args.reset_two_factor {
+        " Two-factor sign-in is off; the owner can turn it on again from the account page."
+    } else {
+        ""
+    };
+    println!(
+        "New password set for {}; every session of the account has ended.{also}",
+        email.as_str()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Applies pending migrations (under an advisory lock on PostgreSQL), ahead of a rollout.

@@ -29,8 +29,18 @@ enum Command {
     Export(admin::ExportArgs),
     /// Load a file written by `brine export` into an empty database.
     Import(admin::ImportArgs),
+    /// Operator commands for a locked-out owner.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     #[command(flatten)]
     Client(client::Command),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Set a new password for an account (ending all its sessions), e.g. when its owner is
+    /// locked out. Works on the database directly, like `migrate`.
+    ResetPassword(admin::ResetPasswordArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +61,7 @@ fn main() -> ExitCode {
             Command::Migrate(args) => admin::migrate(args).await,
             Command::Export(args) => admin::export(args).await,
             Command::Import(args) => admin::import(args).await,
+            Command::Admin(AdminCommand::ResetPassword(args)) => admin::reset_password(args).await,
             Command::Client(command) => client::run(command).await,
         }
     });

@@ -9,7 +9,11 @@ mod read;
 mod records;
 mod time_format;
 
-pub use auth::{Credentials, TokenBody};
+pub use auth::{
+    AccountEventList, AccountEventView, AccountView, ChangePassword, Credentials,
+    PasswordConfirmation, RecoveryCodes, SessionList, SessionView, TokenBody, TwoFactorCode,
+    TwoFactorSetup,
+};
 pub use read::{BatchItem, BatchRequest, BatchResponse, BatchResult, DataBody, UnlockBody};
 pub use records::{
     ApiKeyBody, BridgeBody, CreateRecord, EventList, EventQuery, EventView, RecordList, RecordView,

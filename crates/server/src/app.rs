@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::BodyReadTimeout;
-use crate::routes::{auth, batch, health, pages, public, records};
+use crate::routes::{account, auth, batch, health, pages, public, records};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -33,7 +33,8 @@ use crate::state::AppState;
     components(schemas(ErrorBody)),
     tags(
         (name = "read", description = "Where code reads credentials"),
-        (name = "auth", description = "Accounts and dashboard tokens"),
+        (name = "auth", description = "Sign up, sign in (with the second factor), sign out"),
+        (name = "account", description = "The signed-in account: sessions, history, password, two-factor sign-in, deletion"),
         (name = "records", description = "The owner's management API"),
         (name = "secure page", description = "Password-protected pages for people (HTML)"),
         (name = "health", description = "Probes"),
@@ -69,6 +70,14 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::signup))
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))
+        .routes(routes!(account::show, account::delete))
+        .routes(routes!(account::change_password))
+        .routes(routes!(account::sessions))
+        .routes(routes!(account::end_session))
+        .routes(routes!(account::events))
+        .routes(routes!(account::two_factor_setup))
+        .routes(routes!(account::two_factor_enable))
+        .routes(routes!(account::two_factor_disable))
         .routes(routes!(records::create, records::list))
         .routes(routes!(records::show, records::update, records::delete))
         .routes(routes!(records::reveal))
@@ -145,6 +154,7 @@ pub fn router(state: AppState, max_body_bytes: usize, body_read_timeout: Duratio
         )
         .route("/r/{uuid}/{*path}", axum::routing::any(public::with_path))
         .route("/batch", axum::routing::options(batch::preflight))
+        .merge(crate::dashboard::router())
         .route("/static/brine.css", axum::routing::get(pages::stylesheet))
         .route("/static/secure-page.js", axum::routing::get(pages::script))
         .fallback(|| async { ApiError::route_not_found() })

@@ -11,8 +11,7 @@ use uuid::Uuid;
 
 use axum::extract::FromRef;
 
-use crate::accounts::Accounts;
-use crate::clock::now_ms;
+use crate::accounts::{Accounts, SessionKind};
 use crate::error::ApiError;
 
 pub struct TokenKeys {
@@ -40,7 +39,7 @@ impl TokenKeys {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
     }
 
-    fn verify(&self, token: &str) -> Option<Claims> {
+    pub fn verify(&self, token: &str) -> Option<Claims> {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .ok()
             .map(|data| data.claims)
@@ -92,21 +91,10 @@ where
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .ok_or_else(ApiError::unauthenticated)?;
-        let claims = accounts
-            .tokens
-            .verify(token.trim())
-            .ok_or_else(ApiError::unauthenticated)?;
-        let account = accounts
-            .store
-            .session_account(claims.sid, now_ms())
-            .await
-            .map_err(|e| ApiError::from(crate::fault::Fault::from(e)))?;
-        match account {
-            Some(account) if account == claims.sub => Ok(Owner {
-                account,
-                session: claims.sid,
-            }),
-            _ => Err(ApiError::unauthenticated()),
+        match accounts.owner(token, SessionKind::Api).await {
+            Ok(Some(owner)) => Ok(owner),
+            Ok(None) => Err(ApiError::unauthenticated()),
+            Err(fault) => Err(fault.into()),
         }
     }
 }

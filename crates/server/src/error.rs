@@ -270,7 +270,7 @@ impl From<OwnerError> for ApiError {
     fn from(e: OwnerError) -> Self {
         match e {
             OwnerError::NotFound => Self::not_found(),
-            OwnerError::Invalid(message) => Self::bad_request(message),
+            OwnerError::Invalid { message, .. } => Self::bad_request(message),
             OwnerError::Conflict { error, message } => {
                 Self::new(StatusCode::CONFLICT, error, message)
             }

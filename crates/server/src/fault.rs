@@ -17,6 +17,9 @@ pub enum Fault {
     Audit,
     #[error("cannot sign a token")]
     Token,
+    /// Something that cannot happen with the data the server itself wrote.
+    #[error("{0}")]
+    Internal(&'static str),
     /// The record changed (or was deleted) while a request was answered from an older copy:
     /// the gate starts the request again from the stored record.
     #[error("the record changed while it was being served")]

@@ -11,6 +11,7 @@ mod client_ip;
 mod clock;
 pub mod config;
 mod credential;
+mod dashboard;
 mod error;
 mod extract;
 mod fault;
@@ -202,6 +203,8 @@ impl Server {
             .run(move || hash_account_password(b"decoy password, never a real one", argon2))
             .await
             .map_err(|_| StartupError::Setting("cannot run key derivation".into()))??;
+        let challenge_secret = master.derive_subkey("brine sign-in challenge v1")?;
+        let totp = accounts::TotpKey::new(&master)?;
         let vault = Vault::new(master, kdf, argon2);
         let upstream = UpstreamClient::new(
             settings.allow_private_upstreams,
@@ -234,22 +237,48 @@ impl Server {
         let metrics_page =
             metrics_listener.map(|listener| (listener, metrics.clone(), vault.clone()));
         let proxy = Proxy::new(upstream, vault.clone(), audit, settings.max_upstream_per_ip);
+        // Links shown to owners name where people reach brine: `public_url`, or this listener.
+        let base_url = match &public_url {
+            Some(url) => url.origin().ascii_serialization(),
+            None => {
+                let mut addr = listener
+                    .local_addr()
+                    .map_err(|source| StartupError::Listen {
+                        addr: settings.listen,
+                        source,
+                    })?;
+                // Listening on every address: this machine's own is the one that surely works.
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("http://{addr}")
+            }
+        };
+        let site = dashboard::Site::new(dashboard::SiteParts {
+            base_url,
+            secure: public_url.as_ref().is_some_and(|u| u.scheme() == "https"),
+            ttl_secs: token_ttl.whole_seconds(),
+            signup_open: settings.signup,
+        });
         let state = AppState::new(state::StateParts {
             owners: Owners::new(gate.clone(), proxy.clone()),
-            accounts: Accounts::new(
-                store.clone(),
-                Arc::new(tokens),
+            accounts: Accounts::new(accounts::AccountsConfig {
+                store: store.clone(),
+                tokens: Arc::new(tokens),
+                challenge_secret,
+                totp,
                 vault,
                 limits,
-                decoy.into(),
-                settings.signup,
-            ),
+                decoy_hash: decoy.into(),
+                signup_open: settings.signup,
+            }),
             gate,
             proxy,
             trusted_proxies: Arc::new(client_ip::TrustedProxies::new(
                 settings.trusted_proxies.clone(),
             )),
             forms,
+            site,
             page_loads,
             batch: settings.batch,
             store: store.clone(),

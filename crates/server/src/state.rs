@@ -9,6 +9,7 @@ use brine_store::Store;
 use crate::access::Gate;
 use crate::accounts::Accounts;
 use crate::client_ip::TrustedProxies;
+use crate::dashboard::Site;
 use crate::forms::FormGuard;
 use crate::owner::Owners;
 use crate::page_loads::PageLoads;
@@ -40,6 +41,7 @@ pub struct StateParts {
     pub accounts: Accounts,
     pub trusted_proxies: Arc<TrustedProxies>,
     pub forms: FormGuard,
+    pub site: Site,
     pub page_loads: PageLoads,
     pub batch: BatchSettings,
     /// For the loop guard's audit of refused calls (see `loop_guard`).
@@ -63,6 +65,7 @@ handles! {
     accounts: Accounts,
     trusted_proxies: Arc<TrustedProxies>,
     forms: FormGuard,
+    site: Site,
     page_loads: PageLoads,
     batch: BatchSettings,
 }

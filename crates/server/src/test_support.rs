@@ -25,6 +25,7 @@ pub async fn temp_store() -> TempStore {
         email: "unit@example.com".into(),
         password_hash: "$argon2id$stub".into(),
         created_at: now_ms(),
+        totp_secret: None,
     };
     store.create_account(&owner).await.unwrap();
     let now = now_ms();

@@ -4,6 +4,7 @@
 //! Everything secret arrives here already encrypted: the store never sees a plaintext value,
 //! an X-API-Key or a password.
 
+mod accounts;
 mod model;
 mod postgres;
 mod sql;
@@ -20,9 +21,10 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use accounts::{Account, AccountEvent, AccountStore, NewSession, SessionRow};
 pub use model::{
-    Account, Appended, AuditEvent, KeySlot, LockoutEdges, NewAuditEvent, PageLimits,
-    RecentFailures, Record, RecordChanges, Settle, SlotKind,
+    Appended, AuditEvent, KeySlot, LockoutEdges, NewAuditEvent, PageLimits, RecentFailures, Record,
+    RecordChanges, Settle, SlotKind,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -68,26 +70,6 @@ pub trait MetaStore: Send + Sync {
     async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// Stores `value` unless the key exists; returns whether it was stored.
     async fn insert_meta_if_absent(&self, key: &str, value: &[u8]) -> Result<bool>;
-}
-
-#[async_trait]
-pub trait AccountStore: Send + Sync {
-    /// Fails with [`StoreError::Conflict`] when the email is taken.
-    async fn create_account(&self, account: &Account) -> Result<()>;
-    async fn account_by_email(&self, email: &str) -> Result<Option<Account>>;
-    /// Every account, oldest first (for export).
-    async fn accounts(&self) -> Result<Vec<Account>>;
-    async fn create_session(
-        &self,
-        id: Uuid,
-        account: Uuid,
-        created_at: OffsetDateTime,
-        expires_at: OffsetDateTime,
-    ) -> Result<()>;
-    /// The account of a session that exists and has not expired at `now`.
-    async fn session_account(&self, id: Uuid, now: OffsetDateTime) -> Result<Option<Uuid>>;
-    /// Returns whether a session was deleted.
-    async fn delete_session(&self, id: Uuid) -> Result<bool>;
 }
 
 #[async_trait]

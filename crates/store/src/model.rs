@@ -2,16 +2,6 @@ use brine_core::{Access, Policy, RecordKind, RecordLimits};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-#[derive(Debug, Clone)]
-pub struct Account {
-    pub id: Uuid,
-    /// Normalised (lower-case) email.
-    pub email: String,
-    /// Argon2id PHC string.
-    pub password_hash: String,
-    pub created_at: OffsetDateTime,
-}
-
 /// Which way of opening a record a key slot serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SlotKind {

@@ -160,3 +160,4 @@ impl PgStore {
 }
 
 impl_sql_store!(PgStore, Postgres, PgRow);
+crate::accounts::impl_account_store!(PgStore, PgRow);

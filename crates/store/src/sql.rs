@@ -62,7 +62,7 @@ macro_rules! impl_sql_store {
             use crate::sql::{is_unique_violation, opt_time};
             use crate::time_ms::{from_ms, to_ms};
             use crate::{
-                Account, AccountStore, Appended, AuditEvent, AuditStore, KeySlot, Lifecycle, LockoutEdges,
+                Appended, AuditEvent, AuditStore, KeySlot, Lifecycle, LockoutEdges,
                 MetaStore, NewAuditEvent, PageLimits, RecentFailures, Record, RecordChanges, RecordStore,
                 Result, Settle, SlotKind, StoreError,
             };
@@ -169,106 +169,6 @@ macro_rules! impl_sql_store {
                         .execute(&self.pool)
                         .await?;
                 Ok(done.rows_affected() == 1)
-            }
-        }
-
-        #[async_trait]
-        impl AccountStore for $store {
-            async fn create_account(&self, account: &Account) -> Result<()> {
-                sqlx::query(
-                    "INSERT INTO accounts (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(account.id)
-                .bind(&account.email)
-                .bind(&account.password_hash)
-                .bind(to_ms(account.created_at))
-                .execute(&self.pool)
-                .await
-                .map_err(|e| {
-                    if is_unique_violation(&e) {
-                        StoreError::Conflict("email already registered")
-                    } else {
-                        e.into()
-                    }
-                })?;
-                Ok(())
-            }
-
-            async fn account_by_email(&self, email: &str) -> Result<Option<Account>> {
-                let row = sqlx::query(
-                    "SELECT id, email, password_hash, created_at FROM accounts WHERE email = $1",
-                )
-                .bind(email)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.map(|row| {
-                    Ok(Account {
-                        id: row.try_get::<Uuid, _>("id")?,
-                        email: row.try_get("email")?,
-                        password_hash: row.try_get("password_hash")?,
-                        created_at: from_ms(row.try_get("created_at")?)?,
-                    })
-                })
-                .transpose()
-            }
-
-            async fn accounts(&self) -> Result<Vec<Account>> {
-                let rows = sqlx::query(
-                    "SELECT id, email, password_hash, created_at FROM accounts ORDER BY created_at, id",
-                )
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(Account {
-                            id: row.try_get::<Uuid, _>("id")?,
-                            email: row.try_get("email")?,
-                            password_hash: row.try_get("password_hash")?,
-                            created_at: from_ms(row.try_get("created_at")?)?,
-                        })
-                    })
-                    .collect()
-            }
-
-            async fn create_session(
-                &self,
-                id: Uuid,
-                account: Uuid,
-                created_at: OffsetDateTime,
-                expires_at: OffsetDateTime,
-            ) -> Result<()> {
-                // Expired sessions are swept here, where sessions are written anyway.
-                sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
-                    .bind(to_ms(created_at))
-                    .execute(&self.pool)
-                    .await?;
-                sqlx::query(
-                    "INSERT INTO sessions (id, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(id)
-                .bind(account)
-                .bind(to_ms(created_at))
-                .bind(to_ms(expires_at))
-                .execute(&self.pool)
-                .await?;
-                Ok(())
-            }
-
-            async fn session_account(&self, id: Uuid, now: OffsetDateTime) -> Result<Option<Uuid>> {
-                let row = sqlx::query("SELECT account_id FROM sessions WHERE id = $1 AND expires_at > $2")
-                    .bind(id)
-                    .bind(to_ms(now))
-                    .fetch_optional(&self.pool)
-                    .await?;
-                Ok(row.map(|row| row.try_get::<Uuid, _>("account_id")).transpose()?)
-            }
-
-            async fn delete_session(&self, id: Uuid) -> Result<bool> {
-                let done = sqlx::query("DELETE FROM sessions WHERE id = $1")
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected() > 0)
             }
         }
 

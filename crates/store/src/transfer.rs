@@ -56,6 +56,12 @@ enum Line {
         email: String,
         password_hash: String,
         created_at_ms: i64,
+        /// Two-factor sign-in moves with the account: the sealed secret (base64; it opens only
+        /// with the same master key) and the unused recovery codes' digests (base64).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        totp_secret: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        recovery_codes: Vec<String>,
     },
     Record(RecordLine),
     Event {
@@ -141,6 +147,12 @@ pub async fn export(
     let total = accounts.len() as u64;
     let mut counts = Counts::default();
     for account in accounts {
+        let recovery_codes = store
+            .recovery_codes(account.id)
+            .await?
+            .iter()
+            .map(|d| STANDARD.encode(d))
+            .collect();
         write_line(
             out,
             &Line::Account {
@@ -148,6 +160,8 @@ pub async fn export(
                 email: account.email,
                 password_hash: account.password_hash,
                 created_at_ms: to_ms(account.created_at),
+                totp_secret: account.totp_secret.map(|s| STANDARD.encode(s)),
+                recovery_codes,
             },
         )?;
         counts.accounts += 1;
@@ -277,15 +291,31 @@ pub async fn import(
                 email,
                 password_hash,
                 created_at_ms,
+                totp_secret,
+                recovery_codes,
             } => {
+                let decode = |b64: &str| {
+                    STANDARD
+                        .decode(b64)
+                        .map_err(|_| bad("an account's two-factor data is not base64".into()))
+                };
+                let totp_secret = totp_secret.as_deref().map(decode).transpose()?;
                 store
                     .create_account(&Account {
                         id,
                         email,
                         password_hash,
                         created_at: from_ms(created_at_ms)?,
+                        totp_secret: None,
                     })
                     .await?;
+                if let Some(secret) = totp_secret {
+                    let digests = recovery_codes
+                        .iter()
+                        .map(|c| decode(c))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    store.enable_totp(id, &secret, &digests).await?;
+                }
                 counts.accounts += 1;
             }
             Line::Record(line) => {

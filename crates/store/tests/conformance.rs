@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use brine_core::{Access, BridgePolicy, Policy, Quota, QuotaPeriod, RecordKind, RecordLimits};
 use brine_store::{
-    Account, Appended, KeySlot, LockoutEdges, NewAuditEvent, PageLimits, RecentFailures, Record,
-    RecordChanges, Settle, SlotKind, Store, StoreError,
+    Account, Appended, KeySlot, LockoutEdges, NewAuditEvent, NewSession, PageLimits,
+    RecentFailures, Record, RecordChanges, Settle, SlotKind, Store, StoreError,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -32,6 +32,7 @@ async fn account(store: &dyn Store, email: &str) -> Account {
         email: email.into(),
         password_hash: "$argon2id$stub".into(),
         created_at: now(),
+        totp_secret: None,
     };
     store.create_account(&account).await.unwrap();
     account
@@ -117,35 +118,162 @@ async fn accounts_and_sessions(store: &dyn Store) {
     let t = now();
     let live = Uuid::new_v4();
     let expired = Uuid::new_v4();
+    let open = |id: Uuid, created_at: OffsetDateTime, kind: &'static str| NewSession {
+        id,
+        account: ana.id,
+        kind,
+        created_at,
+        expires_at: created_at + Duration::hours(1),
+        client_ip: Some("192.0.2.7"),
+        user_agent: Some("curl/8"),
+    };
     store
-        .create_session(
-            expired,
-            ana.id,
-            t - Duration::hours(2),
-            t - Duration::hours(1),
-        )
+        .create_session(&open(expired, t - Duration::hours(2), "api"))
         .await
         .unwrap();
     store
-        .create_session(live, ana.id, t, t + Duration::hours(1))
+        .create_session(&open(live, t, "browser"))
         .await
         .unwrap();
-    assert_eq!(store.session_account(live, t).await.unwrap(), Some(ana.id));
-    assert_eq!(store.session_account(expired, t).await.unwrap(), None);
+    let got = store.session(live, t).await.unwrap().unwrap();
     assert_eq!(
-        store
-            .session_account(live, t + Duration::hours(2))
-            .await
-            .unwrap(),
+        (got.account, got.kind.as_str(), got.client_ip.as_deref()),
+        (ana.id, "browser", Some("192.0.2.7"))
+    );
+    assert_eq!(store.session(expired, t).await.unwrap(), None);
+    assert_eq!(
+        store.session(live, t + Duration::hours(2)).await.unwrap(),
         None
     );
-    assert_eq!(
-        store.session_account(Uuid::new_v4(), t).await.unwrap(),
-        None
-    );
-    assert!(store.delete_session(live).await.unwrap());
+    assert_eq!(store.session(Uuid::new_v4(), t).await.unwrap(), None);
+    let listed: Vec<Uuid> = store
+        .sessions_of(ana.id, t)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(listed, [live]);
+
+    // Only the account's own sessions can be ended through it.
+    let bob = account(store, "bob@example.com").await;
+    assert!(!store.delete_session_of(bob.id, live).await.unwrap());
+    assert!(store.delete_session_of(ana.id, live).await.unwrap());
+    assert_eq!(store.session(live, t).await.unwrap(), None);
     assert!(!store.delete_session(live).await.unwrap());
-    assert_eq!(store.session_account(live, t).await.unwrap(), None);
+
+    // A password change ends every session but the one kept.
+    let (keep, other) = (Uuid::new_v4(), Uuid::new_v4());
+    store
+        .create_session(&open(keep, t, "browser"))
+        .await
+        .unwrap();
+    store.create_session(&open(other, t, "api")).await.unwrap();
+    assert!(
+        store
+            .set_password(ana.id, "$argon2id$new", Some(keep))
+            .await
+            .unwrap()
+    );
+    assert!(store.session(keep, t).await.unwrap().is_some());
+    assert!(store.session(other, t).await.unwrap().is_none());
+    assert!(
+        store
+            .set_password(ana.id, "$argon2id$newer", None)
+            .await
+            .unwrap()
+    );
+    assert!(store.session(keep, t).await.unwrap().is_none());
+    let found = store.account(ana.id).await.unwrap().unwrap();
+    assert_eq!(found.password_hash, "$argon2id$newer");
+
+    // Account events, newest first.
+    for kind in ["signed_in", "password_changed"] {
+        store
+            .append_account_event(ana.id, t, kind, Some("192.0.2.7"), None)
+            .await
+            .unwrap();
+    }
+    let kinds: Vec<String> = store
+        .account_events(ana.id, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["password_changed", "signed_in"]);
+    assert!(store.account_events(bob.id, 10).await.unwrap().is_empty());
+}
+
+async fn two_factor(store: &dyn Store) {
+    let ana = account(store, "ana-2fa@example.com").await;
+    assert_eq!(store.totp_pending(ana.id).await.unwrap(), None);
+    store
+        .set_totp_pending(ana.id, Some(b"pending"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.totp_pending(ana.id).await.unwrap().as_deref(),
+        Some(&b"pending"[..])
+    );
+    let digests = vec![vec![1u8; 32], vec![2u8; 32]];
+    store
+        .enable_totp(ana.id, b"pending", &digests)
+        .await
+        .unwrap();
+    assert_eq!(store.totp_pending(ana.id).await.unwrap(), None);
+    let found = store.account(ana.id).await.unwrap().unwrap();
+    assert_eq!(found.totp_secret.as_deref(), Some(&b"pending"[..]));
+    assert_eq!(store.recovery_codes(ana.id).await.unwrap(), digests);
+
+    // Each time step's code works once, and never an older one.
+    assert!(store.take_totp_step(ana.id, 100).await.unwrap());
+    assert!(!store.take_totp_step(ana.id, 100).await.unwrap());
+    assert!(!store.take_totp_step(ana.id, 99).await.unwrap());
+    assert!(store.take_totp_step(ana.id, 101).await.unwrap());
+
+    // Each recovery code works once.
+    assert!(store.use_recovery_code(ana.id, &[1u8; 32]).await.unwrap());
+    assert!(!store.use_recovery_code(ana.id, &[1u8; 32]).await.unwrap());
+    assert_eq!(store.recovery_codes(ana.id).await.unwrap(), [vec![2u8; 32]]);
+
+    store.disable_totp(ana.id).await.unwrap();
+    let found = store.account(ana.id).await.unwrap().unwrap();
+    assert_eq!(found.totp_secret, None);
+    assert!(store.recovery_codes(ana.id).await.unwrap().is_empty());
+}
+
+async fn deleting_an_account_removes_everything_in_it(store: &dyn Store) {
+    let ana = account(store, "ana-gone@example.com").await;
+    let bob = account(store, "bob-stays@example.com").await;
+    let (mine, theirs) = (record(ana.id), record(bob.id));
+    store.insert_record(&mine).await.unwrap();
+    store.insert_record(&theirs).await.unwrap();
+    let t = now();
+    let session = Uuid::new_v4();
+    store
+        .create_session(&NewSession {
+            id: session,
+            account: ana.id,
+            kind: "browser",
+            created_at: t,
+            expires_at: t + Duration::hours(1),
+            client_ip: None,
+            user_agent: None,
+        })
+        .await
+        .unwrap();
+    store
+        .append_account_event(ana.id, t, "signed_in", None, None)
+        .await
+        .unwrap();
+    assert!(store.delete_account(ana.id).await.unwrap());
+    assert!(store.account(ana.id).await.unwrap().is_none());
+    assert!(store.record(mine.uuid).await.unwrap().is_none());
+    assert!(store.session(session, t).await.unwrap().is_none());
+    assert!(store.account_events(ana.id, 10).await.unwrap().is_empty());
+    assert!(store.record(theirs.uuid).await.unwrap().is_some());
+    assert!(!store.delete_account(ana.id).await.unwrap());
 }
 
 async fn records_round_trip(store: &dyn Store) {
@@ -688,6 +816,8 @@ async fn audit_events(store: &dyn Store) {
 async fn conformance(store: Arc<dyn Store>) {
     meta(store.as_ref()).await;
     accounts_and_sessions(store.as_ref()).await;
+    two_factor(store.as_ref()).await;
+    deleting_an_account_removes_everything_in_it(store.as_ref()).await;
     records_round_trip(store.as_ref()).await;
     updates_are_atomic_and_owner_checked(store.as_ref()).await;
     read_claims_are_exact(store.clone()).await;
@@ -861,6 +991,11 @@ async fn transfer_round_trip(src: Arc<dyn Store>, dst: Arc<dyn Store>) {
         .unwrap();
     let ana = account(src.as_ref(), "ana@example.com").await;
     let bob = account(src.as_ref(), "bob@example.com").await;
+    // Two-factor sign-in moves with the account.
+    let digests = vec![vec![5u8; 32]];
+    src.enable_totp(bob.id, b"sealed-secret", &digests)
+        .await
+        .unwrap();
     let mut limited = record(ana.id);
     limited.max_reads = Some(2);
     limited.reads = 1;
@@ -944,6 +1079,8 @@ async fn transfer_round_trip(src: Arc<dyn Store>, dst: Arc<dyn Store>) {
         .unwrap()
         .unwrap();
     assert_eq!(login.password_hash, bob.password_hash);
+    assert_eq!(login.totp_secret.as_deref(), Some(&b"sealed-secret"[..]));
+    assert_eq!(dst.recovery_codes(bob.id).await.unwrap(), digests);
     let events = dst.events(limited.uuid, 10, None).await.unwrap();
     assert_eq!(
         events

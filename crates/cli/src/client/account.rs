@@ -20,7 +20,8 @@ pub struct AuthArgs {
     #[arg(long, env = "BRINE_EMAIL")]
     email: String,
     /// Read the password from the first line of stdin instead of asking on the terminal
-    /// (for scripts: `printf '%s\n' "$PW" | brine login --email ... --password-stdin`).
+    /// (for scripts: `printf '%s\n' "$PW" | brine login --email ... --password-stdin`). With
+    /// two-factor sign-in, the code is the second line.
     #[arg(long)]
     password_stdin: bool,
 }
@@ -38,13 +39,39 @@ pub async fn login(args: AuthArgs) -> anyhow::Result<ExitCode> {
 async fn open_session(args: AuthArgs, path: &str, new_account: bool) -> anyhow::Result<()> {
     let api = Api::new(&args.server)?;
     let password = input::account_password(args.password_stdin, new_account)?;
-    let body = serde_json::to_value(Credentials {
+    let mut body = Credentials {
         email: args.email.clone(),
         password: password.expose().to_owned(),
-    })?;
-    let answer = api
-        .call(Method::POST, path, Auth::none(), Some(&body))
-        .await?;
+        code: None,
+    };
+    let mut answer = api
+        .call(
+            Method::POST,
+            path,
+            Auth::none(),
+            Some(&serde_json::to_value(&body)?),
+        )
+        .await;
+    // Two-factor sign-in: the password was right; ask for the code and sign in with both.
+    if let Err(e) = &answer
+        && e.downcast_ref::<ServerError>()
+            .is_some_and(|s| s.error == "Code required")
+    {
+        body.code = Some(
+            input::second_factor_code(args.password_stdin)?
+                .expose()
+                .to_owned(),
+        );
+        answer = api
+            .call(
+                Method::POST,
+                path,
+                Auth::none(),
+                Some(&serde_json::to_value(&body)?),
+            )
+            .await;
+    }
+    let answer = answer?;
     let TokenBody { token, .. } = serde_json::from_value(answer)
         .map_err(|_| anyhow!("the server's answer holds no token"))?;
     let file = session::save(&Session {

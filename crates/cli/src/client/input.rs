@@ -101,6 +101,29 @@ pub fn account_password(from_stdin: bool, confirm: bool) -> anyhow::Result<Secre
     Ok(Secret(password))
 }
 
+/// A two-factor code: the next line of stdin with `--password-stdin` (after the password),
+/// else a prompt without echo (a recovery code is worth hiding).
+pub fn second_factor_code(from_stdin: bool) -> anyhow::Result<Secret> {
+    let code = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the code from stdin")?;
+        trim_one_newline(line)
+    } else {
+        if !std::io::stdin().is_terminal() {
+            bail!("this account uses two-factor sign-in: no terminal to ask for the code on");
+        }
+        rpassword::prompt_password("Two-factor code (from your app, or a recovery code): ")
+            .context("cannot read the code")?
+    };
+    if code.trim().is_empty() {
+        bail!("no two-factor code given");
+    }
+    Ok(Secret(code.trim().to_owned()))
+}
+
 /// A secret kept in a file (an X-API-Key or a record password), surrounding whitespace trimmed.
 pub fn secret_file(path: &Path, what: &str) -> anyhow::Result<Secret> {
     let text = std::fs::read_to_string(path)

@@ -5,7 +5,7 @@
 
 mod account;
 mod http;
-mod input;
+pub(crate) mod input;
 mod read;
 mod records;
 mod session;

@@ -202,6 +202,13 @@ impl TestServer {
         self.request(Method::POST, path)
     }
 
+    /// The database this server runs on, as `brine --database-url` takes it.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("brine.db").display()))
+    }
+
     /// Signs up a new account and returns its token.
     pub async fn signup(&self, email: &str) -> String {
         let res = self

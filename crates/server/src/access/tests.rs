@@ -33,6 +33,7 @@ async fn world(lockout: LockoutSettings) -> World {
         email: "ana@example.com".into(),
         password_hash: "$argon2id$stub".into(),
         created_at: now_ms(),
+        totp_secret: None,
     };
     store.create_account(&owner).await.unwrap();
     let kdf = KdfPool::new(1).unwrap();

@@ -30,8 +30,12 @@ use crate::vault::{Vault, VaultError};
 pub enum OwnerError {
     /// No such record of this owner (another account's record looks the same).
     NotFound,
-    /// The input breaks a rule; the message says which, never quoting a secret.
-    Invalid(String),
+    /// The input breaks a rule; the message says which, never quoting a secret. `field` names
+    /// the input it concerns ("" when none in particular), so a form can show it there.
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     /// Not possible on this record as it is (a sealed record, one without a key, ...).
     Conflict {
         error: &'static str,
@@ -46,7 +50,10 @@ pub enum OwnerError {
 
 impl OwnerError {
     pub fn invalid(message: impl Into<String>) -> Self {
-        OwnerError::Invalid(message.into())
+        OwnerError::Invalid {
+            field: "",
+            message: message.into(),
+        }
     }
 
     pub fn from_vault(e: VaultError) -> Self {
@@ -59,7 +66,10 @@ impl OwnerError {
 
 impl From<ValidationError> for OwnerError {
     fn from(e: ValidationError) -> Self {
-        OwnerError::Invalid(e.message)
+        OwnerError::Invalid {
+            field: e.field,
+            message: e.message,
+        }
     }
 }
 

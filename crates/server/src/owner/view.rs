@@ -80,21 +80,24 @@ fn page_view(record: &Record, now: OffsetDateTime) -> SecurePageView {
     }
 }
 
-/// A record with its new X-API-Key (shown this once), and advice about its set-up.
-pub fn with_key(record: &Record, api_key: Option<ApiKey>, now: OffsetDateTime) -> RecordWithKey {
-    let mut warnings = Vec::new();
-    if record.slot(SlotKind::ApiKey).is_some() && record.slot(SlotKind::SecurePage).is_some() {
-        warnings.push(
+/// Advice about a record's set-up: one record that opens both for code and for a person.
+fn set_up_advice(record: &Record) -> Option<String> {
+    (record.slot(SlotKind::ApiKey).is_some() && record.slot(SlotKind::SecurePage).is_some()).then(
+        || {
             "This record opens both for code (X-API-Key at /r) and for a person (secure page at \
              /secure) under the same uuid. Prefer two records: one for the person, one for code, \
              so that each can be revoked alone."
-                .to_owned(),
-        );
-    }
+                .to_owned()
+        },
+    )
+}
+
+/// A record with its new X-API-Key (shown this once), and advice about its set-up.
+pub fn with_key(record: &Record, api_key: Option<ApiKey>, now: OffsetDateTime) -> RecordWithKey {
     RecordWithKey {
         record: record_view(record, now, None),
         api_key: api_key.map(|k| k.expose().to_owned()),
-        warnings,
+        warnings: set_up_advice(record).into_iter().collect(),
     }
 }
 
@@ -125,7 +128,8 @@ impl Owners {
             .collect())
     }
 
-    /// One record, with its quota's use in the current period and any problem to fix.
+    /// One record, with its quota's use in the current period and any problem to fix or advice
+    /// about its set-up.
     pub async fn show(&self, owner: Uuid, uuid: Uuid) -> OwnerResult<RecordView> {
         let record = self.owned(owner, uuid).await?;
         let now = now_ms();
@@ -135,6 +139,7 @@ impl Owners {
             let (period, _) = quota.per.bounds(now);
             view.quota_used = Some(self.store.quota_used(uuid, period).await?);
         }
+        view.warnings.extend(set_up_advice(&record));
         let unused = self.unused_fallbacks(&record)?;
         if unused > 0 {
             view.warnings.push(format!(

@@ -1,11 +1,11 @@
-//! Accounts: sign up, log in, log out.
+//! Accounts: sign up, log in (with the second factor when it is on), log out.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use brine_proto::{Credentials, TokenBody};
 
-use crate::accounts::{AccountError, Accounts, Session};
+use crate::accounts::{AccountError, Accounts, Session, SessionKind, SignIn};
 use crate::auth::Owner;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ClientInfo};
@@ -27,15 +27,30 @@ impl From<AccountError> for ApiError {
             AccountError::InvalidCredentials => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "Invalid credentials",
-                "The email or password is not correct.",
+                "The email, password or code is not correct.",
             ),
+            AccountError::CodeRequired => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "Code required",
+                "This account uses two-factor sign-in: send the code from the authenticator app \
+                 (or a recovery code) as 'code' with the email and password.",
+            ),
+            AccountError::ChallengeExpired => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "Sign-in expired",
+                "The sign-in took too long; start again with the email and password.",
+            ),
+            AccountError::Conflict(message) => {
+                ApiError::new(StatusCode::CONFLICT, "Conflict", message)
+            }
+            AccountError::NotFound => ApiError::not_found(),
             AccountError::Limited(decision) => ApiError::login_limited(decision),
             AccountError::Fault(fault) => fault.into(),
         }
     }
 }
 
-fn token(session: Session) -> TokenBody {
+pub fn token(session: Session) -> TokenBody {
     TokenBody {
         token: session.token,
         expires_in: session.expires_in,
@@ -58,20 +73,21 @@ pub async fn signup(
     ApiJson(body): ApiJson<Credentials>,
 ) -> ApiResult<(StatusCode, Json<TokenBody>)> {
     let session = accounts
-        .sign_up(&body.email, body.password, &client)
+        .sign_up(&body.email, body.password, &client, SessionKind::Api)
         .await?;
     Ok((StatusCode::CREATED, Json(token(session))))
 }
 
 /// Sign in.
 ///
-/// Answers in the same time whether or not the email exists.
+/// Answers in the same time whether or not the email exists. An account with two-factor
+/// sign-in needs `code` too: without it the answer is 401 "Code required".
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
     request_body = Credentials,
     responses(
         (status = 200, description = "Signed in", body = TokenBody),
         (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 401, description = "Wrong email or password", body = ErrorBody),
+        (status = 401, description = "Wrong email, password or code; or a code is required", body = ErrorBody),
         (status = 429, description = "Too many attempts for this address or email", body = ErrorBody),
     ))]
 pub async fn login(
@@ -79,10 +95,20 @@ pub async fn login(
     client: ClientInfo,
     ApiJson(body): ApiJson<Credentials>,
 ) -> ApiResult<Json<TokenBody>> {
-    let session = accounts
-        .sign_in(&body.email, body.password, &client)
-        .await?;
-    Ok(Json(token(session)))
+    match accounts
+        .sign_in(
+            &body.email,
+            body.password,
+            body.code,
+            &client,
+            SessionKind::Api,
+        )
+        .await?
+    {
+        SignIn::Session(session) => Ok(Json(token(session))),
+        // Only browsers get a challenge; an API sign-in without a code is refused above.
+        SignIn::NeedsCode { .. } => Err(AccountError::CodeRequired.into()),
+    }
 }
 
 /// Sign out: the token stops working at once, on every node.
@@ -92,7 +118,11 @@ pub async fn login(
         (status = 204, description = "Signed out"),
         (status = 401, description = "Not signed in", body = ErrorBody),
     ))]
-pub async fn logout(State(accounts): State<Accounts>, owner: Owner) -> ApiResult<StatusCode> {
-    accounts.sign_out(owner.session).await?;
+pub async fn logout(
+    State(accounts): State<Accounts>,
+    owner: Owner,
+    client: ClientInfo,
+) -> ApiResult<StatusCode> {
+    accounts.sign_out(owner, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,228 @@
+//! How records and events read on a page: words for states, times both relative and exact.
+
+use brine_core::{Access, RecordKind, RecordStatus};
+use brine_proto::{EventView, RecordView};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// A moment, as "3 minutes ago" and as an exact UTC time (for a `<time>` element).
+pub struct When {
+    pub relative: String,
+    pub exact: String,
+    pub iso: String,
+}
+
+pub fn when(at: OffsetDateTime, now: OffsetDateTime) -> When {
+    let seconds = (now - at).whole_seconds();
+    let (ahead, seconds) = (seconds < 0, seconds.unsigned_abs());
+    let amount = |n: u64, unit: &str| {
+        let plural = if n == 1 { "" } else { "s" };
+        if ahead {
+            format!("in {n} {unit}{plural}")
+        } else {
+            format!("{n} {unit}{plural} ago")
+        }
+    };
+    let relative = match seconds {
+        0..=44 if !ahead => "just now".to_owned(),
+        0..=89 => amount(1, "minute"),
+        90..=3_599 => amount(seconds / 60, "minute"),
+        3_600..=86_399 => amount(seconds / 3_600, "hour"),
+        86_400..=2_591_999 => amount(seconds / 86_400, "day"),
+        _ => amount(seconds / 2_592_000, "month"),
+    };
+    let utc = at.to_offset(time::UtcOffset::UTC);
+    When {
+        relative,
+        exact: format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            utc.year(),
+            u8::from(utc.month()),
+            utc.day(),
+            utc.hour(),
+            utc.minute(),
+            utc.second()
+        ),
+        iso: utc.format(&Rfc3339).unwrap_or_default(),
+    }
+}
+
+pub fn kind(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Credential => "Credential",
+        RecordKind::Bridge => "Bridge",
+    }
+}
+
+pub fn access(access: Access) -> &'static str {
+    match access {
+        Access::Public => "Public",
+        Access::Private => "Private",
+        Access::OwnerOnly => "Owner-only",
+    }
+}
+
+pub fn status(status: RecordStatus) -> &'static str {
+    match status {
+        RecordStatus::Active => "Active",
+        RecordStatus::Expired => "Expired",
+        RecordStatus::Exhausted => "Used up",
+        RecordStatus::Disabled => "Disabled",
+    }
+}
+
+/// One line of a record's timeline.
+pub struct EventLine {
+    pub what: String,
+    pub when: When,
+    pub client: String,
+}
+
+pub fn event_line(event: &EventView, now: OffsetDateTime) -> EventLine {
+    let refused_by = event
+        .detail
+        .as_ref()
+        .and_then(|d| d.get("refused_by"))
+        .and_then(|s| s.as_str());
+    let what = match (event.outcome.as_str(), refused_by) {
+        ("gone", Some("disabled")) => "Refused: the secret is disabled".to_owned(),
+        _ => describe(&event.channel, &event.outcome),
+    };
+    let status = event
+        .detail
+        .as_ref()
+        .and_then(|d| d.get("status"))
+        .and_then(|s| s.as_u64());
+    let repeats = event
+        .detail
+        .as_ref()
+        .and_then(|d| d.get("repeats"))
+        .and_then(|s| s.as_u64())
+        .filter(|n| *n > 0);
+    let mut what = what;
+    if let Some(status) = status {
+        what.push_str(&format!(" (upstream answered {status})"));
+    }
+    if let Some(n) = repeats {
+        what.push_str(&format!(
+            ", and {n} more time{} within a minute",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    let client = match (&event.client_ip, &event.user_agent) {
+        (Some(ip), Some(ua)) => format!("from {ip} · {ua}"),
+        (Some(ip), None) => format!("from {ip}"),
+        (None, Some(ua)) => ua.clone(),
+        (None, None) => String::new(),
+    };
+    EventLine {
+        what,
+        when: when(event.at, now),
+        client,
+    }
+}
+
+/// What an event means, in words an owner uses: opened (a form seen), revealed (a value seen by a
+/// person), used (a value read by code, a bridge called).
+fn describe(channel: &str, outcome: &str) -> String {
+    let text = match (channel, outcome) {
+        ("read", "ok") => "Used: read by code",
+        ("batch", "ok") => "Used: read by code in a batch",
+        ("password", "ok") => "Used: unlocked with the record password",
+        ("bridge", "ok") => "Used: bridge called",
+        ("bridge", "attempt") => "Bridge call under way",
+        ("secure_page", "opened") => "Opened: the secure page's password form was shown",
+        ("secure_page", "revealed") => "Revealed on the secure page",
+        ("secure_page", "attempt") => "Secure page: password being checked",
+        ("secure_page", "denied") => "Secure page: wrong password",
+        ("password", "denied") | ("password", "attempt") => "Wrong record password",
+        (_, "denied") => "Refused: wrong or missing X-API-Key, or a call the rules do not allow",
+        (_, "forbidden") => "Refused: not allowed from there",
+        (_, "gone") => "Refused: expired or used up",
+        (_, "rate_limited") => "Refused: over a limit",
+        ("owner", "ok") => "You viewed the value",
+        ("owner", "rotated") => "You rotated the X-API-Key",
+        ("owner", "key_removed") => "You removed the X-API-Key",
+        ("owner", "secure_page_enabled") => "You set the secure page's password",
+        ("owner", "secure_page_disabled") => "You turned the secure page off",
+        ("owner", "updated") => "You changed the settings",
+        ("owner", "tried") => "You tried the bridge in the playground",
+        ("owner", "disabled") => "You disabled the secret",
+        ("owner", "enabled") => "You enabled the secret",
+        (_, "bad_request") => "Refused: a malformed call",
+        (_, "timeout") => "Bridge call: the upstream timed out",
+        (_, "unreachable") => "Bridge call: the upstream could not be reached",
+        (_, "refused") => "Bridge call: the upstream's address may not be called",
+        (_, "error") => "Bridge call: the answer could not be relayed",
+        (_, "loop") => "Refused: a bridge that calls itself",
+        _ => "",
+    };
+    if text.is_empty() {
+        format!("{channel}: {outcome}")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// A record as a row of the list.
+pub struct Row {
+    pub uuid: String,
+    pub name: String,
+    pub kind: &'static str,
+    pub access: &'static str,
+    pub sealed: bool,
+    pub page: bool,
+    pub status: &'static str,
+    pub active: bool,
+    pub reads: i64,
+    pub max_reads: Option<i64>,
+    pub last_used: Option<When>,
+}
+
+pub fn row(record: &RecordView, now: OffsetDateTime) -> Row {
+    Row {
+        uuid: record.uuid.to_string(),
+        name: record.name.clone(),
+        kind: kind(record.kind),
+        access: access(record.access),
+        sealed: record.sealed,
+        page: record.secure_page.is_some(),
+        status: status(record.status),
+        active: record.status == RecordStatus::Active,
+        reads: record.reads,
+        max_reads: record.max_reads,
+        last_used: record.last_used_at.map(|at| when(at, now)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::Duration;
+
+    #[test]
+    fn times_read_as_people_say_them() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let ago = |s: i64| when(now - Duration::seconds(s), now).relative;
+        assert_eq!(ago(3), "just now");
+        assert_eq!(ago(60), "1 minute ago");
+        assert_eq!(ago(150), "2 minutes ago");
+        assert_eq!(ago(7_200), "2 hours ago");
+        assert_eq!(ago(86_400 * 3), "3 days ago");
+        assert_eq!(when(now + Duration::hours(5), now).relative, "in 5 hours");
+        assert_eq!(when(now, now).exact, "2027-01-15 08:00:00 UTC");
+    }
+
+    #[test]
+    fn opened_revealed_and_used_read_apart() {
+        let [opened, revealed, used] = [
+            describe("secure_page", "opened"),
+            describe("secure_page", "revealed"),
+            describe("read", "ok"),
+        ];
+        assert!(opened.starts_with("Opened"), "{opened}");
+        assert!(revealed.starts_with("Revealed"), "{revealed}");
+        assert!(used.starts_with("Used"), "{used}");
+        assert_eq!(describe("mystery", "new"), "mystery: new");
+    }
+}
