@@ -257,7 +257,6 @@ impl Server {
         let site = dashboard::Site::new(dashboard::SiteParts {
             base_url,
             secure: public_url.as_ref().is_some_and(|u| u.scheme() == "https"),
-            ttl_secs: token_ttl.whole_seconds(),
             signup_open: settings.signup,
         });
         let state = AppState::new(state::StateParts {

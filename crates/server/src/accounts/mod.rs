@@ -167,11 +167,6 @@ impl Accounts {
         }))
     }
 
-    /// The session lifetime, in seconds.
-    pub fn session_ttl_secs(&self) -> i64 {
-        self.tokens.ttl.whole_seconds()
-    }
-
     /// Creates an account and signs it in.
     pub async fn sign_up(
         &self,

@@ -22,8 +22,6 @@ pub struct SiteParts {
     pub base_url: String,
     /// Whether the configured `public_url` is https (cookies are then `Secure`).
     pub secure: bool,
-    /// The session lifetime, for the cookie's `Max-Age`.
-    pub ttl_secs: i64,
     /// Whether anyone may create an account.
     pub signup_open: bool,
 }
@@ -52,7 +50,7 @@ impl Site {
     }
 
     /// The `Set-Cookie` that starts a browser session.
-    pub fn session_cookie(&self, token: &str, max_age: i64) -> Option<HeaderValue> {
+    fn session_cookie(&self, token: &str, max_age: i64) -> Option<HeaderValue> {
         let secure = if self.secure { "; Secure" } else { "" };
         HeaderValue::from_str(&format!(
             "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
