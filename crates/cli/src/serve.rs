@@ -94,6 +94,7 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
             "upstream_connect_timeout_ms",
             "select_buffer_bytes",
             "record_cache_mib",
+            "audit_retention_days",
             "metrics_listen",
             "redis_url",
             "max_upstream_per_ip",

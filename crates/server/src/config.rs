@@ -50,6 +50,9 @@ pub struct Settings {
     /// Memory for records kept decoded between requests, in MiB (0 keeps none). Refused at
     /// start-up when more than half of the machine's memory.
     pub record_cache_mib: u64,
+    /// Days that audit events are kept; older ones are deleted by a background task (at start
+    /// and every hour). Unset keeps every event.
+    pub audit_retention_days: Option<u32>,
     /// Where to serve Prometheus metrics (`GET /metrics`), apart from the API; none by default.
     pub metrics_listen: Option<SocketAddr>,
     /// Limits of `POST /batch`.
@@ -123,6 +126,7 @@ impl Default for Settings {
             upstream_connect_timeout_ms: 5_000,
             select_buffer_bytes: 64 * 1024 * 1024,
             record_cache_mib: 64,
+            audit_retention_days: None,
             metrics_listen: None,
             batch: crate::routes::batch::BatchSettings::default(),
             redis_url: None,

@@ -27,6 +27,7 @@ mod open;
 mod owner;
 mod page_loads;
 mod proxy;
+mod retention;
 mod routes;
 mod state;
 #[cfg(test)]
@@ -195,6 +196,16 @@ impl Server {
         let audit = audit::AuditLog::start(store.clone(), metrics.clone());
         let page_loads = page_loads::PageLoads::default();
         page_loads.start_flushing(audit.clone());
+        match settings.audit_retention_days {
+            Some(0) => {
+                return Err(StartupError::Setting(
+                    "audit_retention_days must be at least 1 (leave it unset to keep every event)"
+                        .into(),
+                ));
+            }
+            Some(days) => retention::start(&store, days),
+            None => {}
+        }
         let argon2 = Argon2Settings::default();
         let kdf = KdfPool::new(settings.kdf_concurrency).map_err(|e| {
             StartupError::Setting(format!("cannot start key-derivation threads: {e}"))

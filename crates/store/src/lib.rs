@@ -137,6 +137,9 @@ pub trait AuditStore: Send + Sync {
         limit: u32,
         before: Option<i64>,
     ) -> Result<Vec<AuditEvent>>;
+    /// Deletes at most `limit` of the oldest events from before `cutoff`; returns how many.
+    /// Small batches keep each write short, so requests' own events are not held up.
+    async fn delete_events_before(&self, cutoff: OffsetDateTime, limit: u32) -> Result<u64>;
 }
 
 /// Closing the connections: SQLite folds its write-ahead log back into the database file

@@ -446,6 +446,21 @@ macro_rules! impl_sql_store {
                 Ok(used)
             }
 
+            async fn delete_events_before(&self, cutoff: OffsetDateTime, limit: u32) -> Result<u64> {
+                // In id order, which is time order: the scan stops at the first `limit` old
+                // events rather than sorting the table by time (there is no index on `at` alone,
+                // which every audit write would have to maintain).
+                let done = sqlx::query(
+                    "DELETE FROM audit_events WHERE id IN \
+                     (SELECT id FROM audit_events WHERE at < $1 ORDER BY id LIMIT $2)",
+                )
+                .bind(to_ms(cutoff))
+                .bind(i64::from(limit))
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
             async fn events(
                 &self,
                 record: Uuid,

@@ -631,6 +631,36 @@ async fn attempts_are_counted_and_settled(store: &dyn Store) {
     );
 }
 
+async fn retention_deletes_only_what_is_old_enough(store: &dyn Store) {
+    let ana = account(store, "ana-retention@example.com").await;
+    let r = record(ana.id);
+    store.insert_record(&r).await.unwrap();
+    let t = now();
+    for days in [50, 40, 35, 1] {
+        store
+            .append_event(&NewAuditEvent {
+                record: r.uuid,
+                at: t - Duration::days(days),
+                channel: "read",
+                outcome: "ok",
+                client_ip: None,
+                user_agent: None,
+                detail: None,
+                expect_version: None,
+            })
+            .await
+            .unwrap();
+    }
+    let cutoff = t - Duration::days(30);
+    // In batches: at most `limit` a call, oldest first.
+    assert_eq!(store.delete_events_before(cutoff, 2).await.unwrap(), 2);
+    assert_eq!(store.delete_events_before(cutoff, 2).await.unwrap(), 1);
+    assert_eq!(store.delete_events_before(cutoff, 2).await.unwrap(), 0);
+    let left = store.events(r.uuid, 10, None).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].at, t - Duration::days(1));
+}
+
 async fn audit_events(store: &dyn Store) {
     let ana = account(store, "ana5@example.com").await;
     let r = record(ana.id);
@@ -826,6 +856,7 @@ async fn conformance(store: Arc<dyn Store>) {
     attempts_are_counted_and_settled(store.as_ref()).await;
     audit_events(store.as_ref()).await;
     record_state_and_last_use(store.as_ref()).await;
+    retention_deletes_only_what_is_old_enough(store.as_ref()).await;
 }
 
 /// A record's disabled time and page label round-trip and change like any field, and bump the

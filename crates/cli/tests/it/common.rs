@@ -110,8 +110,14 @@ impl TestServer {
 
     /// Starts a server again on what a stopped one left.
     pub async fn restart(leftovers: Leftovers) -> Self {
+        Self::restart_with(leftovers, |_| {}).await
+    }
+
+    /// Starts a server again on what a stopped one left, with some settings changed.
+    pub async fn restart_with(leftovers: Leftovers, adjust: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = settings_in(&leftovers.data_dir);
         settings.database_url = leftovers.database.as_ref().map(|db| db.url.clone());
+        adjust(&mut settings);
         let mut server = Self::start_settings(settings).await.unwrap();
         server._tmp = leftovers._tmp;
         server.database = leftovers.database;

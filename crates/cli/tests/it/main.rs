@@ -22,6 +22,7 @@ mod openapi;
 mod read;
 mod record_state;
 mod records;
+mod retention;
 mod secure_page;
 mod startup;
 mod transfer;
