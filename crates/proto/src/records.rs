@@ -309,9 +309,22 @@ pub struct EventQuery {
     #[param(minimum = 1, maximum = 500)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
-    /// Only events older than this event id (for paging).
+    /// Only events older than this event id (for paging: the `id` of the last event of the
+    /// previous page).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub before: Option<i64>,
+    /// Only events of this channel (`read`, `bridge`, `secure_page`, `owner`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// Only events with this outcome (`ok`, `denied`, `revealed`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// Only events from this client address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    /// Only events whose user agent or detail holds this text, whatever its case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
 }
 
 /// A call from the owner's playground.

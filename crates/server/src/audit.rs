@@ -335,7 +335,11 @@ mod tests {
         log.settle(id, Outcome::Denied, Some(r#"{"why":"test"}"#.into()))
             .await;
         log.flush().await.unwrap();
-        let stored = t.store.events(t.record, 10, None).await.unwrap();
+        let stored = t
+            .store
+            .events(t.record, 10, &Default::default())
+            .await
+            .unwrap();
         assert_eq!(stored[0].outcome, "denied");
         assert_eq!(stored[0].detail.as_deref(), Some(r#"{"why":"test"}"#));
 
@@ -352,6 +356,13 @@ mod tests {
         assert_eq!(stale, Err(AuditError::Stale));
         let fresh = log.append(event(Outcome::Ok).expect_version(Some(2))).await;
         assert!(fresh.is_ok());
-        assert_eq!(t.store.events(t.record, 10, None).await.unwrap().len(), 2);
+        assert_eq!(
+            t.store
+                .events(t.record, 10, &Default::default())
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

@@ -97,6 +97,18 @@ pub trait RecordStore: Send + Sync {
     async fn quota_used(&self, uuid: Uuid, period: OffsetDateTime) -> Result<i64>;
 }
 
+/// Which of a record's events to list; every field left out matches all.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventFilter<'a> {
+    /// Only events older than this event id (paging).
+    pub before: Option<i64>,
+    pub channel: Option<&'a str>,
+    pub outcome: Option<&'a str>,
+    pub client_ip: Option<&'a str>,
+    /// Text in the user agent or the detail, whatever its case.
+    pub text: Option<&'a str>,
+}
+
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     /// Stores an event and returns its id.
@@ -130,12 +142,12 @@ pub trait AuditStore: Send + Sync {
         owner: Uuid,
         only: Option<Uuid>,
     ) -> Result<Vec<(Uuid, OffsetDateTime)>>;
-    /// A record's events, newest first, at most `limit`, older than `before` when given.
+    /// A record's events that match `filter`, newest first, at most `limit`.
     async fn events(
         &self,
         record: Uuid,
         limit: u32,
-        before: Option<i64>,
+        filter: &EventFilter<'_>,
     ) -> Result<Vec<AuditEvent>>;
     /// Deletes at most `limit` of the oldest events from before `cutoff`; returns how many.
     /// Small batches keep each write short, so requests' own events are not held up.

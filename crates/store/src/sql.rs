@@ -63,7 +63,7 @@ macro_rules! impl_sql_store {
             use crate::time_ms::{from_ms, to_ms};
             use crate::{
                 Appended, AuditEvent, AuditStore, KeySlot, Lifecycle, LockoutEdges,
-                MetaStore, NewAuditEvent, PageLimits, RecentFailures, Record, RecordChanges, RecordStore,
+                EventFilter, MetaStore, NewAuditEvent, PageLimits, RecentFailures, Record, RecordChanges, RecordStore,
                 Result, Settle, SlotKind, StoreError,
             };
 
@@ -465,14 +465,37 @@ macro_rules! impl_sql_store {
                 &self,
                 record: Uuid,
                 limit: u32,
-                before: Option<i64>,
+                filter: &EventFilter<'_>,
             ) -> Result<Vec<AuditEvent>> {
+                // One statement for every filter: a filter left out binds NULL and matches all.
+                // The text is matched as a LIKE pattern of its own characters (`%`, `_` and `\`
+                // escaped), in lower case on both sides so that both engines ignore case alike.
+                let text = filter.text.map(|t| {
+                    let escaped: String = t
+                        .to_lowercase()
+                        .chars()
+                        .flat_map(|c| match c {
+                            '%' | '_' | '\\' => vec!['\\', c],
+                            c => vec![c],
+                        })
+                        .collect();
+                    format!("%{escaped}%")
+                });
                 let rows = sqlx::query(
                     "SELECT id, record_uuid, at, channel, outcome, client_ip, user_agent, detail \
-                     FROM audit_events WHERE record_uuid = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+                     FROM audit_events WHERE record_uuid = $1 AND id < $2 \
+                     AND ($3 IS NULL OR channel = $3) AND ($4 IS NULL OR outcome = $4) \
+                     AND ($5 IS NULL OR client_ip = $5) \
+                     AND ($6 IS NULL OR LOWER(COALESCE(user_agent, '')) LIKE $6 ESCAPE '\\' \
+                          OR LOWER(COALESCE(detail, '')) LIKE $6 ESCAPE '\\') \
+                     ORDER BY id DESC LIMIT $7",
                 )
                 .bind(record)
-                .bind(before.unwrap_or(i64::MAX))
+                .bind(filter.before.unwrap_or(i64::MAX))
+                .bind(filter.channel)
+                .bind(filter.outcome)
+                .bind(filter.client_ip)
+                .bind(text)
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;

@@ -200,7 +200,16 @@ async fn all_events_oldest_first(
     let mut events = Vec::new();
     let mut before = None;
     loop {
-        let page = store.events(record, 1000, before).await?;
+        let page = store
+            .events(
+                record,
+                1000,
+                &crate::EventFilter {
+                    before,
+                    ..Default::default()
+                },
+            )
+            .await?;
         let Some(last) = page.last() else { break };
         before = Some(last.id);
         events.extend(page);

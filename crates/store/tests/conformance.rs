@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use brine_core::{Access, BridgePolicy, Policy, Quota, QuotaPeriod, RecordKind, RecordLimits};
 use brine_store::{
-    Account, Appended, KeySlot, LockoutEdges, NewAuditEvent, NewSession, PageLimits,
+    Account, Appended, EventFilter, KeySlot, LockoutEdges, NewAuditEvent, NewSession, PageLimits,
     RecentFailures, Record, RecordChanges, Settle, SlotKind, Store, StoreError,
 };
 use time::{Duration, OffsetDateTime};
@@ -623,7 +623,7 @@ async fn attempts_are_counted_and_settled(store: &dyn Store) {
         },
         "only failures since the window's start"
     );
-    let events = store.events(r.uuid, 10, None).await.unwrap();
+    let events = store.events(r.uuid, 10, &Default::default()).await.unwrap();
     assert_eq!(events.last().unwrap().outcome, "revealed");
     assert_eq!(
         events[events.len() - 2].detail.as_deref(),
@@ -656,7 +656,7 @@ async fn retention_deletes_only_what_is_old_enough(store: &dyn Store) {
     assert_eq!(store.delete_events_before(cutoff, 2).await.unwrap(), 2);
     assert_eq!(store.delete_events_before(cutoff, 2).await.unwrap(), 1);
     assert_eq!(store.delete_events_before(cutoff, 2).await.unwrap(), 0);
-    let left = store.events(r.uuid, 10, None).await.unwrap();
+    let left = store.events(r.uuid, 10, &Default::default()).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].at, t - Duration::days(1));
 }
@@ -680,7 +680,7 @@ async fn audit_events(store: &dyn Store) {
             .await
             .unwrap();
     }
-    let events = store.events(r.uuid, 10, None).await.unwrap();
+    let events = store.events(r.uuid, 10, &Default::default()).await.unwrap();
     let outcomes: Vec<_> = events.iter().map(|e| e.outcome.as_str()).collect();
     assert_eq!(outcomes, ["gone", "denied", "ok"]);
 
@@ -713,14 +713,14 @@ async fn audit_events(store: &dyn Store) {
         .collect();
     assert_eq!(ids.len(), 3);
     assert!(ids.windows(2).all(|w| w[0] < w[1]) && ids[0] > events[0].id);
-    let newest = store.events(r.uuid, 3, None).await.unwrap();
+    let newest = store.events(r.uuid, 3, &Default::default()).await.unwrap();
     assert_eq!(
         newest.iter().map(|e| e.id).collect::<Vec<_>>(),
         [ids[2], ids[1], ids[0]]
     );
     // Keep the checks below about the three original events (the newest was settled).
     let events: Vec<_> = store
-        .events(r.uuid, 10, None)
+        .events(r.uuid, 10, &Default::default())
         .await
         .unwrap()
         .into_iter()
@@ -732,12 +732,47 @@ async fn audit_events(store: &dyn Store) {
     );
     assert_eq!(events[2].user_agent.as_deref(), Some("curl/8"));
     assert_eq!(events[0].user_agent, None);
-    let page = store.events(r.uuid, 1, Some(events[0].id)).await.unwrap();
+    let older = EventFilter {
+        before: Some(events[0].id),
+        ..Default::default()
+    };
+    let page = store.events(r.uuid, 1, &older).await.unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(page[0].outcome, "denied");
+    // Filters: by outcome, by address, by text in the user agent (any case), and a `%` that
+    // is only a character.
+    let only = |f: EventFilter<'static>| {
+        let uuid = r.uuid;
+        async move {
+            store
+                .events(uuid, 10, &f)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.outcome)
+                .collect::<Vec<_>>()
+        }
+    };
+    let denied = EventFilter {
+        outcome: Some("denied"),
+        channel: Some("read"),
+        ..Default::default()
+    };
+    assert_eq!(only(denied).await, ["denied"]);
+    let curl = EventFilter {
+        text: Some("CURL/"),
+        client_ip: Some("127.0.0.1"),
+        ..Default::default()
+    };
+    assert_eq!(only(curl).await, ["ok"]);
+    let percent = EventFilter {
+        text: Some("%"),
+        ..Default::default()
+    };
+    assert!(only(percent).await.is_empty());
     assert!(
         store
-            .events(Uuid::new_v4(), 10, None)
+            .events(Uuid::new_v4(), 10, &Default::default())
             .await
             .unwrap()
             .is_empty()
@@ -781,7 +816,7 @@ async fn audit_events(store: &dyn Store) {
         },
     ];
     store.append_events(&[], &settles).await.unwrap();
-    let settled = &store.events(r.uuid, 1, None).await.unwrap()[0];
+    let settled = &store.events(r.uuid, 1, &Default::default()).await.unwrap()[0];
     assert_eq!(
         (
             settled.id,
@@ -839,7 +874,13 @@ async fn audit_events(store: &dyn Store) {
 
     // Events go with their record.
     store.delete_record(r.uuid, ana.id).await.unwrap();
-    assert!(store.events(r.uuid, 10, None).await.unwrap().is_empty());
+    assert!(
+        store
+            .events(r.uuid, 10, &Default::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Every case, on one backend.
@@ -1112,7 +1153,10 @@ async fn transfer_round_trip(src: Arc<dyn Store>, dst: Arc<dyn Store>) {
     assert_eq!(login.password_hash, bob.password_hash);
     assert_eq!(login.totp_secret.as_deref(), Some(&b"sealed-secret"[..]));
     assert_eq!(dst.recovery_codes(bob.id).await.unwrap(), digests);
-    let events = dst.events(limited.uuid, 10, None).await.unwrap();
+    let events = dst
+        .events(limited.uuid, 10, &Default::default())
+        .await
+        .unwrap();
     assert_eq!(
         events
             .iter()

@@ -392,6 +392,47 @@ async fn every_attempt_is_audited_without_secrets() {
         .await
         .unwrap();
     expect_error(res, StatusCode::BAD_REQUEST).await;
+
+    // Filters, alone and together, and with paging.
+    let filtered = |query: String| {
+        let req = s
+            .get(&format!("/api/v1/records/{uuid}/events?{query}"))
+            .bearer_auth(&token);
+        async move {
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{query}");
+            body(res)
+                .await["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| format!("{}/{}", e["channel"].as_str().unwrap(), e["outcome"].as_str().unwrap()))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(filtered("channel=read".into()).await, ["read/denied", "read/ok"]);
+    assert_eq!(filtered("outcome=denied".into()).await, ["password/denied", "read/denied"]);
+    assert_eq!(filtered("channel=read&outcome=ok&q=DEPLOY-BOT".into()).await, ["read/ok"]);
+    assert_eq!(filtered("client_ip=127.0.0.1&channel=owner".into()).await, ["owner/ok"]);
+    assert!(filtered("q=nothing-like-this".into()).await.is_empty());
+    assert_eq!(filtered("channel=read&limit=1".into()).await, ["read/denied"]);
+    let newest_read = {
+        let res = s
+            .get(&format!("/api/v1/records/{uuid}/events?channel=read&limit=1"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        body(res).await["events"][0]["id"].as_i64().unwrap()
+    };
+    assert_eq!(filtered(format!("channel=read&before={newest_read}")).await, ["read/ok"]);
+    let res = s
+        .get(&format!("/api/v1/records/{uuid}/events?q={}", "x".repeat(201)))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::BAD_REQUEST).await;
 }
 }
 

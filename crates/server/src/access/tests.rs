@@ -119,7 +119,11 @@ impl World {
 
     async fn outcomes(&self, uuid: Uuid) -> Vec<String> {
         self.gate.audit().flush().await.unwrap();
-        let events = self.store.events(uuid, 100, None).await.unwrap();
+        let events = self
+            .store
+            .events(uuid, 100, &Default::default())
+            .await
+            .unwrap();
         events.into_iter().map(|e| e.outcome).collect()
     }
 

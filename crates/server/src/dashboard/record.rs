@@ -156,6 +156,7 @@ pub async fn record_page(
     let query = EventQuery {
         limit: Some(50),
         before: extra.before,
+        ..EventQuery::default()
     };
     let list = owners
         .events(owner.account, uuid, query)

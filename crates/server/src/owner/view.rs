@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use brine_core::{RecordKind, RecordStatus, read_status};
 use brine_crypto::ApiKey;
 use brine_proto::{EventList, EventQuery, EventView, RecordView, RecordWithKey, SecurePageView};
-use brine_store::{AuditEvent, Record, SlotKind};
+use brine_store::{AuditEvent, EventFilter, Record, SlotKind};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -253,9 +253,27 @@ impl Owners {
         self.owned(owner, uuid).await?;
         self.audit.flush().await.map_err(Fault::from)?;
         let limit = query.limit.unwrap_or(100).clamp(1, 500);
-        let events = self.store.events(uuid, limit, query.before).await?;
+        let filter = EventFilter {
+            before: query.before,
+            channel: filter_text("channel", query.channel.as_deref())?,
+            outcome: filter_text("outcome", query.outcome.as_deref())?,
+            client_ip: filter_text("client_ip", query.client_ip.as_deref())?,
+            text: filter_text("q", query.q.as_deref())?,
+        };
+        let events = self.store.events(uuid, limit, &filter).await?;
         Ok(EventList {
             events: events.into_iter().map(event_view).collect(),
         })
+    }
+}
+
+/// A filter's text: blank means no filter; past 200 characters it is refused.
+fn filter_text<'a>(name: &str, value: Option<&'a str>) -> OwnerResult<Option<&'a str>> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) if v.chars().count() > 200 => Err(OwnerError::invalid(format!(
+            "{name}: at most 200 characters."
+        ))),
+        Some(v) => Ok(Some(v)),
     }
 }
