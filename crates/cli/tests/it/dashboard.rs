@@ -138,6 +138,11 @@ async fn an_owner_adds_shares_watches_and_rotates_a_secret() {
     }
     assert!(page.contains("Prefer two records"), "the both-routes advice: {page}");
     check_page(&web, "record").await;
+    // The timeline narrowed to what a person saw.
+    web.choose("Show", "Revealed").await;
+    web.press("Filter").await;
+    let page = web.main_text().await;
+    assert!(page.contains("Revealed on the secure page") && !page.contains("Used: read by code"), "{page}");
 
     // Rotate: a new key, once; the old one gets the exact 401.
     web.click("Rotate key").await; // asks first, in a dialog

@@ -36,7 +36,10 @@ pub struct Extra {
     pub notice: Option<(String, bool)>,
     /// Which form an error belongs to, and the error.
     pub form_error: Option<(&'static str, String)>,
+    /// The timeline's page and filters (from the page's address).
     pub before: Option<i64>,
+    pub outcome: Option<String>,
+    pub q: Option<String>,
 }
 
 #[derive(Template)]
@@ -55,7 +58,11 @@ struct RecordPage<'a> {
     notice: Option<(&'a str, bool)>,
     form_error: Option<(&'static str, &'a str)>,
     events: Vec<EventLine>,
-    older: Option<i64>,
+    /// The address of the timeline's next page, with the same filters.
+    older: Option<String>,
+    outcomes: &'static [(&'static str, &'static str)],
+    outcome: String,
+    q: String,
     created: When,
     last_used: Option<When>,
     expires: Option<When>,
@@ -156,6 +163,8 @@ pub async fn record_page(
     let query = EventQuery {
         limit: Some(50),
         before: extra.before,
+        outcome: extra.outcome.clone(),
+        q: extra.q.clone(),
         ..EventQuery::default()
     };
     let list = owners
@@ -163,9 +172,22 @@ pub async fn record_page(
         .await
         .map_err(owner_fault)?;
     let now = now_ms();
+    let outcome = extra.outcome.clone().unwrap_or_default();
+    let q = extra.q.clone().unwrap_or_default();
     let older = (list.events.len() == 50)
         .then(|| list.events.last().map(|e| e.id))
-        .flatten();
+        .flatten()
+        .map(|id| {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("before", &id.to_string());
+            if !outcome.is_empty() {
+                query.append_pair("outcome", &outcome);
+            }
+            if !q.is_empty() {
+                query.append_pair("q", &q);
+            }
+            format!("/records/{uuid}?{}", query.finish())
+        });
     let events = list.events.iter().map(|e| event_line(e, now)).collect();
     let read_url = format!("{}/r/{uuid}", site.base_url);
     let page_url = format!("{}/secure/{uuid}", site.base_url);
@@ -200,6 +222,9 @@ pub async fn record_page(
         form_error: extra.form_error.as_ref().map(|(f, m)| (*f, m.as_str())),
         events,
         older,
+        outcomes: TIMELINE_OUTCOMES,
+        outcome,
+        q,
         created: when(record.created_at, now),
         last_used: record.last_used_at.map(|at| when(at, now)),
         expires: record.expires_at.map(|at| when(at, now)),
@@ -227,7 +252,20 @@ fn parse_uuid(raw: &str) -> PageResult<Uuid> {
 #[derive(Deserialize)]
 pub struct EventsPage {
     before: Option<i64>,
+    outcome: Option<String>,
+    q: Option<String>,
 }
+
+/// What the timeline can be narrowed to, in the words of its lines.
+const TIMELINE_OUTCOMES: &[(&str, &str)] = &[
+    ("", "Everything"),
+    ("ok", "Used (and your views)"),
+    ("opened", "Opened"),
+    ("revealed", "Revealed"),
+    ("denied", "Refused: key, password or rules"),
+    ("rate_limited", "Refused: over a limit"),
+    ("gone", "Refused: expired, used up or disabled"),
+];
 
 pub async fn show(
     State(forms): State<FormGuard>,
@@ -241,6 +279,8 @@ pub async fn show(
     let uuid = parse_uuid(&raw)?;
     let extra = Extra {
         before: page.before,
+        outcome: page.outcome.filter(|o| !o.is_empty()),
+        q: page.q.filter(|q| !q.trim().is_empty()),
         ..Extra::default()
     };
     record_page(
