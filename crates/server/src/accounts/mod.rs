@@ -127,7 +127,7 @@ impl std::ops::Deref for Accounts {
 }
 
 pub struct AccountsParts {
-    pub store: Arc<dyn Store>,
+    store: Arc<dyn Store>,
     tokens: Arc<TokenKeys>,
     /// Signs the short-lived challenges of a sign-in's second step; a different key from the
     /// session tokens', so one can never pass for the other.
