@@ -20,7 +20,8 @@ pub struct Credentials {
     pub code: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+/// (No `Debug`: it holds the token.)
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct TokenBody {
     /// Send as `Authorization: Bearer <token>`. Expires after the configured lifetime.
     pub token: String,
@@ -101,7 +102,8 @@ pub struct PasswordConfirmation {
 }
 
 /// The first step of turning on two-factor sign-in: add this secret to an authenticator app.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+/// (No `Debug`: it holds the secret.)
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct TwoFactorSetup {
     /// The secret in base32, for typing into an app by hand.
     pub secret: String,
@@ -116,8 +118,8 @@ pub struct TwoFactorCode {
     pub code: String,
 }
 
-/// Shown once: each code signs in once in place of an app code.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+/// Shown once: each code signs in once in place of an app code. (No `Debug`: they are secrets.)
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct RecoveryCodes {
     pub recovery_codes: Vec<String>,
 }
