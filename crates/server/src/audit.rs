@@ -137,6 +137,9 @@ pub struct Event {
     pub user_agent: Option<String>,
     /// Details (JSON): a proxied call's, a refusal's.
     pub detail: Option<String>,
+    /// Where the client is, when a GeoIP database is configured.
+    pub country: Option<String>,
+    pub city: Option<String>,
     /// Store it only if the record is still at this version (see `brine_store::NewAuditEvent`).
     pub expect_version: Option<i64>,
     at: OffsetDateTime,
@@ -151,6 +154,8 @@ impl Event {
             client_ip: client.addr.map(|ip| ip.to_string()),
             user_agent: client.user_agent.clone(),
             detail: None,
+            country: None,
+            city: None,
             expect_version: None,
             at: now_ms(),
         }
@@ -275,6 +280,8 @@ async fn write_group(store: &dyn Store, group: &mut Vec<Job>) {
                 client_ip: e.client_ip.as_deref(),
                 user_agent: e.user_agent.as_deref(),
                 detail: e.detail.as_deref(),
+                country: e.country.as_deref(),
+                city: e.city.as_deref(),
                 expect_version: e.expect_version,
             }),
             Job::Settle {

@@ -5,6 +5,7 @@
 //! an X-API-Key or a password.
 
 mod accounts;
+mod logs;
 mod model;
 mod postgres;
 mod sql;
@@ -14,6 +15,7 @@ mod sqlite_writer;
 pub mod testing;
 mod time_ms;
 pub mod transfer;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -22,6 +24,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use accounts::{Account, AccountEvent, AccountStore, NewSession, SessionRow};
+pub use logs::{DeletedRecord, LogStore, RecordUsage, SeriesPoint, UsageRange};
 pub use model::{
     Appended, AuditEvent, KeySlot, LockoutEdges, NewAuditEvent, PageLimits, RecentFailures, Record,
     RecordChanges, Settle, SlotKind,
@@ -83,6 +86,8 @@ pub trait RecordStore: Send + Sync {
     /// Applies every change atomically if the record belongs to `owner`; returns whether it did.
     async fn update_record(&self, uuid: Uuid, owner: Uuid, changes: &RecordChanges)
     -> Result<bool>;
+    /// Deletes the record if it is the owner's, keeping its events under a tombstone (its name
+    /// and kind) so that its history still reads as that record's.
     async fn delete_record(&self, uuid: Uuid, owner: Uuid) -> Result<bool>;
     /// Atomically takes one read from a record with `max_reads`, if one is left and the record
     /// has not expired at `now`. Returns whether the read was granted.
@@ -107,6 +112,9 @@ pub struct EventFilter<'a> {
     pub client_ip: Option<&'a str>,
     /// Text in the user agent or the detail, whatever its case.
     pub text: Option<&'a str>,
+    /// Only events at or after this time, and before that one.
+    pub from: Option<OffsetDateTime>,
+    pub to: Option<OffsetDateTime>,
 }
 
 #[async_trait]
@@ -162,8 +170,11 @@ pub trait Lifecycle: Send + Sync {
 }
 
 /// Everything the server needs from storage.
-pub trait Store: MetaStore + AccountStore + RecordStore + AuditStore + Lifecycle {}
-impl<T: MetaStore + AccountStore + RecordStore + AuditStore + Lifecycle> Store for T {}
+pub trait Store:
+    MetaStore + AccountStore + RecordStore + AuditStore + LogStore + Lifecycle
+{
+}
+impl<T: MetaStore + AccountStore + RecordStore + AuditStore + LogStore + Lifecycle> Store for T {}
 
 /// The storage engines brine runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,6 +6,7 @@ mod change;
 mod create;
 mod enable;
 mod keys;
+pub mod logs;
 mod page;
 mod patch;
 mod view;
