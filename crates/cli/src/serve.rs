@@ -95,6 +95,7 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
             "select_buffer_bytes",
             "record_cache_mib",
             "audit_retention_days",
+            "audit_success_retention_hours",
             "metrics_listen",
             "redis_url",
             "max_upstream_per_ip",

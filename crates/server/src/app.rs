@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::BodyReadTimeout;
-use crate::routes::{account, auth, batch, health, pages, public, records};
+use crate::routes::{account, auth, batch, health, logs, pages, public, records};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -36,6 +36,7 @@ use crate::state::AppState;
         (name = "auth", description = "Sign up, sign in (with the second factor), sign out"),
         (name = "account", description = "The signed-in account: sessions, history, password, two-factor sign-in, deletion"),
         (name = "records", description = "The owner's management API"),
+        (name = "logs", description = "Usage across the account: sums, series, the event log, export"),
         (name = "secure page", description = "Password-protected pages for people (HTML)"),
         (name = "health", description = "Probes"),
     )
@@ -87,6 +88,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(records::put_secure_page))
         .routes(routes!(records::events))
         .routes(routes!(records::try_bridge))
+        .routes(routes!(logs::summary))
+        .routes(routes!(logs::series))
+        .routes(routes!(logs::events))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(pages::show, pages::unlock))
@@ -118,6 +122,8 @@ fn api() -> OpenApiRouter<AppState> {
         )
         .routes(routes!(public::read, public::unlock))
         .routes(routes!(batch::batch))
+        // An export streams for as long as the log is long.
+        .routes(routes!(logs::export))
 }
 
 /// The OpenAPI document, as served at `/api/openapi.json`.

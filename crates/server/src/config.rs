@@ -53,6 +53,10 @@ pub struct Settings {
     /// Days that audit events are kept; older ones are deleted by a background task (at start
     /// and every hour). Unset keeps every event.
     pub audit_retention_days: Option<u32>,
+    /// Hours that the events of successful requests (reads, bridge calls, page loads) are kept;
+    /// their counts stay in the usage roll-ups. Refusals, errors and owner actions follow
+    /// `audit_retention_days`. Unset keeps them as long as the others.
+    pub audit_success_retention_hours: Option<u32>,
     /// Where to serve Prometheus metrics (`GET /metrics`), apart from the API; none by default.
     pub metrics_listen: Option<SocketAddr>,
     /// Limits of `POST /batch`.
@@ -127,6 +131,7 @@ impl Default for Settings {
             select_buffer_bytes: 64 * 1024 * 1024,
             record_cache_mib: 64,
             audit_retention_days: None,
+            audit_success_retention_hours: None,
             metrics_listen: None,
             batch: crate::routes::batch::BatchSettings::default(),
             redis_url: None,

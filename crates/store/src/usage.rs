@@ -39,10 +39,13 @@ pub enum ErrorClass {
     Upstream5xx,
 }
 
-/// What one event adds to its record's roll-ups.
+/// What one event adds to its record's roll-ups. One event can stand for several requests: a
+/// page load counts the reloads coalesced into it, a rate-limit refusal the refusals not
+/// logged since the previous one (at most one is logged a second per client).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
     pub requests: i64,
+    /// The class of error of every request the event stands for.
     pub error: Option<ErrorClass>,
     pub bytes: i64,
     pub latency_bucket: Option<usize>,
@@ -60,6 +63,7 @@ struct Detail {
     latency_ms: Option<u64>,
     bytes: Option<u64>,
     repeats: Option<u64>,
+    unlogged_refusals: Option<u64>,
 }
 
 /// The tally of an event as it stands: nothing for events that are not requests, or not
@@ -89,10 +93,10 @@ pub fn tally(channel: &str, outcome: &str, detail: Option<&str>) -> Option<Tally
         }
         _ => (None, false),
     };
-    let repeats = if outcome == "opened" {
-        detail.repeats.unwrap_or(0)
-    } else {
-        0
+    let repeats = match outcome {
+        "opened" => detail.repeats.unwrap_or(0),
+        "rate_limited" => detail.unlogged_refusals.unwrap_or(0),
+        _ => 0,
     };
     Some(Tally {
         requests: 1 + saturating_i64(repeats),
@@ -133,7 +137,7 @@ impl Counts {
     fn add(&mut self, tally: &Tally, sign: i64) {
         self.requests += sign * tally.requests;
         if let Some(class) = tally.error {
-            *self.error_mut(class) += sign;
+            *self.error_mut(class) += sign * tally.requests;
         }
         self.bytes += sign * tally.bytes;
         if let Some(bucket) = tally.latency_bucket {
@@ -293,6 +297,8 @@ mod tests {
         );
         let loads = tally("secure_page", "opened", Some(r#"{"repeats":4}"#)).unwrap();
         assert_eq!((loads.requests, loads.used), (5, false));
+        let flood = tally("read", "rate_limited", Some(r#"{"unlogged_refusals":9}"#)).unwrap();
+        assert_eq!((flood.requests, flood.error), (10, Some(ErrorClass::Limited)));
     }
 
     #[test]
