@@ -17,6 +17,7 @@ mod cli;
 mod dashboard;
 mod hardening;
 mod limits;
+mod metrics;
 mod nodes;
 mod openapi;
 mod read;
