@@ -136,6 +136,7 @@ fn set_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<H
 }
 
 pub fn router(state: AppState, max_body_bytes: usize, body_read_timeout: Duration) -> axum::Router {
+    let metrics = state.gate.records.metrics().clone();
     let (router, spec) = api().split_for_parts();
     let spec = std::sync::Arc::new(spec);
     router
@@ -211,4 +212,7 @@ pub fn router(state: AppState, max_body_bytes: usize, body_read_timeout: Duratio
                     },
                 ),
         )
+        // Outermost, so that every answer is counted (a panic's too). Layers run after routing:
+        // the route's template is known.
+        .layer(crate::metrics::CountRequests(metrics))
 }

@@ -211,8 +211,11 @@ impl AuditLog {
                     incoming.recv_many(&mut group, room).await;
                 }
                 metrics.db(DbCall::AuditGroup);
-                metrics.audit_events(group.len());
+                let jobs = group.iter().filter(|j| !matches!(j, Job::Flush(_))).count();
+                metrics.audit_events(jobs);
+                let started = std::time::Instant::now();
                 write_group(store.as_ref(), &mut group).await;
+                metrics.audit_group(jobs, started.elapsed());
             }
         });
         Self { queue }

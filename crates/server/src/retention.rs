@@ -76,9 +76,8 @@ async fn sweep(store: &Weak<dyn Store>, retention: Retention) -> bool {
     alive
 }
 
-type Deletion = std::pin::Pin<
-    Box<dyn std::future::Future<Output = brine_store::Result<u64>> + Send + 'static>,
->;
+type Deletion =
+    std::pin::Pin<Box<dyn std::future::Future<Output = brine_store::Result<u64>> + Send + 'static>>;
 
 /// Runs one kind of deletion in batches until a batch comes back short; `false` when the store
 /// is gone.

@@ -298,7 +298,10 @@ mod tests {
         let loads = tally("secure_page", "opened", Some(r#"{"repeats":4}"#)).unwrap();
         assert_eq!((loads.requests, loads.used), (5, false));
         let flood = tally("read", "rate_limited", Some(r#"{"unlogged_refusals":9}"#)).unwrap();
-        assert_eq!((flood.requests, flood.error), (10, Some(ErrorClass::Limited)));
+        assert_eq!(
+            (flood.requests, flood.error),
+            (10, Some(ErrorClass::Limited))
+        );
     }
 
     #[test]

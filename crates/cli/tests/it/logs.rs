@@ -216,7 +216,10 @@ async fn bad_log_queries_get_the_error_envelope() {
         expect_error(res, StatusCode::BAD_REQUEST).await;
     }
     let res = s
-        .get(&format!("/api/v1/logs/series?record={}", uuid::Uuid::new_v4()))
+        .get(&format!(
+            "/api/v1/logs/series?record={}",
+            uuid::Uuid::new_v4()
+        ))
         .bearer_auth(&token)
         .send()
         .await

@@ -18,6 +18,7 @@ mod dashboard;
 mod hardening;
 mod limits;
 mod logs;
+mod metrics;
 mod nodes;
 mod openapi;
 mod read;

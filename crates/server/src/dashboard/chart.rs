@@ -120,7 +120,11 @@ mod tests {
         assert_eq!(c.bars[0].error_height, "0.00");
         assert_eq!(c.bars[1].height, c.bars[1].error_height);
         assert_eq!(c.bars[1].y, format!("{:.2}", HEIGHT / 2.0));
-        assert!(c.bars[1].label.ends_with("5 requests, 5 errors"), "{}", c.bars[1].label);
+        assert!(
+            c.bars[1].label.ends_with("5 requests, 5 errors"),
+            "{}",
+            c.bars[1].label
+        );
         assert!(c.summary.starts_with("15 requests and 5 errors"));
     }
 

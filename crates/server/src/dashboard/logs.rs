@@ -169,7 +169,11 @@ pub async fn show(
         .await
         .map_err(owner_fault)?;
     let labels = owners.record_labels(owner).await.map_err(owner_fault)?;
-    let record = params.record.parse().ok().filter(|r| labels.contains_key(r));
+    let record = params
+        .record
+        .parse()
+        .ok()
+        .filter(|r| labels.contains_key(r));
     let query = LogQuery {
         from: Some(Timestamp(from)),
         to: Some(Timestamp(to)),
@@ -180,7 +184,10 @@ pub async fn show(
         q: Some(params.q.clone()),
         ..LogQuery::default()
     };
-    let log = owners.log_events(owner, &query).await.map_err(owner_fault)?;
+    let log = owners
+        .log_events(owner, &query)
+        .await
+        .map_err(owner_fault)?;
     let mut records: Vec<(String, String)> = labels
         .iter()
         .map(|(uuid, label)| {
@@ -246,7 +253,11 @@ pub async fn export(
 /// The range asked for: custom dates when both parse, else the preset (24 hours by default).
 fn resolve(params: &LogsParams, now: OffsetDateTime) -> (OffsetDateTime, OffsetDateTime, String) {
     let day = |text: &str| {
-        Date::parse(text, time::macros::format_description!("[year]-[month]-[day]")).ok()
+        Date::parse(
+            text,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .ok()
     };
     if let (Some(first), Some(last)) = (day(&params.from), day(&params.to)) {
         let from = first.with_time(Time::MIDNIGHT).assume_utc();

@@ -141,10 +141,7 @@ pub async fn export_events(
             Some((Ok::<_, std::io::Error>(chunk), (next, query)))
         }
     });
-    let body = futures_util::StreamExt::chain(
-        futures_util::stream::iter(head.map(Ok)),
-        pages,
-    );
+    let body = futures_util::StreamExt::chain(futures_util::stream::iter(head.map(Ok)), pages);
     let (content_type, file) = match format {
         Format::JsonLines => ("application/x-ndjson", "brine-events.jsonl"),
         Format::Csv => ("text/csv; charset=utf-8", "brine-events.csv"),
@@ -178,10 +175,9 @@ fn encode(events: &[EventView], format: Format) -> Bytes {
 }
 
 fn csv_row(out: &mut String, e: &EventView) {
-    let at = e
-        .at
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let at =
+        e.at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
     let detail = e.detail.as_ref().map(ToString::to_string);
     let fields: [&str; 14] = [
         &e.id.to_string(),
