@@ -96,6 +96,7 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
             "record_cache_mib",
             "audit_retention_days",
             "audit_success_retention_hours",
+            "audit_log_file",
             "metrics_listen",
             "redis_url",
             "max_upstream_per_ip",

@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::audit_file::{AuditFile, Line, raw};
 use crate::clock::now_ms;
 use crate::extract::ClientInfo;
 use crate::metrics::{DbCall, Metrics};
@@ -195,6 +196,11 @@ const TOP_UP_ROUNDS: usize = 2;
 
 impl AuditLog {
     pub fn start(store: Arc<dyn Store>, metrics: Metrics) -> Self {
+        Self::start_with(store, metrics, None)
+    }
+
+    /// [`Self::start`], also writing each stored event to `file` (see `audit_file`).
+    pub fn start_with(store: Arc<dyn Store>, metrics: Metrics, file: Option<AuditFile>) -> Self {
         let (queue, mut incoming) = mpsc::channel::<Job>(4 * MAX_GROUP);
         tokio::spawn(async move {
             let mut group = Vec::with_capacity(MAX_GROUP);
@@ -214,7 +220,7 @@ impl AuditLog {
                 let jobs = group.iter().filter(|j| !matches!(j, Job::Flush(_))).count();
                 metrics.audit_events(jobs);
                 let started = std::time::Instant::now();
-                write_group(store.as_ref(), &mut group).await;
+                write_group(store.as_ref(), &mut group, file.as_ref()).await;
                 metrics.audit_group(jobs, started.elapsed());
             }
         });
@@ -270,7 +276,7 @@ impl AuditLog {
     }
 }
 
-async fn write_group(store: &dyn Store, group: &mut Vec<Job>) {
+async fn write_group(store: &dyn Store, group: &mut Vec<Job>, file: Option<&AuditFile>) {
     let mut events = Vec::new();
     let mut settles = Vec::new();
     for job in group.iter() {
@@ -310,12 +316,27 @@ async fn write_group(store: &dyn Store, group: &mut Vec<Job>) {
     };
     for job in group.drain(..) {
         match job {
-            Job::Append(_, reply) => {
+            Job::Append(event, reply) => {
                 let result = match results.next() {
                     Some(Appended::Stored(id)) => Ok(id),
                     Some(Appended::Stale) => Err(AuditError::Stale),
                     None => Err(AuditError::Unavailable),
                 };
+                if let (Some(file), Ok(id)) = (file, result) {
+                    file.write(&Line {
+                        id,
+                        at: event.at,
+                        record: Some(event.record),
+                        channel: Some(event.channel.as_str()),
+                        outcome: event.outcome.as_str(),
+                        client_ip: event.client_ip.as_deref(),
+                        user_agent: event.user_agent.as_deref(),
+                        country: event.country.as_deref(),
+                        city: event.city.as_deref(),
+                        detail: raw(event.detail.as_deref()),
+                        settled: false,
+                    });
+                }
                 let _ = reply.send(result);
             }
             Job::Flush(reply) => {
@@ -325,7 +346,27 @@ async fn write_group(store: &dyn Store, group: &mut Vec<Job>) {
                     Err(AuditError::Unavailable)
                 });
             }
-            Job::Settle { .. } => {}
+            Job::Settle {
+                id,
+                outcome,
+                detail,
+            } => {
+                if let Some(file) = file.filter(|_| written) {
+                    file.write(&Line {
+                        id,
+                        at: now_ms(),
+                        record: None,
+                        channel: None,
+                        outcome: outcome.as_str(),
+                        client_ip: None,
+                        user_agent: None,
+                        country: None,
+                        city: None,
+                        detail: raw(detail.as_deref()),
+                        settled: true,
+                    });
+                }
+            }
         }
     }
 }

@@ -57,6 +57,9 @@ pub struct Settings {
     /// their counts stay in the usage roll-ups. Refusals, errors and owner actions follow
     /// `audit_retention_days`. Unset keeps them as long as the others.
     pub audit_success_retention_hours: Option<u32>,
+    /// Also write every audit event, as it is stored, as one JSON line to this file (appended
+    /// to, mode 0600) or to stdout (`-`), for a log shipper. Unset writes none.
+    pub audit_log_file: Option<String>,
     /// Where to serve Prometheus metrics (`GET /metrics`), apart from the API; none by default.
     pub metrics_listen: Option<SocketAddr>,
     /// Limits of `POST /batch`.
@@ -132,6 +135,7 @@ impl Default for Settings {
             record_cache_mib: 64,
             audit_retention_days: None,
             audit_success_retention_hours: None,
+            audit_log_file: None,
             metrics_listen: None,
             batch: crate::routes::batch::BatchSettings::default(),
             redis_url: None,

@@ -6,6 +6,7 @@ mod access;
 mod accounts;
 mod app;
 mod audit;
+mod audit_file;
 mod auth;
 mod client_ip;
 mod clock;
@@ -193,7 +194,13 @@ impl Server {
             public_url.as_ref(),
         )
         .map_err(|_| key_error("form tokens"))?;
-        let audit = audit::AuditLog::start(store.clone(), metrics.clone());
+        let audit_file = settings
+            .audit_log_file
+            .as_deref()
+            .map(audit_file::AuditFile::open)
+            .transpose()
+            .map_err(|e| StartupError::Setting(format!("cannot open audit_log_file: {e}")))?;
+        let audit = audit::AuditLog::start_with(store.clone(), metrics.clone(), audit_file);
         let page_loads = page_loads::PageLoads::default();
         page_loads.start_flushing(audit.clone());
         if settings.audit_retention_days == Some(0) {

@@ -229,3 +229,73 @@ async fn bad_log_queries_get_the_error_envelope() {
         expect_error(s.get(path).send().await.unwrap(), StatusCode::UNAUTHORIZED).await;
     }
 }
+
+#[tokio::test]
+async fn audit_log_file_gets_every_event_as_a_json_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let target = file.to_str().unwrap().to_owned();
+    let s = TestServer::start_with(|c| c.audit_log_file = Some(target)).await;
+    let token = s.signup("ana@example.com").await;
+    let created = s
+        .create(
+            &token,
+            json!({"name": "Shipped", "access": "private", "data": "sk_shipped_canary"}),
+        )
+        .await;
+    let uuid = uuid_of(&created);
+    assert_eq!(
+        s.read(&uuid, Some(&key_of(&created))).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.read(&uuid, Some("wrong")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // The file is written by a thread of its own, just after the events are stored.
+    let mut lines: Vec<Value> = Vec::new();
+    for _ in 0..200 {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        lines = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if lines.iter().filter(|l| l["channel"] == "read").count() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let reads: Vec<_> = lines.iter().filter(|l| l["channel"] == "read").collect();
+    assert_eq!(reads.len(), 2, "{lines:?}");
+    assert_eq!(
+        (reads[0]["outcome"].clone(), reads[1]["outcome"].clone()),
+        (json!("ok"), json!("denied"))
+    );
+    assert_eq!(reads[0]["record"], uuid.as_str());
+    // The same ids as the API's.
+    let listed = body(
+        s.get(&format!("/api/v1/records/{uuid}/events"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let ids: Vec<_> = listed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].clone())
+        .collect();
+    assert!(ids.contains(&reads[0]["id"]) && ids.contains(&reads[1]["id"]));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        !std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("sk_shipped_canary")
+    );
+}
