@@ -97,6 +97,7 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
             "audit_retention_days",
             "audit_success_retention_hours",
             "audit_log_file",
+            "usage_rollups",
             "metrics_listen",
             "redis_url",
             "max_upstream_per_ip",

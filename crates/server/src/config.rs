@@ -60,6 +60,9 @@ pub struct Settings {
     /// Also write every audit event, as it is stored, as one JSON line to this file (appended
     /// to, mode 0600) or to stdout (`-`), for a log shipper. Unset writes none.
     pub audit_log_file: Option<String>,
+    /// Keep usage roll-ups (the Logs page's sums and charts) as events are written. Turned
+    /// off, the summary and series stay empty and each group of events is one write lighter.
+    pub usage_rollups: bool,
     /// Where to serve Prometheus metrics (`GET /metrics`), apart from the API; none by default.
     pub metrics_listen: Option<SocketAddr>,
     /// Limits of `POST /batch`.
@@ -136,6 +139,7 @@ impl Default for Settings {
             audit_retention_days: None,
             audit_success_retention_hours: None,
             audit_log_file: None,
+            usage_rollups: true,
             metrics_listen: None,
             batch: crate::routes::batch::BatchSettings::default(),
             redis_url: None,

@@ -194,6 +194,7 @@ impl Server {
             public_url.as_ref(),
         )
         .map_err(|_| key_error("form tokens"))?;
+        store.keep_rollups(settings.usage_rollups);
         let audit_file = settings
             .audit_log_file
             .as_deref()

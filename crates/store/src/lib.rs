@@ -139,6 +139,8 @@ pub trait AuditStore: Send + Sync {
         events: &[NewAuditEvent<'_>],
         settles: &[Settle<'_>],
     ) -> Result<Vec<Appended>>;
+    /// Whether the audit writers keep the usage roll-ups (on unless turned off; see `usage`).
+    fn keep_rollups(&self, on: bool);
     /// Where a lockout's two tiers pass their limits, in one query.
     async fn recent_failures(&self, query: &RecentFailures<'_>) -> Result<LockoutEdges>;
     /// When each record of `owner` (or only record `only`, if it is the owner's) was last opened

@@ -423,6 +423,10 @@ macro_rules! impl_sql_store {
                 self.write_events(events, settles).await
             }
 
+            fn keep_rollups(&self, on: bool) {
+                self.rollups.store(on, std::sync::atomic::Ordering::Relaxed);
+            }
+
             async fn recent_failures(&self, query: &RecentFailures<'_>) -> Result<LockoutEdges> {
                 // Both tiers in one round trip: the (limit + 1)-th newest failure of each.
                 let row = sqlx::query(

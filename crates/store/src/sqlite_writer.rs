@@ -6,8 +6,9 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -72,12 +73,12 @@ fn open(path: &Path) -> Result<Connection> {
 impl AuditWriter {
     /// Opens the writer's connection to the database file at `path` (which exists and is
     /// migrated) and starts its thread.
-    pub fn start(path: &Path) -> Result<Self> {
+    pub fn start(path: &Path, rollups: Arc<AtomicBool>) -> Result<Self> {
         let conn = open(path)?;
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("brine-audit".into())
-            .spawn(move || run(conn, queue))
+            .spawn(move || run(conn, queue, &rollups))
             .map_err(writer_error)?;
         Ok(Self {
             jobs: Mutex::new(Some(jobs)),
@@ -143,9 +144,10 @@ impl AuditWriter {
     }
 }
 
-fn run(mut conn: Connection, queue: mpsc::Receiver<Job>) {
+fn run(mut conn: Connection, queue: mpsc::Receiver<Job>, rollups: &AtomicBool) {
     while let Ok(job) = queue.recv() {
-        let result = write_group(&mut conn, &job.events, &job.settles).map_err(writer_error);
+        let keep = rollups.load(Ordering::Relaxed);
+        let result = write_group(&mut conn, &job.events, &job.settles, keep).map_err(writer_error);
         if let Err(e) = &result {
             tracing::error!(error = %e, "cannot store audit events");
         }
@@ -157,6 +159,7 @@ fn write_group(
     conn: &mut Connection,
     events: &[Event],
     settles: &[Update],
+    keep_rollups: bool,
 ) -> rusqlite::Result<Vec<Appended>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Each record's version and owner: None when the record is gone.
@@ -254,7 +257,9 @@ fn write_group(
             out.push(Appended::Stored(id));
         }
     }
-    write_rollups(&tx, &rollups)?;
+    if keep_rollups {
+        write_rollups(&tx, &rollups)?;
+    }
     tx.commit()?;
     Ok(out)
 }
