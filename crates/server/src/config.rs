@@ -60,6 +60,15 @@ pub struct Settings {
     /// Also write every audit event, as it is stored, as one JSON line to this file (appended
     /// to, mode 0600) or to stdout (`-`), for a log shipper. Unset writes none.
     pub audit_log_file: Option<String>,
+    /// A GeoIP database in the MaxMind DB format (`GeoLite2-City.mmdb`, `GeoLite2-Country.mmdb`):
+    /// events then also store the client's country and, where the database knows it, city.
+    /// Read at start; a file that cannot be read is a start-up error. None by default.
+    pub geoip_db: Option<PathBuf>,
+    /// How client addresses are stored in events, account events and sessions: `full`,
+    /// `masked` (the /24 or /48 and a keyed hash, the default) or `hashed` (the hash alone).
+    pub keep_client_address: crate::client_origin::AddressForm,
+    /// How user agents are stored: `full`, `reduced` (browser and system, the default) or `none`.
+    pub keep_user_agent: crate::client_origin::UserAgentForm,
     /// Where to serve Prometheus metrics (`GET /metrics`), apart from the API; none by default.
     pub metrics_listen: Option<SocketAddr>,
     /// Limits of `POST /batch`.
@@ -136,6 +145,9 @@ impl Default for Settings {
             audit_retention_days: None,
             audit_success_retention_hours: None,
             audit_log_file: None,
+            geoip_db: None,
+            keep_client_address: crate::client_origin::AddressForm::default(),
+            keep_user_agent: crate::client_origin::UserAgentForm::default(),
             metrics_listen: None,
             batch: crate::routes::batch::BatchSettings::default(),
             redis_url: None,

@@ -558,14 +558,13 @@ impl Accounts {
     }
 
     async fn event(&self, account: Uuid, kind: &str, client: &ClientInfo) -> AccountResult<()> {
-        let ip = client.addr.map(|a| a.to_string());
         self.store
             .append_account_event(
                 account,
                 now_ms(),
                 kind,
-                ip.as_deref(),
-                client.user_agent.as_deref(),
+                client.origin.client_ip.as_deref(),
+                client.origin.user_agent.as_deref(),
             )
             .await?;
         Ok(())
@@ -580,7 +579,6 @@ impl Accounts {
         let now = now_ms();
         let id = Uuid::new_v4();
         let ttl = self.tokens.ttl;
-        let ip = client.addr.map(|a| a.to_string());
         self.store
             .create_session(&NewSession {
                 id,
@@ -588,8 +586,8 @@ impl Accounts {
                 kind: kind.as_str(),
                 created_at: now,
                 expires_at: now + ttl,
-                client_ip: ip.as_deref(),
-                user_agent: client.user_agent.as_deref(),
+                client_ip: client.origin.client_ip.as_deref(),
+                user_agent: client.origin.user_agent.as_deref(),
             })
             .await?;
         let token = self
