@@ -155,8 +155,8 @@ impl Event {
             client_ip: client.origin.client_ip.clone(),
             user_agent: client.origin.user_agent.clone(),
             detail: None,
-            country: None,
-            city: None,
+            country: client.origin.country.clone(),
+            city: client.origin.city.clone(),
             expect_version: None,
             at: now_ms(),
         }

@@ -33,7 +33,7 @@ async fn events(s: &TestServer, token: &str, uuid: &str) -> Vec<Value> {
 }
 
 /// An account whose sign-up came from a browser, and a record read by a browser and by curl.
-async fn traffic(s: &TestServer) -> (String, String) {
+async fn traffic(s: &TestServer) -> (String, String, String) {
     let res = s
         .post("/api/v1/auth/signup")
         .header("User-Agent", FIREFOX)
@@ -59,7 +59,7 @@ async fn traffic(s: &TestServer) -> (String, String) {
             .unwrap();
         assert_eq!(res.status(), StatusCode::OK);
     }
-    (token, uuid)
+    (token, uuid, key)
 }
 
 /// Every text the database holds, whichever the engine: the SQLite files' bytes, or a dump of
@@ -100,7 +100,7 @@ async fn masked_addresses_and_reduced_user_agents_are_all_that_is_kept() {
         c.keep_user_agent = UserAgentForm::Reduced;
     })
     .await;
-    let (token, uuid) = traffic(&s).await;
+    let (token, uuid, _) = traffic(&s).await;
 
     let events = events(&s, &token, &uuid).await;
     let reads: Vec<_> = events.iter().filter(|e| e["channel"] == "read").collect();
@@ -136,7 +136,7 @@ async fn hashed_addresses_and_no_user_agents() {
         c.keep_user_agent = UserAgentForm::None;
     })
     .await;
-    let (token, uuid) = traffic(&s).await;
+    let (token, uuid, _) = traffic(&s).await;
     let events = events(&s, &token, &uuid).await;
     let stored = events[0]["client_ip"].as_str().unwrap();
     assert!(stored.starts_with('#') && stored.len() == 13, "{stored}");
@@ -186,6 +186,32 @@ async fn the_lockout_still_locks_a_repeat_offender_when_addresses_are_masked() {
     assert_ne!(offender[0], offender[1]);
     assert!(offender[1..].iter().all(|ip| *ip == offender[1]));
     assert!(!database_text(s).await.contains("198.51.100.7"));
+}
+
+async fn a_geoip_database_gives_the_country_and_city() {
+    let s = TestServer::start_with(|c| {
+        c.keep_client_address = AddressForm::Masked;
+        c.geoip_db = Some(fixture());
+    })
+    .await;
+    let (token, uuid, key) = traffic(&s).await;
+    let first = events(&s, &token, &uuid).await;
+    assert!(first.len() >= 2, "{first:?}");
+    for event in &first {
+        // Looked up on the whole address, stored beside its masked form.
+        assert_eq!(event["country"], "NZ", "{event}");
+        assert_eq!(event["city"], "Wellington", "{event}");
+        assert!(event["client_ip"].as_str().unwrap().starts_with("127.0.0.0/24 #"));
+    }
+
+    // Without a database, no place: nothing else changes.
+    let s = TestServer::restart_with(s.stop().await, |c| c.geoip_db = None).await;
+    assert_eq!(s.read(&uuid, Some(&key)).await.status(), StatusCode::OK);
+    let events = events(&s, &token, &uuid).await;
+    let newest = &events[0];
+    assert_eq!((newest["channel"].as_str(), newest["outcome"].as_str()), (Some("read"), Some("ok")));
+    assert!(newest.get("country").is_none_or(Value::is_null), "{newest}");
+    assert!(newest.get("city").is_none_or(Value::is_null), "{newest}");
 }
 }
 
