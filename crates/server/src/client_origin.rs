@@ -3,7 +3,8 @@
 //! (whole, reduced to browser and system, or nothing) and, with a GeoIP database, the country and
 //! city. Everything stored about a client (audit events, account events, sessions) goes through
 //! [`Origins::describe`], and the lockout counts failures on the same stored form, so it works
-//! in every mode.
+//! in every mode. The per-client rate limits key on the same keyed hash ([`ClientTag`]), so
+//! their storage (Redis included) never holds an address either.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
@@ -40,6 +41,10 @@ pub enum UserAgentForm {
     None,
 }
 
+/// A client as the rate limits know it: the first 16 bytes of the keyed hash of its address (or
+/// IPv6 /64), in every mode.
+pub type ClientTag = [u8; 16];
+
 /// What is stored about one request's client.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Origin {
@@ -75,16 +80,22 @@ impl Origins {
         })
     }
 
-    /// What to store for a client at `addr` that sent `user_agent`. The place is looked up on
-    /// the whole address before it is masked; without a database, no lookup is made.
-    pub fn describe(&self, addr: Option<IpAddr>, user_agent: Option<&str>) -> Origin {
+    /// What to store for a client at `addr` that sent `user_agent`, and its tag for the rate
+    /// limits. The place is looked up on the whole address before it is masked; without a
+    /// database, no lookup is made.
+    pub fn describe(
+        &self,
+        addr: Option<IpAddr>,
+        user_agent: Option<&str>,
+    ) -> (Origin, Option<ClientTag>) {
         let addr = addr.map(canonical);
         let place = match (&self.geo, addr) {
             (Some(geo), Some(ip)) => geo.place(ip),
             _ => Place::default(),
         };
-        Origin {
-            client_ip: addr.map(|ip| self.address_text(ip)),
+        let digest = addr.map(|ip| self.digest(ip));
+        let origin = Origin {
+            client_ip: addr.zip(digest).map(|(ip, d)| self.address_text(ip, &d)),
             user_agent: user_agent.and_then(|ua| match self.user_agent {
                 UserAgentForm::Full => Some(ua.to_owned()),
                 UserAgentForm::Reduced => Some(reduce_user_agent(ua)),
@@ -92,33 +103,40 @@ impl Origins {
             }),
             country: place.country,
             city: place.city,
-        }
+        };
+        (origin, digest)
     }
 
-    fn address_text(&self, ip: IpAddr) -> String {
+    fn address_text(&self, ip: IpAddr, digest: &ClientTag) -> String {
         match self.address {
             AddressForm::Full => ip.to_string(),
-            AddressForm::Masked => format!("{} #{}", masked_network(ip), self.tag(ip, 8)),
-            AddressForm::Hashed => format!("#{}", self.tag(ip, 12)),
+            AddressForm::Masked => format!("{} #{}", masked_network(ip), hex(digest, 8)),
+            AddressForm::Hashed => format!("#{}", hex(digest, 12)),
         }
     }
 
-    /// The first `hex` hex digits of the keyed hash of the client: its IPv4 address or its IPv6
-    /// /64 (the block one subscriber gets, whose low bits privacy extensions change daily).
-    fn tag(&self, ip: IpAddr, hex: usize) -> String {
+    /// The keyed hash of the client: its IPv4 address or its IPv6 /64 (the block one subscriber
+    /// gets, whose low bits privacy extensions change daily).
+    fn digest(&self, ip: IpAddr) -> ClientTag {
         let mut mac = self.mac.clone();
         match client_network(ip) {
             IpAddr::V4(v4) => mac.update(&v4.octets()),
             IpAddr::V6(v6) => mac.update(&v6.octets()),
         }
-        let digest = mac.finalize().into_bytes();
-        let mut text = String::with_capacity(hex);
-        for b in digest.iter().take(hex.div_ceil(2)) {
-            text.push_str(&format!("{b:02x}"));
-        }
-        text.truncate(hex);
-        text
+        let mut tag = [0; 16];
+        tag.copy_from_slice(&mac.finalize().into_bytes()[..16]);
+        tag
     }
+}
+
+/// The first `digits` hex digits of `digest`.
+fn hex(digest: &ClientTag, digits: usize) -> String {
+    let mut text = String::with_capacity(digits + 1);
+    for b in digest.iter().take(digits.div_ceil(2)) {
+        text.push_str(&format!("{b:02x}"));
+    }
+    text.truncate(digits);
+    text
 }
 
 /// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) as the IPv4 address they are.
@@ -347,6 +365,12 @@ mod tests {
         Origins::new(address, UserAgentForm::Full, key, None).unwrap()
     }
 
+    impl Origins {
+        fn stored(&self, addr: IpAddr) -> String {
+            self.describe(Some(addr), None).0.client_ip.unwrap()
+        }
+    }
+
     #[test]
     fn user_agents_reduce_to_browser_version_and_system() {
         for (ua, reduced) in [
@@ -376,14 +400,18 @@ mod tests {
     #[test]
     fn masked_addresses_keep_the_network_and_a_hash() {
         let o = origins(AddressForm::Masked, &[7; 32]);
-        let v4 = o.address_text(ip("203.0.113.77"));
+        let v4 = o.stored(ip("203.0.113.77"));
         assert!(v4.starts_with("203.0.113.0/24 #"), "{v4}");
         assert_eq!(v4.len(), "203.0.113.0/24 #".len() + 8);
-        let v6 = o.address_text(ip("2001:db8:1:2:3:4:5:6"));
+        let v6 = o.stored(ip("2001:db8:1:2:3:4:5:6"));
         assert!(v6.starts_with("2001:db8:1::/48 #"), "{v6}");
         // An IPv4-mapped IPv6 address is the IPv4 client it is.
-        let mapped = o.describe(Some(ip("::ffff:203.0.113.77")), None);
-        assert_eq!(mapped.client_ip.as_deref(), Some(v4.as_str()));
+        assert_eq!(o.stored(ip("::ffff:203.0.113.77")), v4);
+        // The rate limits' tag is the same hash, in every mode.
+        let tag = o.describe(Some(ip("203.0.113.77")), None).1.unwrap();
+        assert!(v4.ends_with(&hex(&tag, 8)));
+        let full = origins(AddressForm::Full, &[7; 32]);
+        assert_eq!(full.describe(Some(ip("203.0.113.77")), None).1, Some(tag));
         // No part of the address beyond the network is kept.
         assert!(!v4.contains("77"), "{v4}");
     }
@@ -391,29 +419,29 @@ mod tests {
     #[test]
     fn hashes_are_stable_per_client_and_differ_between_clients_and_keys() {
         let o = origins(AddressForm::Masked, &[7; 32]);
-        let a = o.address_text(ip("203.0.113.77"));
-        assert_eq!(a, o.address_text(ip("203.0.113.77")));
+        let a = o.stored(ip("203.0.113.77"));
+        assert_eq!(a, o.stored(ip("203.0.113.77")));
         assert_eq!(
             a,
-            origins(AddressForm::Masked, &[7; 32]).address_text(ip("203.0.113.77"))
+            origins(AddressForm::Masked, &[7; 32]).stored(ip("203.0.113.77"))
         );
-        assert_ne!(a, o.address_text(ip("203.0.113.78")));
+        assert_ne!(a, o.stored(ip("203.0.113.78")));
         // Another installation (another master key) gives the same client another hash.
         assert_ne!(
             a,
-            origins(AddressForm::Masked, &[8; 32]).address_text(ip("203.0.113.77"))
+            origins(AddressForm::Masked, &[8; 32]).stored(ip("203.0.113.77"))
         );
         // An IPv6 client is its /64: privacy addresses in it are one visitor, the next /64 not.
         assert_eq!(
-            o.address_text(ip("2001:db8:1:2::1")),
-            o.address_text(ip("2001:db8:1:2:aaaa::9"))
+            o.stored(ip("2001:db8:1:2::1")),
+            o.stored(ip("2001:db8:1:2:aaaa::9"))
         );
         assert_ne!(
-            o.address_text(ip("2001:db8:1:2::1")),
-            o.address_text(ip("2001:db8:1:3::1"))
+            o.stored(ip("2001:db8:1:2::1")),
+            o.stored(ip("2001:db8:1:3::1"))
         );
         // The hashed form is the same hash, longer, without the network.
-        let hashed = origins(AddressForm::Hashed, &[7; 32]).address_text(ip("203.0.113.77"));
+        let hashed = origins(AddressForm::Hashed, &[7; 32]).stored(ip("203.0.113.77"));
         assert_eq!(hashed.len(), 13);
         assert!(hashed.starts_with(&a[a.len() - 9..]), "{hashed} {a}");
         assert!(!hashed.contains("203"), "{hashed}");
@@ -422,17 +450,21 @@ mod tests {
     #[test]
     fn full_mode_keeps_today_s_text_and_user_agent_modes_apply() {
         let full = Origins::new(AddressForm::Full, UserAgentForm::Full, &[1; 32], None).unwrap();
-        let o = full.describe(Some(ip("::ffff:192.0.2.1")), Some(FIREFOX_LINUX));
+        let (o, _) = full.describe(Some(ip("::ffff:192.0.2.1")), Some(FIREFOX_LINUX));
         assert_eq!(o.client_ip.as_deref(), Some("192.0.2.1"));
         assert_eq!(o.user_agent.as_deref(), Some(FIREFOX_LINUX));
         assert_eq!((o.country, o.city), (None, None));
         let none = Origins::new(AddressForm::Full, UserAgentForm::None, &[1; 32], None).unwrap();
-        assert_eq!(none.describe(None, Some(FIREFOX_LINUX)), Origin::default());
+        assert_eq!(
+            none.describe(None, Some(FIREFOX_LINUX)),
+            (Origin::default(), None)
+        );
         let reduced =
             Origins::new(AddressForm::Full, UserAgentForm::Reduced, &[1; 32], None).unwrap();
         assert_eq!(
             reduced
                 .describe(None, Some(FIREFOX_LINUX))
+                .0
                 .user_agent
                 .as_deref(),
             Some("Firefox 133 on Linux")
@@ -472,7 +504,7 @@ mod tests {
             &[1; 32],
             Some(geo),
         );
-        let o = o.unwrap().describe(Some(ip("::ffff:127.0.0.1")), None);
+        let (o, _) = o.unwrap().describe(Some(ip("::ffff:127.0.0.1")), None);
         assert_eq!(o.country.as_deref(), Some("NZ"));
     }
 

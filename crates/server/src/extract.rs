@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 
 use crate::client_ip::TrustedProxies;
-use crate::client_origin::{Origin, Origins};
+use crate::client_origin::{ClientTag, Origin, Origins};
 use crate::error::ApiError;
 
 /// A JSON request body. Unlike `axum::Json`, its errors use the envelope, and they never echo
@@ -156,6 +156,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 pub struct ClientInfo {
     pub addr: Option<std::net::IpAddr>,
     pub origin: Origin,
+    /// The client for the rate limits: a keyed hash, never the address.
+    pub tag: Option<ClientTag>,
 }
 
 const MAX_USER_AGENT: usize = 256;
@@ -178,8 +180,8 @@ where
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| truncate(ua, MAX_USER_AGENT));
-        let origin = Arc::<Origins>::from_ref(state).describe(addr, user_agent);
-        Ok(Self { addr, origin })
+        let (origin, tag) = Arc::<Origins>::from_ref(state).describe(addr, user_agent);
+        Ok(Self { addr, origin, tag })
     }
 }
 

@@ -161,6 +161,7 @@ mod tests {
                 client_ip: Some(format!("192.0.2.0/24 #{n:08x}")),
                 ..Default::default()
             },
+            tag: None,
         };
         let try_once = async |client: &ClientInfo, password_set| {
             let admission = lockout
