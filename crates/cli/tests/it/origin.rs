@@ -204,6 +204,20 @@ async fn a_geoip_database_gives_the_country_and_city() {
         assert!(event["client_ip"].as_str().unwrap().starts_with("127.0.0.0/24 #"));
     }
 
+    // The account's log shows them too, and can be narrowed to one (masked) client.
+    let log = get_json(&s, &token, "/api/v1/logs/events?channel=read").await;
+    let reads = log["events"].as_array().unwrap();
+    assert_eq!(reads.len(), 2, "{log}");
+    assert!(reads.iter().all(|e| e["country"] == "NZ" && e["city"] == "Wellington"), "{log}");
+    let stored: String = url::form_urlencoded::byte_serialize(
+        reads[0]["client_ip"].as_str().unwrap().as_bytes(),
+    )
+    .collect();
+    let mine = get_json(&s, &token, &format!("/api/v1/logs/events?channel=read&client_ip={stored}")).await;
+    assert_eq!(mine["events"].as_array().unwrap().len(), 2, "{mine}");
+    let other = get_json(&s, &token, "/api/v1/logs/events?client_ip=127.0.0.1").await;
+    assert!(other["events"].as_array().unwrap().is_empty(), "{other}");
+
     // Without a database, no place: nothing else changes.
     let s = TestServer::restart_with(s.stop().await, |c| c.geoip_db = None).await;
     assert_eq!(s.read(&uuid, Some(&key)).await.status(), StatusCode::OK);
