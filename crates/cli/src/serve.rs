@@ -27,6 +27,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     metrics_listen: Option<SocketAddr>,
+    /// A MaxMind-format GeoIP database (e.g. GeoLite2-City.mmdb): events also store the client's
+    /// country and city [default: none].
+    #[arg(long, value_name = "PATH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    geoip_db: Option<PathBuf>,
     /// Directory for the SQLite database and the master key file [default: ./brine-data].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -98,6 +103,9 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
             "audit_success_retention_hours",
             "audit_log_file",
             "usage_rollups",
+            "geoip_db",
+            "keep_client_address",
+            "keep_user_agent",
             "metrics_listen",
             "redis_url",
             "max_upstream_per_ip",

@@ -12,7 +12,6 @@ mod redis;
 pub mod testing;
 
 use std::fmt;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -24,14 +23,15 @@ pub use brine_core::Rate;
 /// What a budget is kept for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Key {
-    /// One record, one client address.
-    RecordClient(Uuid, IpAddr),
+    /// One record, one client: a keyed digest of its address (limiter storage, Redis included,
+    /// never holds addresses).
+    RecordClient(Uuid, [u8; 16]),
     /// One record, every client.
     Record(Uuid),
     /// Every record of one account.
     Account(Uuid),
-    /// Sign-in attempts from one address.
-    LoginClient(IpAddr),
+    /// Sign-in attempts from one client (a digest, as above).
+    LoginClient([u8; 16]),
     /// Sign-in attempts for one email (a digest: limiter storage never holds addresses).
     LoginEmail([u8; 16]),
 }
@@ -40,16 +40,26 @@ impl fmt::Display for Key {
     /// The Redis key. One hash tag for all, so that a script's keys share a cluster slot.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::RecordClient(record, ip) => write!(f, "{{brine-rl}}:rec:{record}:ip:{ip}"),
+            Self::RecordClient(record, client) => {
+                write!(f, "{{brine-rl}}:rec:{record}:client:")?;
+                hex(f, client)
+            }
             Self::Record(record) => write!(f, "{{brine-rl}}:rec:{record}"),
             Self::Account(account) => write!(f, "{{brine-rl}}:acct:{account}"),
-            Self::LoginClient(ip) => write!(f, "{{brine-rl}}:login:ip:{ip}"),
+            Self::LoginClient(client) => {
+                f.write_str("{brine-rl}:login:client:")?;
+                hex(f, client)
+            }
             Self::LoginEmail(digest) => {
                 f.write_str("{brine-rl}:login:email:")?;
-                digest.iter().try_for_each(|b| write!(f, "{b:02x}"))
+                hex(f, digest)
             }
         }
     }
+}
+
+fn hex(f: &mut fmt::Formatter<'_>, digest: &[u8; 16]) -> fmt::Result {
+    digest.iter().try_for_each(|b| write!(f, "{b:02x}"))
 }
 
 /// One budget a request must fit in.
@@ -169,12 +179,11 @@ mod tests {
 
     #[test]
     fn redis_keys_share_one_hash_tag_and_hide_emails() {
-        let ip: IpAddr = "203.0.113.7".parse().unwrap();
         let keys = [
-            Key::RecordClient(Uuid::nil(), ip),
+            Key::RecordClient(Uuid::nil(), [0xcd; 16]),
             Key::Record(Uuid::nil()),
             Key::Account(Uuid::nil()),
-            Key::LoginClient(ip),
+            Key::LoginClient([0xcd; 16]),
             Key::LoginEmail([0xab; 16]),
         ];
         let shown: Vec<String> = keys.iter().map(Key::to_string).collect();

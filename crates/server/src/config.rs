@@ -63,6 +63,15 @@ pub struct Settings {
     /// Keep usage roll-ups (the Logs page's sums and charts) as events are written. Turned
     /// off, the summary and series stay empty and each group of events is one write lighter.
     pub usage_rollups: bool,
+    /// A GeoIP database in the MaxMind DB format (`GeoLite2-City.mmdb`, `GeoLite2-Country.mmdb`):
+    /// events then also store the client's country and, where the database knows it, city.
+    /// Read at start; a file that cannot be read is a start-up error. None by default.
+    pub geoip_db: Option<PathBuf>,
+    /// How client addresses are stored in events, account events and sessions: `full`,
+    /// `masked` (the /24 or /48 and a keyed hash, the default) or `hashed` (the hash alone).
+    pub keep_client_address: crate::client_origin::AddressForm,
+    /// How user agents are stored: `full`, `reduced` (browser and system, the default) or `none`.
+    pub keep_user_agent: crate::client_origin::UserAgentForm,
     /// Where to serve Prometheus metrics (`GET /metrics`), apart from the API; none by default.
     pub metrics_listen: Option<SocketAddr>,
     /// Limits of `POST /batch`.
@@ -140,6 +149,9 @@ impl Default for Settings {
             audit_success_retention_hours: None,
             audit_log_file: None,
             usage_rollups: true,
+            geoip_db: None,
+            keep_client_address: crate::client_origin::AddressForm::default(),
+            keep_user_agent: crate::client_origin::UserAgentForm::default(),
             metrics_listen: None,
             batch: crate::routes::batch::BatchSettings::default(),
             redis_url: None,

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 
 use crate::client_ip::TrustedProxies;
+use crate::client_origin::{ClientTag, Origin, Origins};
 use crate::error::ApiError;
 
 /// A JSON request body. Unlike `axum::Json`, its errors use the envelope, and they never echo
@@ -148,12 +149,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// Who is calling, for the audit log and the limits: the client address (see `client_ip`) and a
-/// bounded user agent.
+/// Who is calling: the client address (see `client_ip`), for the limits in memory, and what is
+/// stored about the client in the chosen forms (see `client_origin`), for the audit log, the
+/// lockout, account events and sessions.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
     pub addr: Option<std::net::IpAddr>,
-    pub user_agent: Option<String>,
+    pub origin: Origin,
+    /// The client for the rate limits: a keyed hash, never the address.
+    pub tag: Option<ClientTag>,
 }
 
 const MAX_USER_AGENT: usize = 256;
@@ -161,6 +165,7 @@ const MAX_USER_AGENT: usize = 256;
 impl<S: Send + Sync> FromRequestParts<S> for ClientInfo
 where
     Arc<TrustedProxies>: FromRef<S>,
+    Arc<Origins>: FromRef<S>,
 {
     type Rejection = std::convert::Infallible;
 
@@ -174,8 +179,9 @@ where
             .headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(|ua| truncate(ua, MAX_USER_AGENT).to_owned());
-        Ok(Self { addr, user_agent })
+            .map(|ua| truncate(ua, MAX_USER_AGENT));
+        let (origin, tag) = Arc::<Origins>::from_ref(state).describe(addr, user_agent);
+        Ok(Self { addr, origin, tag })
     }
 }
 

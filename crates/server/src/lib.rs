@@ -9,6 +9,7 @@ mod audit;
 mod audit_file;
 mod auth;
 mod client_ip;
+mod client_origin;
 mod clock;
 pub mod config;
 mod credential;
@@ -46,6 +47,7 @@ use tokio::net::TcpListener;
 
 pub use app::openapi;
 pub use brine_core::FailMode;
+pub use client_origin::{AddressForm, UserAgentForm};
 pub use config::Settings;
 pub use lockout::LockoutSettings;
 pub use throttle::RateLimitSettings;
@@ -195,6 +197,17 @@ impl Server {
         )
         .map_err(|_| key_error("form tokens"))?;
         store.keep_rollups(settings.usage_rollups);
+        let geo = match &settings.geoip_db {
+            Some(path) => Some(client_origin::GeoDb::open(path).map_err(StartupError::Setting)?),
+            None => None,
+        };
+        let origins = client_origin::Origins::new(
+            settings.keep_client_address,
+            settings.keep_user_agent,
+            master.derive_subkey("brine client address v1")?.as_slice(),
+            geo,
+        )
+        .map_err(|_| key_error("client address hash"))?;
         let audit_file = settings
             .audit_log_file
             .as_deref()
@@ -305,6 +318,7 @@ impl Server {
             trusted_proxies: Arc::new(client_ip::TrustedProxies::new(
                 settings.trusted_proxies.clone(),
             )),
+            origins: Arc::new(origins),
             forms,
             site,
             page_loads,

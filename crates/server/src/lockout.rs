@@ -95,7 +95,6 @@ impl Lockout {
         let now = now_ms();
         let window = Duration::seconds(i64::from(self.settings.window_secs));
         let since = password_set.map_or(now - window, |set| set.max(now - window));
-        let client_ip = client.addr.map(|ip| ip.to_string());
         // Both tiers in one query; this attempt is among the failures counted, so a tier is over
         // its limit when it has more than `limit` of them.
         self.metrics.db(DbCall::Failures);
@@ -106,7 +105,8 @@ impl Lockout {
                 channel: channel.as_str(),
                 outcomes: [Outcome::Attempt.as_str(), Outcome::Denied.as_str()],
                 since,
-                client_ip: client_ip.as_deref(),
+                // The stored form, whichever the operator chose: one client, one value.
+                client_ip: client.origin.client_ip.as_deref(),
                 per_client: i64::from(self.settings.per_client),
                 per_record: i64::from(self.settings.per_record),
             })
@@ -157,7 +157,11 @@ mod tests {
         let lockout = Lockout::new(t.store.clone(), audit, settings, metrics);
         let from = |n: u8| ClientInfo {
             addr: Some(std::net::IpAddr::from([192, 0, 2, n])),
-            user_agent: None,
+            origin: crate::client_origin::Origin {
+                client_ip: Some(format!("192.0.2.0/24 #{n:08x}")),
+                ..Default::default()
+            },
+            tag: None,
         };
         let try_once = async |client: &ClientInfo, password_set| {
             let admission = lockout

@@ -9,6 +9,7 @@ use brine_store::Store;
 use crate::access::Gate;
 use crate::accounts::Accounts;
 use crate::client_ip::TrustedProxies;
+use crate::client_origin::Origins;
 use crate::dashboard::Site;
 use crate::forms::FormGuard;
 use crate::owner::Owners;
@@ -40,6 +41,8 @@ pub struct StateParts {
     pub owners: Owners,
     pub accounts: Accounts,
     pub trusted_proxies: Arc<TrustedProxies>,
+    /// What is stored of each client (address form, user agent, place).
+    pub origins: Arc<Origins>,
     pub forms: FormGuard,
     pub site: Site,
     pub page_loads: PageLoads,
@@ -64,6 +67,7 @@ handles! {
     owners: Owners,
     accounts: Accounts,
     trusted_proxies: Arc<TrustedProxies>,
+    origins: Arc<Origins>,
     forms: FormGuard,
     site: Site,
     page_loads: PageLoads,

@@ -78,6 +78,9 @@ pub fn settings_in(dir: &Path) -> Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
         data_dir: dir.to_path_buf(),
+        // Addresses and user agents as sent, as most tests check them (origin.rs tests the rest).
+        keep_client_address: brine_server::AddressForm::Full,
+        keep_user_agent: brine_server::UserAgentForm::Full,
         ..Settings::default()
     }
 }

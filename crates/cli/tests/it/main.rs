@@ -21,6 +21,7 @@ mod logs;
 mod metrics;
 mod nodes;
 mod openapi;
+mod origin;
 mod read;
 mod record_state;
 mod records;

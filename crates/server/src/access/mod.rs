@@ -396,7 +396,7 @@ impl Found {
         }
         let mut rate = None;
         if self.rules.limits {
-            match self.gate.limits.admit_call(record, self.client.addr).await {
+            match self.gate.limits.admit_call(record, self.client.tag).await {
                 Ok(decision) => rate = decision,
                 // A copy from memory may hold limits since lifted, and refusals are audited only
                 // now and then, so no stale event would catch it: a copy older than a second

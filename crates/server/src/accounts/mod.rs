@@ -182,7 +182,7 @@ impl Accounts {
         let password = AccountPassword::parse(password).map_err(AccountError::Invalid)?;
         // Each sign-up costs an Argon2 run: bounded per address like sign-in attempts.
         self.limits
-            .admit_login(client.addr, None)
+            .admit_login(client.tag, None)
             .await
             .map_err(AccountError::Limited)?;
         let password_hash = self.hash(password).await?;
@@ -216,7 +216,7 @@ impl Accounts {
     ) -> AccountResult<SignIn> {
         // Before the lookup: known and unknown emails are counted, and answered, alike.
         self.limits
-            .admit_login(client.addr, Some(email))
+            .admit_login(client.tag, Some(email))
             .await
             .map_err(AccountError::Limited)?;
         let account = match Email::parse(email) {
@@ -275,7 +275,7 @@ impl Accounts {
             .ok_or(AccountError::ChallengeExpired)?;
         // Codes are guessed against the same limits as passwords.
         self.limits
-            .admit_login(client.addr, Some(&account.email))
+            .admit_login(client.tag, Some(&account.email))
             .await
             .map_err(AccountError::Limited)?;
         self.check_code(&account, &code, client).await?;
@@ -483,7 +483,7 @@ impl Accounts {
         client: &ClientInfo,
     ) -> AccountResult<()> {
         self.limits
-            .admit_login(client.addr, Some(&account.email))
+            .admit_login(client.tag, Some(&account.email))
             .await
             .map_err(AccountError::Limited)?;
         if self.verify(Some(account), password).await? {
@@ -558,14 +558,13 @@ impl Accounts {
     }
 
     async fn event(&self, account: Uuid, kind: &str, client: &ClientInfo) -> AccountResult<()> {
-        let ip = client.addr.map(|a| a.to_string());
         self.store
             .append_account_event(
                 account,
                 now_ms(),
                 kind,
-                ip.as_deref(),
-                client.user_agent.as_deref(),
+                client.origin.client_ip.as_deref(),
+                client.origin.user_agent.as_deref(),
             )
             .await?;
         Ok(())
@@ -580,7 +579,6 @@ impl Accounts {
         let now = now_ms();
         let id = Uuid::new_v4();
         let ttl = self.tokens.ttl;
-        let ip = client.addr.map(|a| a.to_string());
         self.store
             .create_session(&NewSession {
                 id,
@@ -588,8 +586,8 @@ impl Accounts {
                 kind: kind.as_str(),
                 created_at: now,
                 expires_at: now + ttl,
-                client_ip: ip.as_deref(),
-                user_agent: client.user_agent.as_deref(),
+                client_ip: client.origin.client_ip.as_deref(),
+                user_agent: client.origin.user_agent.as_deref(),
             })
             .await?;
         let token = self

@@ -20,6 +20,7 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 use self::logs::{Outage, RefusalLog};
+use crate::client_origin::ClientTag;
 use crate::clock::now_ms;
 use crate::fault::Fault;
 use crate::metrics::{DbCall, LimitRefusal, Metrics};
@@ -113,13 +114,13 @@ impl Limits {
     /// this node's own counts apply: sign-in never fails closed.
     pub async fn admit_login(
         &self,
-        client: Option<IpAddr>,
+        client: Option<ClientTag>,
         email: Option<&str>,
     ) -> Result<(), Decision> {
         let mut rules = Vec::with_capacity(2);
-        if let Some(ip) = client {
+        if let Some(tag) = client {
             rules.push(Rule {
-                key: Key::LoginClient(client_network(ip)),
+                key: Key::LoginClient(tag),
                 rate: self.settings.login_per_ip,
             });
         }
@@ -147,7 +148,7 @@ impl Limits {
     pub async fn admit_call(
         &self,
         record: &Record,
-        client: Option<IpAddr>,
+        client: Option<ClientTag>,
     ) -> Result<Option<Decision>, Limited> {
         let (rules, fail) = self.record_rules(record, client);
         match self.check(&rules, fail).await {
@@ -221,13 +222,13 @@ impl Limits {
     }
 
     /// The rules for a call to `record` from `client`, and what to do if Redis is down.
-    fn record_rules(&self, record: &Record, client: Option<IpAddr>) -> (Vec<Rule>, FailMode) {
+    fn record_rules(&self, record: &Record, client: Option<ClientTag>) -> (Vec<Rule>, FailMode) {
         let own = record.limits.rate_limit.as_ref();
         let mut rules = Vec::new();
         let per_ip = own.and_then(|r| r.per_ip).or(self.settings.per_ip);
-        if let (Some(rate), Some(ip)) = (per_ip, client) {
+        if let (Some(rate), Some(tag)) = (per_ip, client) {
             rules.push(Rule {
-                key: Key::RecordClient(record.uuid, client_network(ip)),
+                key: Key::RecordClient(record.uuid, tag),
                 rate,
             });
         }
