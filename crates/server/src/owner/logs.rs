@@ -134,11 +134,16 @@ impl Owners {
     }
 
     /// Whether the owner may read this record's history: it is theirs, or was.
-    pub async fn history_owned(&self, owner: Uuid, uuid: Uuid) -> OwnerResult<RecordLabel> {
-        self.record_labels(owner)
-            .await?
-            .remove(&uuid)
-            .ok_or(OwnerError::NotFound)
+    pub async fn history_owned(&self, owner: Uuid, uuid: Uuid) -> OwnerResult<()> {
+        if self.owned(owner, uuid).await.is_ok() {
+            return Ok(());
+        }
+        let deleted = self.store.deleted_records(owner).await?;
+        if deleted.iter().any(|d| d.uuid == uuid) {
+            Ok(())
+        } else {
+            Err(OwnerError::NotFound)
+        }
     }
 
     /// Per record: requests, errors by class, bytes, latency percentiles, last seen.
