@@ -14,6 +14,7 @@ mod sqlite_writer;
 pub mod testing;
 mod time_ms;
 pub mod transfer;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -28,6 +29,9 @@ pub use model::{
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use webhooks::{
+    ClaimedDelivery, DeliveryEnd, DeliveryRow, NewDelivery, Webhook, WebhookStore, WebhookWatch,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -162,8 +166,14 @@ pub trait Lifecycle: Send + Sync {
 }
 
 /// Everything the server needs from storage.
-pub trait Store: MetaStore + AccountStore + RecordStore + AuditStore + Lifecycle {}
-impl<T: MetaStore + AccountStore + RecordStore + AuditStore + Lifecycle> Store for T {}
+pub trait Store:
+    MetaStore + AccountStore + RecordStore + AuditStore + WebhookStore + Lifecycle
+{
+}
+impl<T: MetaStore + AccountStore + RecordStore + AuditStore + WebhookStore + Lifecycle> Store
+    for T
+{
+}
 
 /// The storage engines brine runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -161,3 +161,4 @@ impl PgStore {
 
 impl_sql_store!(PgStore, Postgres, PgRow);
 crate::accounts::impl_account_store!(PgStore, PgRow);
+crate::webhooks::impl_webhook_store!(PgStore, PgRow);
