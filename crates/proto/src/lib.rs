@@ -8,6 +8,7 @@ mod auth;
 mod read;
 mod records;
 mod time_format;
+mod webhooks;
 
 pub use auth::{
     AccountEventList, AccountEventView, AccountView, ChangePassword, Credentials,
@@ -21,6 +22,7 @@ pub use records::{
     UpdateRecord,
 };
 pub use time_format::Timestamp;
+pub use webhooks::{BurstRule, DeliveryView, WebhookBody, WebhookSecret, WebhookView};
 
 use std::borrow::Cow;
 

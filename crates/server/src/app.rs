@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::BodyReadTimeout;
-use crate::routes::{account, auth, batch, health, pages, public, records};
+use crate::routes::{account, auth, batch, health, pages, public, records, webhooks};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -87,6 +87,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(records::put_secure_page))
         .routes(routes!(records::events))
         .routes(routes!(records::try_bridge))
+        .routes(routes!(webhooks::put, webhooks::show, webhooks::delete))
+        .routes(routes!(webhooks::rotate_secret))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(pages::show, pages::unlock))

@@ -15,6 +15,7 @@ use crate::owner::Owners;
 use crate::page_loads::PageLoads;
 use crate::proxy::Proxy;
 use crate::routes::batch::BatchSettings;
+use crate::webhooks::Webhooks;
 
 /// Shared by every request; one reference count to clone.
 #[derive(Clone)]
@@ -44,6 +45,7 @@ pub struct StateParts {
     pub site: Site,
     pub page_loads: PageLoads,
     pub batch: BatchSettings,
+    pub webhooks: Webhooks,
     /// For the loop guard's audit of refused calls (see `loop_guard`).
     pub store: Arc<dyn Store>,
 }
@@ -68,4 +70,5 @@ handles! {
     site: Site,
     page_loads: PageLoads,
     batch: BatchSettings,
+    webhooks: Webhooks,
 }

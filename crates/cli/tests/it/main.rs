@@ -28,3 +28,4 @@ mod startup;
 mod transfer;
 mod upstream;
 mod web;
+mod webhooks;

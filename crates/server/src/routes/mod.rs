@@ -5,3 +5,4 @@ pub mod health;
 pub mod pages;
 pub mod public;
 pub mod records;
+pub mod webhooks;
