@@ -539,3 +539,102 @@ async fn webhook_urls_go_through_the_ssrf_guard_and_bad_input_changes_nothing() 
     }
     assert_eq!(failed[0]["detail"]["gave_up"], true);
 }
+
+/// The record page's Webhook section in a real browser: set by its labels, the secret shown
+/// once, a delivery in the timeline and the list, removed; every state checked with axe-core.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_owner_sets_and_removes_a_webhook_in_the_dashboard() {
+    use crate::web::{Driver, chromedriver_path};
+    let Some(chromedriver) = chromedriver_path() else {
+        return;
+    };
+    let s = TestServer::start_with(quick).await;
+    let (receiver, url) = Receiver::start().await;
+    let token = s.signup("ana@example.com").await;
+    let created = s
+        .create(
+            &token,
+            json!({"name": "Watched", "access": "private", "data": "sk_live_watched"}),
+        )
+        .await;
+    let uuid = uuid_of(&created);
+    let driver = Driver::start(&chromedriver);
+    let web = driver.browser(&s.base).await;
+    web.goto("/signin").await;
+    web.fill("Email", "ana@example.com").await;
+    web.fill("Password", PASSWORD).await;
+    web.press("Sign in").await;
+
+    web.goto(&format!("/records/{uuid}")).await;
+    assert!(
+        web.main_text()
+            .await
+            .contains("Off. brine can POST a signed notice")
+    );
+    // A URL that is no http(s) URL: the error beside the form, nothing set.
+    web.fill("Receiver URL", "ftp://example.com/hook").await;
+    web.press("Set webhook").await;
+    web.wait_for_text("must be an http or https URL").await;
+    web.assert_accessible("webhook refused").await;
+    let res = s
+        .get(&format!("/api/v1/records/{uuid}/webhook"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::NOT_FOUND).await;
+
+    web.fill("Receiver URL", &url).await;
+    web.press("Set webhook").await;
+    web.wait_for_text("shown only this once").await;
+    let secret = web
+        .client
+        .find(fantoccini::Locator::Id("webhook-secret"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    web.assert_accessible("webhook secret").await;
+
+    // Ten wrong keys make the default burst: delivered, signed with the secret shown.
+    for _ in 0..10 {
+        assert_eq!(
+            s.read(&uuid, Some("brk_wrong")).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let got = receiver.wait_for("the burst", |g| !g.is_empty()).await;
+    verify(&secret, &got[0]);
+    wait_timeline(&s, &token, &uuid, "delivered", 1).await;
+
+    web.goto(&format!("/records/{uuid}")).await;
+    let page = web.main_text().await;
+    assert!(!page.contains(&secret), "the secret is shown once");
+    assert!(
+        page.contains(
+            "Webhook delivered: record.failed_attempts_burst, attempt 1 (receiver answered 200)"
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains("Newest deliveries") && page.contains("delivered"),
+        "{page}"
+    );
+    web.assert_accessible("webhook set").await;
+
+    web.click("Remove webhook").await; // asks first, in a dialog
+    web.click("Remove webhook").await; // the dialog's button
+    web.wait_for_text("Off. brine can POST a signed notice")
+        .await;
+    assert!(web.main_text().await.contains("You removed the webhook"));
+    let res = s
+        .get(&format!("/api/v1/records/{uuid}/webhook"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::NOT_FOUND).await;
+    web.close().await;
+}
