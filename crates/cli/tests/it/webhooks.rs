@@ -413,6 +413,48 @@ async fn a_failing_receiver_is_retried_and_the_delivery_survives_a_restart() {
 }
 }
 
+each_backend! {
+async fn two_nodes_send_each_first_once() {
+    let a = TestServer::start_with(quick).await;
+    let mut settings = settings_in(&a.data_dir);
+    settings.database_url = Some(a.database_url());
+    quick(&mut settings);
+    let b = TestServer::start_settings(settings).await.unwrap();
+    let (receiver, url) = Receiver::start().await;
+    let token = a.signup("ana@example.com").await;
+    let created = a
+        .create(&token, json!({
+            "name": "Shared twice",
+            "access": "private",
+            "data": "sk_live_webhooked",
+            "secure_page": {"enabled": true, "password": PAGE_PASSWORD},
+        }))
+        .await;
+    let uuid = uuid_of(&created);
+    let res = put_webhook(&a, &token, &uuid, json!({"url": url, "events": ["secure_page.first_reveal"]})).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let secret = body(res).await["secret"].as_str().unwrap().to_owned();
+
+    // Both nodes reveal at once, again and again, until a delivery arrives (B learns of the
+    // webhook when it reloads its list): the two nodes' triggers race, one notifies.
+    for _ in 0..100 {
+        tokio::join!(reveal(&a, &uuid), reveal(&b, &uuid));
+        if !receiver.got().is_empty() {
+            break;
+        }
+    }
+    let got = receiver.wait_for("the first reveal", |g| !g.is_empty()).await;
+    verify(&secret, &got[0]);
+    // More reveals on each node, now that both watch the record: still one delivery.
+    for node in [&a, &b] {
+        reveal(node, &uuid).await;
+    }
+    wait_timeline(&a, &token, &uuid, "delivered", 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.got().len(), 1, "one first reveal, whatever the node");
+}
+}
+
 /// Bad input answers the envelope and changes nothing; internal addresses are refused unless
 /// the operator allows them, and a name that resolves to one is refused when delivering.
 #[tokio::test]
