@@ -304,6 +304,27 @@ async fn conformance(store: Arc<dyn Store>, other_node: Arc<dyn Store>) {
         ids.len() - 2
     );
 
+    // A move to another database (`brine export` / `brine import`) takes the webhook along,
+    // still sealed.
+    let mut file = Vec::new();
+    brine_store::transfer::export(store.as_ref(), &mut file, |_, _| {})
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("moved.db").display());
+    let moved = brine_store::connect(&url).await.unwrap();
+    brine_store::transfer::import(moved.as_ref(), file.as_slice(), |_| {})
+        .await
+        .unwrap();
+    let there = moved.webhook(uuid).await.unwrap().unwrap();
+    let here = store.webhook(uuid).await.unwrap().unwrap();
+    assert_eq!(
+        (there.url, there.secret, there.events),
+        (here.url, here.secret, here.events)
+    );
+    assert_eq!(there.burst_threshold, 3);
+    moved.close().await;
+
     // Removing the webhook drops its queue.
     assert!(store.delete_webhook(uuid).await.unwrap());
     assert!(!store.delete_webhook(uuid).await.unwrap());
