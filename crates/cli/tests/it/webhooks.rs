@@ -680,3 +680,84 @@ async fn an_owner_sets_and_removes_a_webhook_in_the_dashboard() {
     expect_error(res, StatusCode::NOT_FOUND).await;
     web.close().await;
 }
+
+/// A real `brine serve` at debug level: a webhook set, delivered and re-keyed leaves neither its
+/// secret nor its URL in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_secret_and_the_url_never_reach_the_log() {
+    let (receiver, url) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let server = BrineProcess::start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir,
+            "--allow-private-upstreams",
+        ],
+        &[("BRINE_LOG", "debug")],
+    );
+    let base = server.base.clone();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let res = http
+        .post(format!("{base}/api/v1/auth/signup"))
+        .json(&json!({"email": "ana@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let token = body(res).await["token"].as_str().unwrap().to_owned();
+    let res = http
+        .post(format!("{base}/api/v1/records"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Logged", "access": "private", "data": "v"}))
+        .send()
+        .await
+        .unwrap();
+    let uuid = uuid_of(&body(res).await);
+    let res = http
+        .put(format!("{base}/api/v1/records/{uuid}/webhook"))
+        .bearer_auth(&token)
+        .json(
+            &json!({"url": url, "events": ["record.failed_attempts_burst"],
+                      "failed_attempts": {"threshold": 2, "window_secs": 60}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let secret = body(res).await["secret"].as_str().unwrap().to_owned();
+    for _ in 0..2 {
+        let res = http
+            .get(format!("{base}/r/{uuid}"))
+            .header("X-API-Key", "brk_wrong")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let got = receiver.wait_for("the burst", |g| !g.is_empty()).await;
+    verify(&secret, &got[0]);
+    let res = http
+        .post(format!("{base}/api/v1/records/{uuid}/webhook/secret"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let rotated = body(res).await["secret"].as_str().unwrap().to_owned();
+    let log = server.stop();
+    assert!(
+        log.contains("webhook delivery attempt"),
+        "the attempt is logged: {log}"
+    );
+    // (At debug level, hyper's own connection lines name the address connected to, as for
+    // bridges; the URL's path and query, where tokens live, never appear.)
+    for canary in [
+        secret.as_str(),
+        rotated.as_str(),
+        "canary-path-7f3a",
+        "whsec_",
+    ] {
+        assert!(!log.contains(canary), "{canary} is in the log");
+    }
+}

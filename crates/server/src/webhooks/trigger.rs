@@ -77,7 +77,8 @@ fn matters(watch: &Watch, channel: Channel, outcome: Outcome) -> bool {
 
 impl WebhookTap {
     fn send(&self, seen: Seen) {
-        if self.seen.try_send(seen).is_err() {
+        // Closed only once the server is stopping: nothing to say then.
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.seen.try_send(seen) {
             tracing::warn!("webhook trigger queue full: an event was not looked at");
         }
     }
