@@ -5,6 +5,7 @@
 //! it means "leave as it is" (`null` is meaningful in a PATCH).
 
 mod auth;
+mod logs;
 mod read;
 mod records;
 mod time_format;
@@ -14,6 +15,10 @@ pub use auth::{
     AccountEventList, AccountEventView, AccountView, ChangePassword, Credentials,
     PasswordConfirmation, RecoveryCodes, SessionList, SessionView, TokenBody, TwoFactorCode,
     TwoFactorSetup,
+};
+pub use logs::{
+    ErrorCounts, LogEventList, LogQuery, RecordSeries, RecordUsageView, SeriesPoint, SeriesQuery,
+    SummaryQuery, UsageSeries, UsageSummary,
 };
 pub use read::{BatchItem, BatchRequest, BatchResponse, BatchResult, DataBody, UnlockBody};
 pub use records::{

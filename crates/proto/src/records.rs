@@ -295,6 +295,24 @@ pub struct EventView {
     pub detail: Option<serde_json::Value>,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The record the event is about.
+    #[serde(default)]
+    pub record: Uuid,
+    /// In the account's log: the record's name, and whether it has been deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_name: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record_deleted: bool,
+    /// Where the client was, when the server has a GeoIP database (ISO country code, city).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    /// For a refusal or a failed call: the HTTP status and the error title the caller received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

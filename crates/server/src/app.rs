@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::BodyReadTimeout;
-use crate::routes::{account, auth, batch, health, pages, public, records, webhooks};
+use crate::routes::{account, auth, batch, health, logs, pages, public, records, webhooks};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -36,6 +36,7 @@ use crate::state::AppState;
         (name = "auth", description = "Sign up, sign in (with the second factor), sign out"),
         (name = "account", description = "The signed-in account: sessions, history, password, two-factor sign-in, deletion"),
         (name = "records", description = "The owner's management API"),
+        (name = "logs", description = "Usage across the account: sums, series, the event log, export"),
         (name = "secure page", description = "Password-protected pages for people (HTML)"),
         (name = "health", description = "Probes"),
     )
@@ -87,6 +88,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(records::put_secure_page))
         .routes(routes!(records::events))
         .routes(routes!(records::try_bridge))
+        .routes(routes!(logs::summary))
+        .routes(routes!(logs::series))
+        .routes(routes!(logs::events))
         .routes(routes!(webhooks::put, webhooks::show, webhooks::delete))
         .routes(routes!(webhooks::rotate_secret))
         .merge(
@@ -120,6 +124,8 @@ fn api() -> OpenApiRouter<AppState> {
         )
         .routes(routes!(public::read, public::unlock))
         .routes(routes!(batch::batch))
+        // An export streams for as long as the log is long.
+        .routes(routes!(logs::export))
 }
 
 /// The OpenAPI document, as served at `/api/openapi.json`.
@@ -132,6 +138,7 @@ fn set_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<H
 }
 
 pub fn router(state: AppState, max_body_bytes: usize, body_read_timeout: Duration) -> axum::Router {
+    let metrics = state.gate.records.metrics().clone();
     let (router, spec) = api().split_for_parts();
     let spec = std::sync::Arc::new(spec);
     router
@@ -207,4 +214,7 @@ pub fn router(state: AppState, max_body_bytes: usize, body_read_timeout: Duratio
                     },
                 ),
         )
+        // Outermost, so that every answer is counted (a panic's too). Layers run after routing:
+        // the route's template is known.
+        .layer(crate::metrics::CountRequests(metrics))
 }

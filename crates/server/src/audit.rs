@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::audit_file::{AuditFile, Line, raw};
 use crate::clock::now_ms;
 use crate::extract::ClientInfo;
 use crate::metrics::{DbCall, Metrics};
@@ -153,6 +154,9 @@ pub struct Event {
     pub user_agent: Option<String>,
     /// Details (JSON): a proxied call's, a refusal's.
     pub detail: Option<String>,
+    /// Where the client is, when a GeoIP database is configured.
+    pub country: Option<String>,
+    pub city: Option<String>,
     /// Store it only if the record is still at this version (see `brine_store::NewAuditEvent`).
     pub expect_version: Option<i64>,
     at: OffsetDateTime,
@@ -174,6 +178,8 @@ impl Event {
             client_ip: client.addr.map(|ip| ip.to_string()),
             user_agent: client.user_agent.clone(),
             detail: None,
+            country: None,
+            city: None,
             expect_version: None,
             at: now_ms(),
         }
@@ -223,6 +229,11 @@ const TOP_UP_ROUNDS: usize = 2;
 
 impl AuditLog {
     pub fn start(store: Arc<dyn Store>, metrics: Metrics) -> Self {
+        Self::start_with(store, metrics, None)
+    }
+
+    /// [`Self::start`], also writing each stored event to `file` (see `audit_file`).
+    pub fn start_with(store: Arc<dyn Store>, metrics: Metrics, file: Option<AuditFile>) -> Self {
         let (queue, mut incoming) = mpsc::channel::<Job>(4 * MAX_GROUP);
         let tap = Arc::new(OnceLock::<Arc<dyn Tap>>::new());
         let writer_tap = tap.clone();
@@ -241,8 +252,11 @@ impl AuditLog {
                     incoming.recv_many(&mut group, room).await;
                 }
                 metrics.db(DbCall::AuditGroup);
-                metrics.audit_events(group.len());
-                write_group(store.as_ref(), &mut group, writer_tap.get()).await;
+                let jobs = group.iter().filter(|j| !matches!(j, Job::Flush(_))).count();
+                metrics.audit_events(jobs);
+                let started = std::time::Instant::now();
+                write_group(store.as_ref(), &mut group, file.as_ref(), writer_tap.get()).await;
+                metrics.audit_group(jobs, started.elapsed());
             }
         });
         Self { queue, tap }
@@ -302,7 +316,12 @@ impl AuditLog {
     }
 }
 
-async fn write_group(store: &dyn Store, group: &mut Vec<Job>, tap: Option<&Arc<dyn Tap>>) {
+async fn write_group(
+    store: &dyn Store,
+    group: &mut Vec<Job>,
+    file: Option<&AuditFile>,
+    tap: Option<&Arc<dyn Tap>>,
+) {
     let mut events = Vec::new();
     let mut settles = Vec::new();
     for job in group.iter() {
@@ -315,6 +334,8 @@ async fn write_group(store: &dyn Store, group: &mut Vec<Job>, tap: Option<&Arc<d
                 client_ip: e.client_ip.as_deref(),
                 user_agent: e.user_agent.as_deref(),
                 detail: e.detail.as_deref(),
+                country: e.country.as_deref(),
+                city: e.city.as_deref(),
                 expect_version: e.expect_version,
             }),
             Job::Settle {
@@ -349,6 +370,21 @@ async fn write_group(store: &dyn Store, group: &mut Vec<Job>, tap: Option<&Arc<d
                 if let (Some(tap), Ok(id)) = (tap, &result) {
                     tap.stored(*id, &event);
                 }
+                if let (Some(file), Ok(id)) = (file, result) {
+                    file.write(&Line {
+                        id,
+                        at: event.at,
+                        record: Some(event.record),
+                        channel: Some(event.channel.as_str()),
+                        outcome: event.outcome.as_str(),
+                        client_ip: event.client_ip.as_deref(),
+                        user_agent: event.user_agent.as_deref(),
+                        country: event.country.as_deref(),
+                        city: event.city.as_deref(),
+                        detail: raw(event.detail.as_deref()),
+                        settled: false,
+                    });
+                }
                 let _ = reply.send(result);
             }
             Job::Flush(reply) => {
@@ -358,9 +394,28 @@ async fn write_group(store: &dyn Store, group: &mut Vec<Job>, tap: Option<&Arc<d
                     Err(AuditError::Unavailable)
                 });
             }
-            Job::Settle { id, outcome, .. } => {
+            Job::Settle {
+                id,
+                outcome,
+                detail,
+            } => {
                 if let (Some(tap), true) = (tap, written) {
                     tap.settled(id, outcome);
+                }
+                if let Some(file) = file.filter(|_| written) {
+                    file.write(&Line {
+                        id,
+                        at: now_ms(),
+                        record: None,
+                        channel: None,
+                        outcome: outcome.as_str(),
+                        client_ip: None,
+                        user_agent: None,
+                        country: None,
+                        city: None,
+                        detail: raw(detail.as_deref()),
+                        settled: true,
+                    });
                 }
             }
         }

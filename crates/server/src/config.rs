@@ -53,6 +53,16 @@ pub struct Settings {
     /// Days that audit events are kept; older ones are deleted by a background task (at start
     /// and every hour). Unset keeps every event.
     pub audit_retention_days: Option<u32>,
+    /// Hours that the events of successful requests (reads, bridge calls, page loads) are kept;
+    /// their counts stay in the usage roll-ups. Refusals, errors and owner actions follow
+    /// `audit_retention_days`. Unset keeps them as long as the others.
+    pub audit_success_retention_hours: Option<u32>,
+    /// Also write every audit event, as it is stored, as one JSON line to this file (appended
+    /// to, mode 0600) or to stdout (`-`), for a log shipper. Unset writes none.
+    pub audit_log_file: Option<String>,
+    /// Keep usage roll-ups (the Logs page's sums and charts) as events are written. Turned
+    /// off, the summary and series stay empty and each group of events is one write lighter.
+    pub usage_rollups: bool,
     /// Where to serve Prometheus metrics (`GET /metrics`), apart from the API; none by default.
     pub metrics_listen: Option<SocketAddr>,
     /// Limits of `POST /batch`.
@@ -129,6 +139,9 @@ impl Default for Settings {
             select_buffer_bytes: 64 * 1024 * 1024,
             record_cache_mib: 64,
             audit_retention_days: None,
+            audit_success_retention_hours: None,
+            audit_log_file: None,
+            usage_rollups: true,
             metrics_listen: None,
             batch: crate::routes::batch::BatchSettings::default(),
             redis_url: None,

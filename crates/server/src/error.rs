@@ -167,6 +167,39 @@ impl ApiError {
     }
 }
 
+/// The status and error title that a caller received, as far as an audit event's channel and
+/// outcome (and a bridge call's upstream status) tell: `None` for a success, and a status of
+/// `None` where the outcome covers several (a bridge's `denied`: a key, method or path).
+/// Kept beside the mapping below, which it follows.
+pub fn caller_answer(
+    channel: &str,
+    outcome: &str,
+    upstream_status: Option<u16>,
+) -> Option<(Option<u16>, &'static str)> {
+    let bridge = channel == "bridge";
+    let pages = matches!(channel, "password" | "secure_page");
+    Some(match outcome {
+        "ok" => match upstream_status {
+            Some(status) if status >= 400 => (Some(status), "Upstream error"),
+            _ => return None,
+        },
+        "denied" if bridge => (None, "Not allowed (key, method or path)"),
+        "denied" => (Some(401), "Authentication required"),
+        "forbidden" if bridge => (Some(403), "Origin not allowed"),
+        "forbidden" => (Some(403), "Forbidden"),
+        "gone" => (Some(404), "Not found"),
+        "rate_limited" if pages => (Some(429), "Too many attempts"),
+        "rate_limited" => (Some(429), "Rate limited"),
+        "bad_request" => (Some(400), "Invalid request"),
+        "timeout" => (Some(504), "Upstream timeout"),
+        "unreachable" => (Some(502), "Upstream unreachable"),
+        "refused" => (Some(502), "Upstream not allowed"),
+        "error" => (Some(502), "Upstream answer not relayed"),
+        "loop" => (Some(508), "Loop detected"),
+        _ => return None,
+    })
+}
+
 impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> Self {
         match refusal {

@@ -6,6 +6,7 @@ mod access;
 mod accounts;
 mod app;
 mod audit;
+mod audit_file;
 mod auth;
 mod client_ip;
 mod clock;
@@ -195,19 +196,36 @@ impl Server {
             public_url.as_ref(),
         )
         .map_err(|_| key_error("form tokens"))?;
-        let audit = audit::AuditLog::start(store.clone(), metrics.clone());
+        store.keep_rollups(settings.usage_rollups);
+        let audit_file = settings
+            .audit_log_file
+            .as_deref()
+            .map(audit_file::AuditFile::open)
+            .transpose()
+            .map_err(|e| StartupError::Setting(format!("cannot open audit_log_file: {e}")))?;
+        let audit = audit::AuditLog::start_with(store.clone(), metrics.clone(), audit_file);
         let page_loads = page_loads::PageLoads::default();
         page_loads.start_flushing(audit.clone());
-        match settings.audit_retention_days {
-            Some(0) => {
-                return Err(StartupError::Setting(
-                    "audit_retention_days must be at least 1 (leave it unset to keep every event)"
-                        .into(),
-                ));
-            }
-            Some(days) => retention::start(&store, days),
-            None => {}
+        if settings.audit_retention_days == Some(0) {
+            return Err(StartupError::Setting(
+                "audit_retention_days must be at least 1 (leave it unset to keep every event)"
+                    .into(),
+            ));
         }
+        if settings.audit_success_retention_hours == Some(0) {
+            return Err(StartupError::Setting(
+                "audit_success_retention_hours must be at least 1 (leave it unset to keep \
+                 successful requests' events as long as the others)"
+                    .into(),
+            ));
+        }
+        retention::start(
+            &store,
+            retention::Retention {
+                days: settings.audit_retention_days,
+                success_hours: settings.audit_success_retention_hours,
+            },
+        );
         let argon2 = Argon2Settings::default();
         let kdf = KdfPool::new(settings.kdf_concurrency).map_err(|e| {
             StartupError::Setting(format!("cannot start key-derivation threads: {e}"))

@@ -17,7 +17,7 @@ use crate::audit::{AuditLog, Channel, Event, Outcome};
 use crate::clock::now_ms;
 use crate::extract::ClientInfo;
 use crate::fault::Fault;
-use crate::metrics::{DbCall, Metrics};
+use crate::metrics::{DbCall, Locked, Metrics};
 
 /// Failures allowed in a sliding window before unlocking is refused.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -121,6 +121,10 @@ impl Lockout {
             .max();
         match retry_after {
             Some(wait) => {
+                self.metrics.lockout(match channel {
+                    Channel::SecurePage => Locked::SecurePage,
+                    _ => Locked::RecordPassword,
+                });
                 self.audit.settle(id, Outcome::RateLimited, None).await;
                 Ok(Admission::Locked(wait))
             }

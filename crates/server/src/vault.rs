@@ -97,9 +97,9 @@ impl Vault {
         &self.master
     }
 
-    /// Argon2id runs so far.
-    pub fn kdf_runs(&self) -> u64 {
-        self.kdf.started()
+    /// Argon2id runs so far, and calls waiting for and running on the key-derivation threads.
+    pub fn kdf_load(&self) -> crate::metrics::KdfLoad {
+        self.kdf.load()
     }
 
     /// Seals `value` as version `version` of `record`'s payload.

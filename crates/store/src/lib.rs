@@ -5,6 +5,7 @@
 //! an X-API-Key or a password.
 
 mod accounts;
+mod logs;
 mod model;
 mod postgres;
 mod sql;
@@ -14,6 +15,7 @@ mod sqlite_writer;
 pub mod testing;
 mod time_ms;
 pub mod transfer;
+pub mod usage;
 mod webhooks;
 
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use accounts::{Account, AccountEvent, AccountStore, NewSession, SessionRow};
+pub use logs::{DeletedRecord, LogStore, RecordUsage, SeriesPoint, UsageRange};
 pub use model::{
     Appended, AuditEvent, KeySlot, LockoutEdges, NewAuditEvent, PageLimits, RecentFailures, Record,
     RecordChanges, Settle, SlotKind,
@@ -87,6 +90,8 @@ pub trait RecordStore: Send + Sync {
     /// Applies every change atomically if the record belongs to `owner`; returns whether it did.
     async fn update_record(&self, uuid: Uuid, owner: Uuid, changes: &RecordChanges)
     -> Result<bool>;
+    /// Deletes the record if it is the owner's, keeping its events under a tombstone (its name
+    /// and kind) so that its history still reads as that record's.
     async fn delete_record(&self, uuid: Uuid, owner: Uuid) -> Result<bool>;
     /// Atomically takes one read from a record with `max_reads`, if one is left and the record
     /// has not expired at `now`. Returns whether the read was granted.
@@ -111,6 +116,9 @@ pub struct EventFilter<'a> {
     pub client_ip: Option<&'a str>,
     /// Text in the user agent or the detail, whatever its case.
     pub text: Option<&'a str>,
+    /// Only events at or after this time, and before that one.
+    pub from: Option<OffsetDateTime>,
+    pub to: Option<OffsetDateTime>,
 }
 
 #[async_trait]
@@ -135,6 +143,8 @@ pub trait AuditStore: Send + Sync {
         events: &[NewAuditEvent<'_>],
         settles: &[Settle<'_>],
     ) -> Result<Vec<Appended>>;
+    /// Whether the audit writers keep the usage roll-ups (on unless turned off; see `usage`).
+    fn keep_rollups(&self, on: bool);
     /// Where a lockout's two tiers pass their limits, in one query.
     async fn recent_failures(&self, query: &RecentFailures<'_>) -> Result<LockoutEdges>;
     /// When each record of `owner` (or only record `only`, if it is the owner's) was last opened
@@ -167,11 +177,11 @@ pub trait Lifecycle: Send + Sync {
 
 /// Everything the server needs from storage.
 pub trait Store:
-    MetaStore + AccountStore + RecordStore + AuditStore + WebhookStore + Lifecycle
+    MetaStore + AccountStore + RecordStore + AuditStore + LogStore + WebhookStore + Lifecycle
 {
 }
-impl<T: MetaStore + AccountStore + RecordStore + AuditStore + WebhookStore + Lifecycle> Store
-    for T
+impl<T> Store for T where
+    T: MetaStore + AccountStore + RecordStore + AuditStore + LogStore + WebhookStore + Lifecycle
 {
 }
 

@@ -136,6 +136,9 @@ pub struct NewAuditEvent<'a> {
     pub user_agent: Option<&'a str>,
     /// Details of a proxied call, as JSON.
     pub detail: Option<&'a str>,
+    /// Where the client is, from the operator's GeoIP database (if any).
+    pub country: Option<&'a str>,
+    pub city: Option<&'a str>,
     /// Store the event only if the record is still at this version: the event describes an
     /// answer made from that version, which must not leave if the record has changed since.
     pub expect_version: Option<i64>,
@@ -160,6 +163,8 @@ pub struct AuditEvent {
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
     pub detail: Option<String>,
+    pub country: Option<String>,
+    pub city: Option<String>,
 }
 
 /// The final outcome (and details) of an event recorded before its attempt finished.

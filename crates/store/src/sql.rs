@@ -43,6 +43,21 @@ pub(crate) fn opt_time(ms: Option<i64>) -> crate::Result<Option<time::OffsetDate
     ms.map(crate::time_ms::from_ms).transpose()
 }
 
+/// A LIKE pattern that matches `text` anywhere, in lower case, with `%`, `_` and `\\` taken as
+/// themselves (both engines use `ESCAPE '\\'`).
+pub(crate) fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -311,11 +326,25 @@ macro_rules! impl_sql_store {
             }
 
             async fn delete_record(&self, uuid: Uuid, owner: Uuid) -> Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO deleted_records (uuid, owner_id, name, kind, deleted_at) \
+                     SELECT uuid, owner_id, name, kind, $3 FROM records \
+                     WHERE uuid = $1 AND owner_id = $2 \
+                     ON CONFLICT (uuid) DO UPDATE SET name = excluded.name, \
+                     kind = excluded.kind, deleted_at = excluded.deleted_at",
+                )
+                .bind(uuid)
+                .bind(owner)
+                .bind(to_ms(OffsetDateTime::now_utc()))
+                .execute(&mut *tx)
+                .await?;
                 let done = sqlx::query("DELETE FROM records WHERE uuid = $1 AND owner_id = $2")
                     .bind(uuid)
                     .bind(owner)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
+                tx.commit().await?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -394,6 +423,10 @@ macro_rules! impl_sql_store {
                 self.write_events(events, settles).await
             }
 
+            fn keep_rollups(&self, on: bool) {
+                self.rollups.store(on, std::sync::atomic::Ordering::Relaxed);
+            }
+
             async fn recent_failures(&self, query: &RecentFailures<'_>) -> Result<LockoutEdges> {
                 // Both tiers in one round trip: the (limit + 1)-th newest failure of each.
                 let row = sqlx::query(
@@ -437,11 +470,28 @@ macro_rules! impl_sql_store {
                 }
                 .fetch_all(&self.pool)
                 .await?;
-                let mut used = Vec::with_capacity(rows.len());
-                for row in &rows {
+                // Successful uses whose events retention has deleted are still in the hourly
+                // roll-ups.
+                let rolled = sqlx::query(
+                    "SELECT record_uuid AS uuid, MAX(last_ok_at) AS last_used FROM usage_rollups \
+                     WHERE owner_id = $1 AND span = $2 AND ($3 IS NULL OR record_uuid = $3) \
+                     GROUP BY record_uuid",
+                )
+                .bind(owner)
+                .bind(crate::usage::HOUR)
+                .bind(only)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut newest: std::collections::HashMap<Uuid, i64> = Default::default();
+                for row in rows.iter().chain(&rolled) {
                     if let Some(at) = row.try_get::<Option<i64>, _>("last_used")? {
-                        used.push((row.try_get::<Uuid, _>("uuid")?, from_ms(at)?));
+                        let entry = newest.entry(row.try_get::<Uuid, _>("uuid")?).or_insert(at);
+                        *entry = (*entry).max(at);
                     }
+                }
+                let mut used = Vec::with_capacity(newest.len());
+                for (uuid, at) in newest {
+                    used.push((uuid, from_ms(at)?));
                 }
                 Ok(used)
             }
@@ -468,27 +518,17 @@ macro_rules! impl_sql_store {
                 filter: &EventFilter<'_>,
             ) -> Result<Vec<AuditEvent>> {
                 // One statement for every filter: a filter left out binds NULL and matches all.
-                // The text is matched as a LIKE pattern of its own characters (`%`, `_` and `\`
-                // escaped), in lower case on both sides so that both engines ignore case alike.
-                let text = filter.text.map(|t| {
-                    let escaped: String = t
-                        .to_lowercase()
-                        .chars()
-                        .flat_map(|c| match c {
-                            '%' | '_' | '\\' => vec!['\\', c],
-                            c => vec![c],
-                        })
-                        .collect();
-                    format!("%{escaped}%")
-                });
+                // The text is matched in lower case on both sides so both engines ignore case.
+                let text = filter.text.map(crate::sql::like_pattern);
                 let rows = sqlx::query(
-                    "SELECT id, record_uuid, at, channel, outcome, client_ip, user_agent, detail \
-                     FROM audit_events WHERE record_uuid = $1 AND id < $2 \
+                    "SELECT id, record_uuid, at, channel, outcome, client_ip, user_agent, detail, \
+                     country, city FROM audit_events WHERE record_uuid = $1 AND id < $2 \
                      AND ($3 IS NULL OR channel = $3) AND ($4 IS NULL OR outcome = $4) \
                      AND ($5 IS NULL OR client_ip = $5) \
                      AND ($6 IS NULL OR LOWER(COALESCE(user_agent, '')) LIKE $6 ESCAPE '\\' \
                           OR LOWER(COALESCE(detail, '')) LIKE $6 ESCAPE '\\') \
-                     ORDER BY id DESC LIMIT $7",
+                     AND ($7 IS NULL OR at >= $7) AND ($8 IS NULL OR at < $8) \
+                     ORDER BY id DESC LIMIT $9",
                 )
                 .bind(record)
                 .bind(filter.before.unwrap_or(i64::MAX))
@@ -496,6 +536,8 @@ macro_rules! impl_sql_store {
                 .bind(filter.outcome)
                 .bind(filter.client_ip)
                 .bind(text)
+                .bind(filter.from.map(to_ms))
+                .bind(filter.to.map(to_ms))
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;
@@ -510,6 +552,8 @@ macro_rules! impl_sql_store {
                             client_ip: row.try_get("client_ip")?,
                             user_agent: row.try_get("user_agent")?,
                             detail: row.try_get("detail")?,
+                            country: row.try_get("country")?,
+                            city: row.try_get("city")?,
                         })
                     })
                     .collect()

@@ -10,6 +10,7 @@ use sqlx::sqlite::{
 };
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use crate::sql::impl_sql_store;
 use crate::sqlite_writer::AuditWriter;
@@ -22,6 +23,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Audit events go through their own connection and thread (see `sqlite_writer`).
     audit: Arc<AuditWriter>,
+    /// Whether that thread keeps the usage roll-ups.
+    rollups: Arc<AtomicBool>,
 }
 
 impl SqliteStore {
@@ -48,8 +51,13 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        let audit = Arc::new(AuditWriter::start(&path)?);
-        Ok(Self { pool, audit })
+        let rollups = Arc::new(AtomicBool::new(true));
+        let audit = Arc::new(AuditWriter::start(&path, rollups.clone())?);
+        Ok(Self {
+            pool,
+            audit,
+            rollups,
+        })
     }
 
     async fn write_events(
@@ -109,3 +117,4 @@ fn owner_only(_: &std::path::Path) -> std::io::Result<()> {
 impl_sql_store!(SqliteStore, Sqlite, SqliteRow);
 crate::accounts::impl_account_store!(SqliteStore, SqliteRow);
 crate::webhooks::impl_webhook_store!(SqliteStore, SqliteRow);
+crate::logs::impl_log_store!(SqliteStore, SqliteRow);

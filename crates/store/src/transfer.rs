@@ -86,6 +86,10 @@ enum Line {
         user_agent: Option<String>,
         #[serde(default)]
         detail: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        country: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        city: Option<String>,
     },
     End(Counts),
 }
@@ -210,6 +214,8 @@ pub async fn export(
                         client_ip: event.client_ip,
                         user_agent: event.user_agent,
                         detail: event.detail,
+                        country: event.country,
+                        city: event.city,
                     },
                 )?;
             }
@@ -397,6 +403,8 @@ pub async fn import(
                 client_ip,
                 user_agent,
                 detail,
+                country,
+                city,
             } => {
                 store
                     .append_event(&NewAuditEvent {
@@ -407,6 +415,8 @@ pub async fn import(
                         client_ip: client_ip.as_deref(),
                         user_agent: user_agent.as_deref(),
                         detail: detail.as_deref(),
+                        country: country.as_deref(),
+                        city: city.as_deref(),
                         expect_version: None,
                     })
                     .await?;

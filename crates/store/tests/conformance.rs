@@ -563,6 +563,8 @@ async fn attempts_are_counted_and_settled(store: &dyn Store) {
                 client_ip: Some(ip),
                 user_agent: None,
                 detail: None,
+                country: None,
+                city: None,
                 expect_version: None,
             })
             .await
@@ -646,6 +648,8 @@ async fn retention_deletes_only_what_is_old_enough(store: &dyn Store) {
                 client_ip: None,
                 user_agent: None,
                 detail: None,
+                country: None,
+                city: None,
                 expect_version: None,
             })
             .await
@@ -675,6 +679,8 @@ async fn audit_events(store: &dyn Store) {
                 client_ip: Some("127.0.0.1"),
                 user_agent: (i == 0).then_some("curl/8"),
                 detail: None,
+                country: None,
+                city: None,
                 expect_version: None,
             })
             .await
@@ -695,6 +701,8 @@ async fn audit_events(store: &dyn Store) {
             client_ip: None,
             user_agent: None,
             detail: None,
+            country: None,
+            city: None,
             expect_version: None,
         })
         .collect();
@@ -789,6 +797,8 @@ async fn audit_events(store: &dyn Store) {
             client_ip: None,
             user_agent: None,
             detail: Some(r#"{"method":"GET"}"#),
+            country: None,
+            city: None,
             expect_version: None,
         })
         .await
@@ -848,6 +858,8 @@ async fn audit_events(store: &dyn Store) {
         client_ip: None,
         user_agent: None,
         detail: None,
+        country: None,
+        city: None,
         expect_version,
     };
     let appended = store
@@ -872,15 +884,205 @@ async fn audit_events(store: &dyn Store) {
         ]
     ));
 
-    // Events go with their record.
+    // Events outlive their record (its history stays readable until retention removes it).
     store.delete_record(r.uuid, ana.id).await.unwrap();
     assert!(
-        store
+        !store
             .events(r.uuid, 10, &Default::default())
             .await
             .unwrap()
             .is_empty()
     );
+}
+
+/// Roll-ups equal the tallies of the events as they stand (settles included); the account's
+/// log spans records; a deleted record keeps its events, roll-ups and name.
+async fn usage_rollups_and_history(store: &dyn Store) {
+    use brine_store::UsageRange;
+    use brine_store::usage::{HOUR, MINUTE};
+    let ana = account(store, "ana-usage@example.com").await;
+    let bob = account(store, "bob-usage@example.com").await;
+    let (r1, r2, other) = (record(ana.id), record(ana.id), record(bob.id));
+    for r in [&r1, &r2, &other] {
+        store.insert_record(r).await.unwrap();
+    }
+    let base = now().unix_timestamp() * 1000 / HOUR * HOUR + 10 * MINUTE;
+    let at = |ms: i64| {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(base + ms) * 1_000_000).unwrap()
+    };
+    let event = |record: Uuid, ms: i64, channel: &'static str, outcome: &'static str, detail| {
+        NewAuditEvent {
+            record,
+            at: at(ms),
+            channel,
+            outcome,
+            client_ip: Some("192.0.2.7"),
+            user_agent: Some("curl/8"),
+            detail,
+            country: Some("NL"),
+            city: None,
+            expect_version: None,
+        }
+    };
+    let group = [
+        event(r1.uuid, 0, "read", "ok", None),
+        event(r1.uuid, 1, "read", "denied", None),
+        event(r1.uuid, MINUTE, "read", "rate_limited", None),
+        event(r2.uuid, 2, "bridge", "attempt", None),
+        event(r2.uuid, 3, "owner", "rotated", None),
+        event(other.uuid, 4, "read", "ok", None),
+    ];
+    let ids: Vec<i64> = store
+        .append_events(&group, &[])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| match a {
+            Appended::Stored(id) => id,
+            Appended::Stale => panic!("stored"),
+        })
+        .collect();
+    // The bridge call ends with an upstream 502 after 30 ms, then its size is known.
+    let settle = |detail| Settle {
+        id: ids[3],
+        outcome: "ok",
+        detail: Some(detail),
+    };
+    store
+        .append_events(&[], &[settle(r#"{"status":502,"latency_ms":30}"#)])
+        .await
+        .unwrap();
+    store
+        .append_events(
+            &[],
+            &[settle(r#"{"status":502,"latency_ms":30,"bytes":40}"#)],
+        )
+        .await
+        .unwrap();
+
+    let hours = UsageRange {
+        span: HOUR,
+        from: base - HOUR,
+        to: base + HOUR,
+    };
+    let mut summary = store.usage_summary(ana.id, hours).await.unwrap();
+    summary.sort_by_key(|u| u.counts.requests);
+    assert_eq!(summary.len(), 2, "bob's record is not ana's");
+    let (bridge, reads) = (&summary[0].counts, &summary[1].counts);
+    assert_eq!((reads.requests, reads.denied, reads.limited), (3, 1, 1));
+    assert_eq!(
+        (bridge.requests, bridge.upstream_5xx, bridge.bytes),
+        (1, 1, 40)
+    );
+    assert_eq!(bridge.latency_quantile_ms(0.5), Some(50));
+    assert_eq!(summary[1].last_at, Some(at(MINUTE)));
+    // The minute rows hold the same sums, split by minute.
+    let minutes = UsageRange {
+        span: MINUTE,
+        ..hours
+    };
+    let series = store
+        .usage_series(ana.id, Some(r1.uuid), minutes, MINUTE)
+        .await
+        .unwrap();
+    let points: Vec<_> = series
+        .iter()
+        .map(|p| (p.start - base, p.requests, p.errors))
+        .collect();
+    assert_eq!(points, [(0, 2, 1), (MINUTE, 1, 1)]);
+    let hourly = store.usage_series(ana.id, None, hours, HOUR).await.unwrap();
+    assert_eq!(hourly.iter().map(|p| p.requests).sum::<i64>(), 4);
+
+    // The account's log: every record of the owner, none of another's, with filters.
+    let all = store
+        .owner_events(ana.id, 100, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[0].country.as_deref(), Some("NL"));
+    let filter = EventFilter {
+        outcome: Some("denied"),
+        ..Default::default()
+    };
+    let denied = store.owner_events(ana.id, 100, &filter).await.unwrap();
+    assert_eq!(denied.len(), 1);
+    let filter = EventFilter {
+        from: Some(at(MINUTE)),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .owner_events(ana.id, 100, &filter)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Deleting a record keeps its history under its name.
+    assert!(store.delete_record(r1.uuid, ana.id).await.unwrap());
+    let deleted = store.deleted_records(ana.id).await.unwrap();
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(
+        (deleted[0].uuid, deleted[0].name.as_str()),
+        (r1.uuid, "Stripe")
+    );
+    assert_eq!(
+        store
+            .events(r1.uuid, 10, &Default::default())
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(store.usage_summary(ana.id, hours).await.unwrap().len(), 2);
+    let used = store.last_used(ana.id, Some(r1.uuid)).await.unwrap();
+    assert_eq!(used, [(r1.uuid, at(0))]);
+
+    // Retention: successes go first (their counts stay rolled up), then roll-ups, then names.
+    let later = at(HOUR);
+    assert!(store.delete_successes_before(later, 1_000).await.unwrap() >= 3);
+    assert_eq!(
+        store
+            .owner_events(ana.id, 100, &Default::default())
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(store.usage_summary(ana.id, hours).await.unwrap().len(), 2);
+    assert!(
+        store
+            .delete_rollups_before(MINUTE, base + HOUR, 100)
+            .await
+            .unwrap()
+            >= 3
+    );
+    assert_eq!(
+        store
+            .usage_series(ana.id, None, minutes, MINUTE)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(store.usage_summary(ana.id, hours).await.unwrap().len(), 2);
+    store
+        .delete_tombstones_before(now() + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert!(store.deleted_records(ana.id).await.unwrap().is_empty());
+
+    // Deleting the account removes its history with it.
+    store.delete_account(ana.id).await.unwrap();
+    assert!(
+        store
+            .owner_events(ana.id, 100, &Default::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.usage_summary(ana.id, hours).await.unwrap().is_empty());
 }
 
 /// Every case, on one backend.
@@ -898,6 +1100,7 @@ async fn conformance(store: Arc<dyn Store>) {
     audit_events(store.as_ref()).await;
     record_state_and_last_use(store.as_ref()).await;
     retention_deletes_only_what_is_old_enough(store.as_ref()).await;
+    usage_rollups_and_history(store.as_ref()).await;
 }
 
 /// A record's disabled time and page label round-trip and change like any field, and bump the
@@ -959,6 +1162,8 @@ async fn record_state_and_last_use(store: &dyn Store) {
         client_ip: None,
         user_agent: None,
         detail: None,
+        country: None,
+        city: None,
         expect_version: None,
     };
     store
@@ -1092,6 +1297,8 @@ async fn transfer_round_trip(src: Arc<dyn Store>, dst: Arc<dyn Store>) {
             client_ip: Some("::1"),
             user_agent: None,
             detail: Some(r#"{"status":200}"#),
+            country: None,
+            city: None,
             expect_version: None,
         })
         .await

@@ -154,6 +154,8 @@ async fn conformance(store: Arc<dyn Store>, other_node: Arc<dyn Store>) {
                 client_ip: None,
                 user_agent: None,
                 detail: None,
+                country: None,
+                city: None,
                 expect_version: None,
             })
             .await

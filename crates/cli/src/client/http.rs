@@ -16,6 +16,8 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest an export may stream for.
+const STREAM_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
 const NO_KEY_HINT: &str =
     "this record is private: give its X-API-Key with --api-key-file FILE or BRINE_API_KEY";
@@ -141,15 +143,42 @@ impl Api {
                 )
             });
         }
-        match serde_json::from_slice::<Envelope>(&bytes) {
-            Ok(envelope) => Err(ServerError {
+        Err(self.refusal(status, &bytes, auth))
+    }
+
+    /// Sends a GET whose answer may be long (an export): the body is left to the caller to
+    /// stream, with no overall deadline (the connection's own timeouts still apply).
+    pub async fn stream(&self, path: &str, auth: Auth<'_>) -> anyhow::Result<reqwest::Response> {
+        let mut request = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .timeout(STREAM_TIMEOUT);
+        if let Some(token) = auth.bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        Err(self.refusal(status, &bytes, auth))
+    }
+
+    /// The error for a refusal: the server's envelope, with a hint when there is one.
+    fn refusal(&self, status: StatusCode, bytes: &[u8], auth: Auth<'_>) -> anyhow::Error {
+        match serde_json::from_slice::<Envelope>(bytes) {
+            Ok(envelope) => ServerError {
                 status,
                 hint: hint(status, &envelope.error, auth),
                 error: envelope.error,
                 message: envelope.message,
             }
-            .into()),
-            Err(_) => bail!(
+            .into(),
+            Err(_) => anyhow!(
                 "the server at {} answered {status} without an explanation; is it a brine server?",
                 self.base
             ),

@@ -6,6 +6,7 @@
 mod account;
 mod http;
 pub(crate) mod input;
+mod logs;
 mod read;
 mod records;
 mod session;
@@ -34,6 +35,9 @@ pub enum Command {
     /// Create, list, inspect, rotate and delete your records (needs `brine login`).
     #[command(subcommand)]
     Records(records::RecordsCommand),
+    /// Your account's usage logs (needs `brine login`).
+    #[command(subcommand)]
+    Logs(logs::LogsCommand),
     /// Share a secret with a person: a password-protected page, its link and its password.
     ///
     /// Reads the value from stdin (or a hidden prompt), creates a private record with a secure
@@ -63,6 +67,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Login(args) => account::login(args).await,
         Command::Logout => account::logout().await,
         Command::Records(command) => records::run(command).await,
+        Command::Logs(command) => logs::run(command).await,
         Command::Share(args) => share::share(args).await,
         Command::Get(args) => read::get(args).await,
         Command::Run(args) => read::run(args).await,

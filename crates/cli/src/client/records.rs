@@ -202,8 +202,8 @@ pub(super) fn parse_time(s: &str) -> Result<Timestamp, String> {
 
 /// The signed-in session and a client for its server.
 pub(super) struct Signed {
-    api: Api,
-    session: Session,
+    pub(super) api: Api,
+    pub(super) session: Session,
 }
 
 impl Signed {

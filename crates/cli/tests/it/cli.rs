@@ -741,3 +741,56 @@ async fn share_prints_a_link_and_a_password_that_open_the_page() {
     run.assert_ok();
     assert_eq!(run.field("Password:"), "my own page password");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_export_writes_every_event_to_a_private_file() {
+    let server = TestServer::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    let (uuid, key) = cli.create("Exported", "private", "export-canary").await;
+    let key = key.unwrap();
+    for _ in 0..3 {
+        cli.run_with(&["get", &uuid], "", &[("BRINE_API_KEY", &key)])
+            .await
+            .assert_ok();
+    }
+    cli.run_with(&["get", &uuid], "", &[("BRINE_API_KEY", "wrong")])
+        .await
+        .assert_failed();
+
+    let file = cli.path("events.csv");
+    let out = file.to_str().unwrap();
+    let run = cli
+        .run(&["logs", "export", "--format", "csv", "-o", out], "")
+        .await;
+    run.assert_ok();
+    assert_eq!(mode(&file), 0o600);
+    let csv = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        csv.lines().filter(|l| l.contains(",read,ok,")).count(),
+        3,
+        "{csv}"
+    );
+    assert_eq!(
+        csv.lines().filter(|l| l.contains(",read,denied,")).count(),
+        1
+    );
+    assert!(run.stderr.contains("events written to"), "{}", run.stderr);
+    assert!(!csv.contains("export-canary"));
+    // An existing file is kept unless --force.
+    let again = cli.run(&["logs", "export", "-o", out], "").await;
+    again.assert_failed();
+    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+    // JSON lines to stdout, narrowed to refusals.
+    let denied = cli
+        .run(&["logs", "export", "--outcome", "denied"], "")
+        .await;
+    denied.assert_ok();
+    let lines: Vec<Value> = denied
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["record"], uuid.as_str());
+    assert_eq!(lines[0]["status"], 401);
+}

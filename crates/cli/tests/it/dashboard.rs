@@ -601,3 +601,124 @@ async fn a_secret_is_added_with_the_keyboard_alone_and_found_by_search() {
     web.close().await;
 }
 }
+
+/// The Logs page after some traffic: the chart draws it, the table counts it per secret and
+/// sorts, the event log narrows to refusals, the export downloads it.
+#[tokio::test]
+async fn the_logs_page_shows_the_traffic_of_every_secret() {
+    let Some(chromedriver) = chromedriver_path() else {
+        return;
+    };
+    let s = TestServer::start_with(|c| c.allow_private_upstreams = true).await;
+    let up = Upstream::start().await;
+    let token = s.signup("ana@example.com").await;
+    let stripe = s
+        .create(
+            &token,
+            json!({"name": "Stripe live", "access": "private", "data": VALUE}),
+        )
+        .await;
+    let weather = s
+        .create(
+            &token,
+            json!({"name": "Weather bridge", "type": "bridge", "access": "public",
+        "bridge": {"url": up.url("/v1")}}),
+        )
+        .await;
+    for _ in 0..4 {
+        assert_eq!(
+            s.read(&uuid_of(&stripe), Some(&key_of(&stripe)))
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            s.read(&uuid_of(&stripe), Some("wrong")).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    for _ in 0..9 {
+        assert_eq!(
+            s.get(&format!("/r/{}", uuid_of(&weather)))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            StatusCode::OK
+        );
+    }
+
+    let driver = Driver::start(&chromedriver);
+    let web = driver.browser(&s.base).await;
+    sign_in(&web, "ana@example.com", PASSWORD).await;
+    web.follow("Logs").await;
+    assert_eq!(web.path().await, "/logs");
+    let text = web.wait_for_text("By secret").await;
+    assert!(text.contains("Requests\n16"), "{text}");
+    assert!(text.contains("Refused\n3"), "{text}");
+    // The chart has a bar for the hour and says what it shows.
+    let bars = web
+        .client
+        .find_all(fantoccini::Locator::Css("figure.chart rect.requests"))
+        .await
+        .unwrap();
+    assert!(!bars.is_empty());
+    let caption = content_of(&web, "traffic-chart-desc").await;
+    assert!(caption.starts_with("16 requests and 3 errors"), "{caption}");
+    // The table: most requests first, and sorted by errors on a click.
+    let rows = web
+        .client
+        .find_all(fantoccini::Locator::Css("table.usage tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows[0].text().await.unwrap().starts_with("Weather bridge"));
+    assert!(rows[1].text().await.unwrap().contains("3 refused"));
+    check_page(&web, "logs").await;
+    web.follow("Errors").await;
+    let rows = web
+        .client
+        .find_all(fantoccini::Locator::Css("table.usage tbody tr"))
+        .await
+        .unwrap();
+    assert!(rows[0].text().await.unwrap().starts_with("Stripe live"));
+    // The event log, narrowed to refusals of one secret.
+    web.choose("Secret", "Stripe live").await;
+    web.choose("Show", "Refused: key, password or rules").await;
+    web.press("Search").await;
+    let log = web.wait_for_text("Event log").await;
+    assert_eq!(
+        log.matches("401 Authentication required").count(),
+        3,
+        "{log}"
+    );
+    // The table's link leads to the secret, whose page has its own chart.
+    web.follow("Stripe live").await;
+    assert_eq!(web.path().await, format!("/records/{}", uuid_of(&stripe)));
+    let caption = content_of(&web, "record-chart-desc").await;
+    assert!(caption.starts_with("7 requests and 3 errors"), "{caption}");
+    // The export downloads the log as CSV.
+    web.goto("/logs").await;
+    web.follow("Export CSV").await;
+    let (name, csv) = web.downloaded().await;
+    assert_eq!(name, "brine-events.csv");
+    assert_eq!(
+        csv.lines().filter(|l| l.contains(",read,denied,")).count(),
+        3,
+        "{csv}"
+    );
+    assert!(!csv.contains(VALUE));
+    web.close().await;
+}
+
+/// The text content of an element that is not drawn (an SVG `<desc>`).
+async fn content_of(web: &Web, id: &str) -> String {
+    let script = format!("return document.getElementById('{id}').textContent");
+    web.run(&script)
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}

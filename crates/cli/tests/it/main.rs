@@ -17,6 +17,8 @@ mod cli;
 mod dashboard;
 mod hardening;
 mod limits;
+mod logs;
+mod metrics;
 mod nodes;
 mod openapi;
 mod read;

@@ -40,6 +40,8 @@ async fn events_past_their_retention_are_deleted() {
             client_ip: Some("192.0.2.40"),
             user_agent: None,
             detail: None,
+            country: None,
+            city: None,
             expect_version: None,
         })
         .await

@@ -35,7 +35,7 @@ use crate::clock::now_ms;
 use crate::extract::ClientInfo;
 use crate::fault::Fault;
 use crate::lockout::{Admission, Attempt, Lockout};
-use crate::metrics::DbCall;
+use crate::metrics::{DbCall, LimitRefusal};
 use crate::throttle::{Limited, Limits};
 use crate::vault::Vault;
 
@@ -246,6 +246,7 @@ impl Gate {
         let Some((record, copy)) = found else {
             return Err(Refusal::NotFound.into());
         };
+        crate::metrics::note_record(record.kind);
         Ok(Found {
             gate: self.clone(),
             record,
@@ -443,10 +444,11 @@ impl Found {
 
     /// A rate-limit refusal, audited at most once a second per record and client.
     async fn refuse_limited(&self, limited: Limited) -> GateError {
-        let reason = match limited {
-            Limited::Rate(_) => "rate limit",
-            Limited::Unavailable => "rate limits unavailable",
+        let (reason, counted) = match limited {
+            Limited::Rate(_) => ("rate limit", LimitRefusal::Rate),
+            Limited::Unavailable => ("rate limits unavailable", LimitRefusal::Unavailable),
         };
+        self.gate.records.metrics().limit_refusal(counted);
         let refusal = Refusal::Limited(limited);
         let Some(unlogged) = self
             .gate
@@ -559,6 +561,7 @@ impl Unlocked {
             match gate.limits.take_quota(&found.record).await? {
                 Ok(()) => {}
                 Err(retry_after) => {
+                    gate.records.metrics().limit_refusal(LimitRefusal::Quota);
                     let refusal = Refusal::QuotaExhausted(retry_after);
                     return Err(self.refuse(Outcome::RateLimited, refusal).await);
                 }

@@ -11,7 +11,9 @@
 
 mod account;
 mod bridge_form;
+mod chart;
 mod fields;
+mod logs;
 mod record;
 mod records;
 mod session;
@@ -51,6 +53,8 @@ pub fn router() -> Router<AppState> {
         .route("/records/{uuid}/delete", post(record::delete))
         .route("/records/{uuid}/try", post(record::try_call))
         .route("/records/{uuid}/select", post(record::preview_select))
+        .route("/logs", get(logs::show))
+        .route("/logs/export", get(logs::export))
         .route("/account", get(account::show))
         .route("/account/password", post(account::change_password))
         .route("/account/two-factor", post(account::two_factor))
@@ -80,6 +84,7 @@ pub struct Chrome {
 pub enum Nav {
     Secrets,
     New,
+    Logs,
     Account,
     None,
 }
@@ -109,7 +114,10 @@ impl Chrome {
     pub fn at(&self, name: &str) -> bool {
         matches!(
             (self.nav, name),
-            (Nav::Secrets, "secrets") | (Nav::New, "new") | (Nav::Account, "account")
+            (Nav::Secrets, "secrets")
+                | (Nav::New, "new")
+                | (Nav::Logs, "logs")
+                | (Nav::Account, "account")
         )
     }
 }

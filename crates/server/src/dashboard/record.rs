@@ -65,6 +65,8 @@ struct RecordPage<'a> {
     events: Vec<EventLine>,
     /// The address of the timeline's next page, with the same filters.
     older: Option<String>,
+    /// Requests and errors over the last 24 hours.
+    chart: super::chart::Chart,
     outcomes: &'static [(&'static str, &'static str)],
     outcome: String,
     q: String,
@@ -181,6 +183,17 @@ pub async fn record_page(
         .events(owner.account, uuid, query)
         .await
         .map_err(owner_fault)?;
+    let series = owners
+        .usage_series(
+            owner.account,
+            brine_proto::SeriesQuery {
+                bucket: Some("hour".into()),
+                record: Some(uuid),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(owner_fault)?;
     let now = now_ms();
     let outcome = extra.outcome.clone().unwrap_or_default();
     let q = extra.q.clone().unwrap_or_default();
@@ -245,6 +258,7 @@ pub async fn record_page(
         form_error: extra.form_error.as_ref().map(|(f, m)| (*f, m.as_str())),
         events,
         older,
+        chart: super::chart::chart(&series.total, &series.bucket),
         outcomes: TIMELINE_OUTCOMES,
         outcome,
         q,

@@ -111,7 +111,13 @@ pub fn event_line(event: &EventView, now: OffsetDateTime) -> EventLine {
             if n == 1 { "" } else { "s" }
         ));
     }
-    let client = match (&event.client_ip, &event.user_agent) {
+    let place = match (&event.country, &event.city) {
+        (Some(country), Some(city)) => format!(" ({city}, {country})"),
+        (Some(country), None) => format!(" ({country})"),
+        _ => String::new(),
+    };
+    let ip = event.client_ip.as_ref().map(|ip| format!("{ip}{place}"));
+    let client = match (&ip, &event.user_agent) {
         (Some(ip), Some(ua)) => format!("from {ip} · {ua}"),
         (Some(ip), None) => format!("from {ip}"),
         (None, Some(ua)) => ua.clone(),

@@ -6,6 +6,7 @@ mod change;
 mod create;
 mod enable;
 mod keys;
+pub mod logs;
 mod page;
 mod patch;
 mod view;
@@ -139,7 +140,10 @@ impl Owners {
     /// The owner's record, read from the database, or `NotFound`.
     async fn owned(&self, owner: Uuid, uuid: Uuid) -> OwnerResult<Record> {
         match self.store.record(uuid).await? {
-            Some(record) if record.owner_id == owner => Ok(record),
+            Some(record) if record.owner_id == owner => {
+                crate::metrics::note_record(record.kind);
+                Ok(record)
+            }
             _ => Err(OwnerError::NotFound),
         }
     }

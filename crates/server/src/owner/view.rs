@@ -103,16 +103,28 @@ pub fn with_key(record: &Record, api_key: Option<ApiKey>, now: OffsetDateTime) -
 
 /// An audit event as its owner sees it.
 pub fn event_view(e: AuditEvent) -> EventView {
-    {
-        EventView {
-            id: e.id,
-            at: e.at,
-            channel: e.channel,
-            outcome: e.outcome,
-            client_ip: e.client_ip,
-            user_agent: e.user_agent,
-            detail: e.detail.and_then(|d| serde_json::from_str(&d).ok()),
-        }
+    let detail: Option<serde_json::Value> = e.detail.and_then(|d| serde_json::from_str(&d).ok());
+    let upstream_status = detail
+        .as_ref()
+        .and_then(|d| d.get("status"))
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|s| u16::try_from(s).ok());
+    let answer = crate::error::caller_answer(&e.channel, &e.outcome, upstream_status);
+    EventView {
+        id: e.id,
+        at: e.at,
+        record: e.record,
+        record_name: None,
+        record_deleted: false,
+        status: answer.and_then(|(status, _)| status),
+        error: answer.map(|(_, title)| title.to_owned()),
+        channel: e.channel,
+        outcome: e.outcome,
+        client_ip: e.client_ip,
+        user_agent: e.user_agent,
+        country: e.country,
+        city: e.city,
+        detail,
     }
 }
 
@@ -250,7 +262,7 @@ impl Owners {
         uuid: Uuid,
         query: EventQuery,
     ) -> OwnerResult<EventList> {
-        self.owned(owner, uuid).await?;
+        self.history_owned(owner, uuid).await?;
         self.audit.flush().await.map_err(Fault::from)?;
         let limit = query.limit.unwrap_or(100).clamp(1, 500);
         let filter = EventFilter {
@@ -259,6 +271,8 @@ impl Owners {
             outcome: filter_text("outcome", query.outcome.as_deref())?,
             client_ip: filter_text("client_ip", query.client_ip.as_deref())?,
             text: filter_text("q", query.q.as_deref())?,
+            from: None,
+            to: None,
         };
         let events = self.store.events(uuid, limit, &filter).await?;
         Ok(EventList {
@@ -268,7 +282,7 @@ impl Owners {
 }
 
 /// A filter's text: blank means no filter; past 200 characters it is refused.
-fn filter_text<'a>(name: &str, value: Option<&'a str>) -> OwnerResult<Option<&'a str>> {
+pub(super) fn filter_text<'a>(name: &str, value: Option<&'a str>) -> OwnerResult<Option<&'a str>> {
     match value.map(str::trim) {
         None | Some("") => Ok(None),
         Some(v) if v.chars().count() > 200 => Err(OwnerError::invalid(format!(

@@ -25,7 +25,7 @@ use super::compiled::Bridge;
 use crate::audit::Outcome;
 use crate::error::REFUSAL_HEADER;
 use crate::loop_guard::LoopGuard;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, UpstreamResult};
 
 /// The outbound HTTP client: no proxies from the environment, no redirects followed, and a DNS
 /// resolver that refuses internal addresses at connect time (unless the operator allows them).
@@ -193,8 +193,13 @@ pub async fn call(
             .headers(headers.clone())
             .body(call.body.clone())
             .send();
+        let sent = Instant::now();
         let response = match tokio::time::timeout(per_hop.min(left), request).await {
             Err(_) => {
+                let took = sent.elapsed();
+                client
+                    .metrics
+                    .upstream_latency(UpstreamResult::Timeout, took);
                 last = Failure::Timeout;
                 continue;
             }
@@ -206,10 +211,18 @@ pub async fn call(
                 } else {
                     Failure::Unreachable
                 };
+                let result = match last {
+                    Failure::Timeout => UpstreamResult::Timeout,
+                    _ => UpstreamResult::Error,
+                };
+                client.metrics.upstream_latency(result, sent.elapsed());
                 continue;
             }
             Ok(Ok(response)) => response,
         };
+        let took = sent.elapsed();
+        let status = UpstreamResult::Status(response.status());
+        client.metrics.upstream_latency(status, took);
         let last_hop = hop + 1 == hops || !may_retry;
         let refused_by_brine = response.headers().contains_key(REFUSAL_HEADER);
         if response.status().is_server_error() && !last_hop && !refused_by_brine {

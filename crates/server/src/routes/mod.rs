@@ -2,6 +2,7 @@ pub mod account;
 pub mod auth;
 pub mod batch;
 pub mod health;
+pub mod logs;
 pub mod pages;
 pub mod public;
 pub mod records;

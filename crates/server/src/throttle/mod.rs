@@ -22,7 +22,7 @@ use uuid::Uuid;
 use self::logs::{Outage, RefusalLog};
 use crate::clock::now_ms;
 use crate::fault::Fault;
-use crate::metrics::{DbCall, Metrics};
+use crate::metrics::{DbCall, LimitRefusal, Metrics};
 
 /// The server's own limits (`[rate_limits]` in the configuration).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,7 +134,10 @@ impl Limits {
             });
         }
         match self.check(&rules, FailMode::Open).await {
-            Verdict::Limited(decision) => Err(decision),
+            Verdict::Limited(decision) => {
+                self.metrics.limit_refusal(LimitRefusal::SignIn);
+                Err(decision)
+            }
             Verdict::Pass(_) | Verdict::Unavailable => Ok(()),
         }
     }
