@@ -9,6 +9,7 @@ mod logs;
 mod read;
 mod records;
 mod time_format;
+mod webhooks;
 
 pub use auth::{
     AccountEventList, AccountEventView, AccountView, ChangePassword, Credentials,
@@ -26,6 +27,7 @@ pub use records::{
     UpdateRecord,
 };
 pub use time_format::Timestamp;
+pub use webhooks::{BurstRule, DeliveryView, WebhookBody, WebhookSecret, WebhookView};
 
 use std::borrow::Cow;
 

@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::BodyReadTimeout;
-use crate::routes::{account, auth, batch, health, logs, pages, public, records};
+use crate::routes::{account, auth, batch, health, logs, pages, public, records, webhooks};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -91,6 +91,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(logs::summary))
         .routes(routes!(logs::series))
         .routes(routes!(logs::events))
+        .routes(routes!(webhooks::put, webhooks::show, webhooks::delete))
+        .routes(routes!(webhooks::rotate_secret))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(pages::show, pages::unlock))

@@ -7,7 +7,7 @@
 //! are queued without waiting; [`AuditLog::flush`] waits until everything queued is stored, so
 //! readers of the log see every settle made before they asked.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use brine_store::{Appended, NewAuditEvent, Settle, Store};
 use time::OffsetDateTime;
@@ -34,6 +34,8 @@ pub enum Channel {
     Bridge,
     /// A read or proxied call made as one item of `POST /batch`.
     Batch,
+    /// A webhook delivery to the owner's receiver (not an access to the record).
+    Webhook,
 }
 
 impl Channel {
@@ -45,6 +47,7 @@ impl Channel {
             Channel::SecurePage => "secure_page",
             Channel::Bridge => "bridge",
             Channel::Batch => "batch",
+            Channel::Webhook => "webhook",
         }
     }
 }
@@ -87,6 +90,14 @@ pub enum Outcome {
     Error,
     /// A request that brine itself sent came back to it (a bridge that calls itself).
     Loop,
+    /// The owner set or changed the record's webhook.
+    WebhookSet,
+    WebhookRemoved,
+    WebhookSecretRotated,
+    /// A webhook's receiver accepted a delivery.
+    Delivered,
+    /// A webhook delivery attempt failed (retried later unless it was the last).
+    DeliveryFailed,
 }
 
 impl Outcome {
@@ -114,6 +125,11 @@ impl Outcome {
             Outcome::Unreachable => "unreachable",
             Outcome::Error => "error",
             Outcome::Loop => "loop",
+            Outcome::WebhookSet => "webhook_set",
+            Outcome::WebhookRemoved => "webhook_removed",
+            Outcome::WebhookSecretRotated => "webhook_secret_rotated",
+            Outcome::Delivered => "delivered",
+            Outcome::DeliveryFailed => "delivery_failed",
         }
     }
 }
@@ -144,6 +160,13 @@ pub struct Event {
     /// Store it only if the record is still at this version (see `brine_store::NewAuditEvent`).
     pub expect_version: Option<i64>,
     at: OffsetDateTime,
+}
+
+impl Event {
+    /// When it happened.
+    pub fn at(&self) -> OffsetDateTime {
+        self.at
+    }
 }
 
 impl Event {
@@ -188,6 +211,16 @@ enum Job {
 #[derive(Clone)]
 pub struct AuditLog {
     queue: mpsc::Sender<Job>,
+    tap: Arc<OnceLock<Arc<dyn Tap>>>,
+}
+
+/// Sees events once their group is committed, on the writer's task (the webhooks' triggers).
+/// Both calls must be quick and never wait.
+pub trait Tap: Send + Sync {
+    /// An event was stored with this id.
+    fn stored(&self, id: i64, event: &Event);
+    /// An earlier event's outcome was stored.
+    fn settled(&self, id: i64, outcome: Outcome);
 }
 
 const MAX_GROUP: usize = 512;
@@ -202,6 +235,8 @@ impl AuditLog {
     /// [`Self::start`], also writing each stored event to `file` (see `audit_file`).
     pub fn start_with(store: Arc<dyn Store>, metrics: Metrics, file: Option<AuditFile>) -> Self {
         let (queue, mut incoming) = mpsc::channel::<Job>(4 * MAX_GROUP);
+        let tap = Arc::new(OnceLock::<Arc<dyn Tap>>::new());
+        let writer_tap = tap.clone();
         tokio::spawn(async move {
             let mut group = Vec::with_capacity(MAX_GROUP);
             while incoming.recv_many(&mut group, MAX_GROUP).await > 0 {
@@ -220,11 +255,16 @@ impl AuditLog {
                 let jobs = group.iter().filter(|j| !matches!(j, Job::Flush(_))).count();
                 metrics.audit_events(jobs);
                 let started = std::time::Instant::now();
-                write_group(store.as_ref(), &mut group, file.as_ref()).await;
+                write_group(store.as_ref(), &mut group, file.as_ref(), writer_tap.get()).await;
                 metrics.audit_group(jobs, started.elapsed());
             }
         });
-        Self { queue }
+        Self { queue, tap }
+    }
+
+    /// Installs the one tap (later calls are ignored).
+    pub fn set_tap(&self, tap: Arc<dyn Tap>) {
+        let _ = self.tap.set(tap);
     }
 
     /// Stores an event and returns its id once it is committed.
@@ -276,7 +316,12 @@ impl AuditLog {
     }
 }
 
-async fn write_group(store: &dyn Store, group: &mut Vec<Job>, file: Option<&AuditFile>) {
+async fn write_group(
+    store: &dyn Store,
+    group: &mut Vec<Job>,
+    file: Option<&AuditFile>,
+    tap: Option<&Arc<dyn Tap>>,
+) {
     let mut events = Vec::new();
     let mut settles = Vec::new();
     for job in group.iter() {
@@ -322,6 +367,9 @@ async fn write_group(store: &dyn Store, group: &mut Vec<Job>, file: Option<&Audi
                     Some(Appended::Stale) => Err(AuditError::Stale),
                     None => Err(AuditError::Unavailable),
                 };
+                if let (Some(tap), Ok(id)) = (tap, &result) {
+                    tap.stored(*id, &event);
+                }
                 if let (Some(file), Ok(id)) = (file, result) {
                     file.write(&Line {
                         id,
@@ -351,6 +399,9 @@ async fn write_group(store: &dyn Store, group: &mut Vec<Job>, file: Option<&Audi
                 outcome,
                 detail,
             } => {
+                if let (Some(tap), true) = (tap, written) {
+                    tap.settled(id, outcome);
+                }
                 if let Some(file) = file.filter(|_| written) {
                     file.write(&Line {
                         id,

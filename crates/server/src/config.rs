@@ -91,6 +91,8 @@ pub struct Settings {
     pub max_headers: usize,
     /// Largest request head (request line and headers), in bytes.
     pub max_header_bytes: usize,
+    /// Webhook deliveries: retries, backoff, timeouts.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 /// An address or CIDR range: `10.0.0.0/8`, `192.0.2.1` (one address), `::1`.
@@ -161,6 +163,7 @@ impl Default for Settings {
             body_read_timeout_ms: 30_000,
             max_headers: 100,
             max_header_bytes: 64 * 1024,
+            webhooks: crate::webhooks::WebhookSettings::default(),
         }
     }
 }

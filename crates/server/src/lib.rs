@@ -36,6 +36,7 @@ mod state;
 mod test_support;
 mod throttle;
 mod vault;
+mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -114,6 +115,7 @@ pub struct Server {
     router: axum::Router,
     store: Arc<dyn brine_store::Store>,
     head_limits: http::HeadLimits,
+    webhooks: webhooks::Webhooks,
 }
 
 impl Server {
@@ -247,7 +249,7 @@ impl Server {
             .map_err(|_| StartupError::Setting("cannot run key derivation".into()))??;
         let challenge_secret = master.derive_subkey("brine sign-in challenge v1")?;
         let totp = accounts::TotpKey::new(&master)?;
-        let vault = Vault::new(master, kdf, argon2);
+        let vault = Vault::new(master.clone(), kdf, argon2);
         let upstream = UpstreamClient::new(
             settings.allow_private_upstreams,
             std::time::Duration::from_millis(settings.upstream_connect_timeout_ms),
@@ -268,6 +270,15 @@ impl Server {
                 metrics.clone(),
             ),
         );
+        settings.webhooks.check().map_err(StartupError::Setting)?;
+        let webhooks = webhooks::Webhooks::new(
+            &master,
+            settings.webhooks.clone(),
+            settings.allow_private_upstreams,
+            audit.clone(),
+            gate.records.clone(),
+            upstream.loops().clone(),
+        )?;
         let metrics_listener = match settings.metrics_listen {
             None => None,
             Some(addr) => Some(
@@ -324,7 +335,13 @@ impl Server {
             page_loads,
             batch: settings.batch,
             store: store.clone(),
+            webhooks: webhooks.clone(),
         });
+        // Last: nothing below can fail, so no task is left running by a failed start.
+        webhooks
+            .start()
+            .await
+            .map_err(|e| StartupError::Setting(format!("cannot start webhooks: {e}")))?;
         Ok(Self {
             listener,
             metrics: metrics_page,
@@ -334,6 +351,7 @@ impl Server {
                 std::time::Duration::from_millis(settings.body_read_timeout_ms),
             ),
             store,
+            webhooks,
             head_limits: http::HeadLimits {
                 read_timeout: std::time::Duration::from_millis(settings.header_read_timeout_ms),
                 max_headers: settings.max_headers,
@@ -366,6 +384,7 @@ impl Server {
         if let Some(metrics) = metrics {
             metrics.abort();
         }
+        self.webhooks.stop().await;
         self.store.close().await;
         served
     }

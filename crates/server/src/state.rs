@@ -16,6 +16,7 @@ use crate::owner::Owners;
 use crate::page_loads::PageLoads;
 use crate::proxy::Proxy;
 use crate::routes::batch::BatchSettings;
+use crate::webhooks::Webhooks;
 
 /// Shared by every request; one reference count to clone.
 #[derive(Clone)]
@@ -47,6 +48,7 @@ pub struct StateParts {
     pub site: Site,
     pub page_loads: PageLoads,
     pub batch: BatchSettings,
+    pub webhooks: Webhooks,
     /// For the loop guard's audit of refused calls (see `loop_guard`).
     pub store: Arc<dyn Store>,
 }
@@ -72,4 +74,5 @@ handles! {
     site: Site,
     page_loads: PageLoads,
     batch: BatchSettings,
+    webhooks: Webhooks,
 }

@@ -16,6 +16,7 @@ pub mod testing;
 mod time_ms;
 pub mod transfer;
 pub mod usage;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -31,6 +32,9 @@ pub use model::{
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use webhooks::{
+    ClaimedDelivery, DeliveryEnd, DeliveryRow, NewDelivery, Webhook, WebhookStore, WebhookWatch,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -173,10 +177,13 @@ pub trait Lifecycle: Send + Sync {
 
 /// Everything the server needs from storage.
 pub trait Store:
-    MetaStore + AccountStore + RecordStore + AuditStore + LogStore + Lifecycle
+    MetaStore + AccountStore + RecordStore + AuditStore + LogStore + WebhookStore + Lifecycle
 {
 }
-impl<T: MetaStore + AccountStore + RecordStore + AuditStore + LogStore + Lifecycle> Store for T {}
+impl<T> Store for T where
+    T: MetaStore + AccountStore + RecordStore + AuditStore + LogStore + WebhookStore + Lifecycle
+{
+}
 
 /// The storage engines brine runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,8 +4,9 @@
 //! and the key's check value travels to enforce that.
 //!
 //! Format: JSON Lines. A header, then each account followed by its records, each record followed
-//! by its audit events (oldest first), then a trailer with the counts, so that a truncated file
-//! is detected. Sessions are not exported: people sign in again after a move.
+//! by its webhook (if any) and its audit events (oldest first), then a trailer with the counts,
+//! so that a truncated file is detected. Sessions are not exported: people sign in again after a
+//! move; nor are queued webhook deliveries.
 
 use std::io::{BufRead, Write};
 
@@ -64,6 +65,18 @@ enum Line {
         recovery_codes: Vec<String>,
     },
     Record(RecordLine),
+    /// The record's webhook, after its record: URL and secret still sealed (base64; they open
+    /// only with the same master key). Queued deliveries do not move.
+    Webhook {
+        record: Uuid,
+        url: String,
+        secret: String,
+        events: String,
+        burst_threshold: i64,
+        burst_window_secs: i64,
+        created_at_ms: i64,
+        updated_at_ms: i64,
+    },
     Event {
         record: Uuid,
         at_ms: i64,
@@ -174,6 +187,21 @@ pub async fn export(
             counts.key_slots += record.slots.len() as u64;
             let uuid = record.uuid;
             write_line(out, &Line::Record(record_line(record)))?;
+            if let Some(hook) = store.webhook(uuid).await? {
+                write_line(
+                    out,
+                    &Line::Webhook {
+                        record: uuid,
+                        url: STANDARD.encode(&hook.url),
+                        secret: STANDARD.encode(&hook.secret),
+                        events: hook.events,
+                        burst_threshold: hook.burst_threshold,
+                        burst_window_secs: hook.burst_window_secs,
+                        created_at_ms: to_ms(hook.created_at),
+                        updated_at_ms: to_ms(hook.updated_at),
+                    },
+                )?;
+            }
             for event in all_events_oldest_first(store, uuid).await? {
                 counts.events += 1;
                 write_line(
@@ -338,6 +366,34 @@ pub async fn import(
                 counts.records += 1;
                 counts.key_slots += record.slots.len() as u64;
                 store.insert_record(&record).await?;
+            }
+            Line::Webhook {
+                record,
+                url,
+                secret,
+                events,
+                burst_threshold,
+                burst_window_secs,
+                created_at_ms,
+                updated_at_ms,
+            } => {
+                let decode = |b64: &str| {
+                    STANDARD
+                        .decode(b64)
+                        .map_err(|_| bad("a webhook's sealed data is not base64".into()))
+                };
+                store
+                    .put_webhook(&crate::Webhook {
+                        record,
+                        url: decode(&url)?,
+                        secret: decode(&secret)?,
+                        events,
+                        burst_threshold,
+                        burst_window_secs,
+                        created_at: from_ms(created_at_ms)?,
+                        updated_at: from_ms(updated_at_ms)?,
+                    })
+                    .await?;
             }
             Line::Event {
                 record,

@@ -31,3 +31,4 @@ mod startup;
 mod transfer;
 mod upstream;
 mod web;
+mod webhooks;

@@ -43,6 +43,14 @@ async fn openapi_lists_every_route_with_its_errors() {
         ("/secure/{uuid}", "get"),
         ("/secure/{uuid}", "post"),
         ("/api/v1/records/{uuid}/events", "get"),
+        ("/api/v1/records/{uuid}/webhook", "put"),
+        ("/api/v1/records/{uuid}/webhook", "get"),
+        ("/api/v1/records/{uuid}/webhook", "delete"),
+        ("/api/v1/records/{uuid}/webhook/secret", "post"),
+        ("/api/v1/logs/summary", "get"),
+        ("/api/v1/logs/series", "get"),
+        ("/api/v1/logs/events", "get"),
+        ("/api/v1/logs/export", "get"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
@@ -76,6 +84,11 @@ async fn openapi_lists_every_route_with_its_errors() {
     let view = &doc["components"]["schemas"]["RecordView"]["properties"];
     assert!(view["last_used_at"].is_object(), "{view}");
     assert!(doc["components"]["schemas"]["SecurePageBody"]["properties"]["label"].is_object());
+    let webhook = &doc["components"]["schemas"]["WebhookBody"]["properties"];
+    assert!(
+        webhook["url"].is_object() && webhook["events"].is_object(),
+        "{webhook}"
+    );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
 }

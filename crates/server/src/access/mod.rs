@@ -149,6 +149,13 @@ fn rules(channel: Channel) -> Rules {
             lockout: None,
             claim: Claim::Nothing,
         },
+        // Webhook deliveries are recorded, never gated: nothing opens a record through them.
+        Channel::Webhook => Rules {
+            status: true,
+            limits: false,
+            lockout: None,
+            claim: Claim::Nothing,
+        },
     }
 }
 

@@ -48,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .route("/records/{uuid}/reveal", post(record::reveal))
         .route("/records/{uuid}/rotate", post(record::rotate))
         .route("/records/{uuid}/secure-page", post(record::secure_page))
+        .route("/records/{uuid}/webhook", post(record::webhook))
         .route("/records/{uuid}/state", post(record::set_state))
         .route("/records/{uuid}/delete", post(record::delete))
         .route("/records/{uuid}/try", post(record::try_call))

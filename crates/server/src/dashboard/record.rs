@@ -9,7 +9,9 @@ use axum::response::{IntoResponse, Response};
 use brine_bridge::select::Selector;
 use brine_core::{Access, RecordKind};
 use brine_crypto::ApiKey;
-use brine_proto::{EventQuery, RecordView, SecurePageBody, TryCall, UpdateRecord};
+use brine_proto::{
+    EventQuery, RecordView, SecurePageBody, TryCall, UpdateRecord, WebhookBody, WebhookView,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -25,6 +27,7 @@ use crate::clock::now_ms;
 use crate::extract::{ClientInfo, canonical_uuid};
 use crate::forms::FormGuard;
 use crate::owner::{OwnerError, Owners};
+use crate::webhooks::{EventType, Webhooks};
 
 /// What a record page shows besides the record: a key just made, a value just revealed, the
 /// outcome of the form just sent.
@@ -40,6 +43,8 @@ pub struct Extra {
     pub before: Option<i64>,
     pub outcome: Option<String>,
     pub q: Option<String>,
+    /// A webhook signing secret just issued (shown once).
+    pub webhook_secret: Option<String>,
 }
 
 #[derive(Template)]
@@ -76,6 +81,10 @@ struct RecordPage<'a> {
     status: &'static str,
     is_bridge: bool,
     is_private: bool,
+    webhook: Option<WebhookView>,
+    webhook_secret: Option<&'a str>,
+    /// The events a webhook can send: value, label, ticked.
+    webhook_events: Vec<(&'static str, &'static str, bool)>,
 }
 
 impl RecordPage<'_> {
@@ -151,6 +160,7 @@ fn file_name(name: &str) -> String {
 pub async fn record_page(
     forms: &FormGuard,
     owners: &Owners,
+    webhooks: &Webhooks,
     site: &Site,
     headers: &HeaderMap,
     owner: Owner,
@@ -220,6 +230,19 @@ pub async fn record_page(
             name = record.name
         )
     });
+    let webhook = webhooks
+        .show(owner.account, uuid)
+        .await
+        .map_err(owner_fault)?;
+    let webhook_events = EventType::ALL
+        .iter()
+        .map(|e| {
+            let ticked = webhook
+                .as_ref()
+                .is_none_or(|w| w.events.iter().any(|x| x == e.as_str()));
+            (e.as_str(), webhook_label(*e), ticked)
+        })
+        .collect();
     let chrome = Chrome::new(forms, headers, true, Nav::None)?;
     let page = RecordPage {
         chrome,
@@ -254,9 +277,21 @@ pub async fn record_page(
         status: super::view::status(record.status),
         is_bridge: record.kind == RecordKind::Bridge,
         is_private: record.access == Access::Private,
+        webhook,
+        webhook_secret: extra.webhook_secret.as_deref(),
+        webhook_events,
         r: &record,
     };
     render(&page, &page.chrome, status)
+}
+
+/// A webhook event in the owner's words.
+fn webhook_label(event: EventType) -> &'static str {
+    match event {
+        EventType::FirstReveal => "The secure page is revealed for the first time",
+        EventType::FirstUseAfterRotation => "The first use after the key is rotated",
+        EventType::FailedAttemptsBurst => "A burst of failed attempts (10 within 5 minutes)",
+    }
 }
 
 fn parse_uuid(raw: &str) -> PageResult<Uuid> {
@@ -279,11 +314,15 @@ const TIMELINE_OUTCOMES: &[(&str, &str)] = &[
     ("denied", "Refused: key, password or rules"),
     ("rate_limited", "Refused: over a limit"),
     ("gone", "Refused: expired, used up or disabled"),
+    ("delivered", "Webhook delivered"),
+    ("delivery_failed", "Webhook delivery failed"),
 ];
 
+#[allow(clippy::too_many_arguments)]
 pub async fn show(
     State(forms): State<FormGuard>,
     State(owners): State<Owners>,
+    State(webhooks): State<Webhooks>,
     State(site): State<Site>,
     Signed(owner): Signed,
     Path(raw): Path<String>,
@@ -300,6 +339,7 @@ pub async fn show(
     record_page(
         &forms,
         &owners,
+        &webhooks,
         &site,
         &headers,
         owner,
@@ -314,6 +354,7 @@ pub async fn show(
 pub struct Posted {
     forms: FormGuard,
     owners: Owners,
+    webhooks: Webhooks,
     site: Site,
     headers: HeaderMap,
     owner: Owner,
@@ -327,6 +368,7 @@ impl Posted {
     fn check(
         forms: FormGuard,
         owners: Owners,
+        webhooks: Webhooks,
         site: Site,
         headers: HeaderMap,
         owner: Owner,
@@ -339,6 +381,7 @@ impl Posted {
             uuid: parse_uuid(raw)?,
             forms,
             owners,
+            webhooks,
             site,
             headers,
             owner,
@@ -351,6 +394,7 @@ impl Posted {
         record_page(
             &self.forms,
             &self.owners,
+            &self.webhooks,
             &self.site,
             &self.headers,
             self.owner,
@@ -382,6 +426,7 @@ macro_rules! posted {
         pub async fn $name(
             State(forms): State<FormGuard>,
             State(owners): State<Owners>,
+            State(webhooks): State<Webhooks>,
             State(site): State<Site>,
             Signed(owner): Signed,
             Path(raw): Path<String>,
@@ -389,7 +434,9 @@ macro_rules! posted {
             headers: HeaderMap,
             fields: Fields,
         ) -> PageResult<Response> {
-            let $p = Posted::check(forms, owners, site, headers, owner, &raw, client, fields)?;
+            let $p = Posted::check(
+                forms, owners, webhooks, site, headers, owner, &raw, client, fields,
+            )?;
             $body
         }
     };
@@ -551,6 +598,54 @@ posted!(rotate, |p| {
         }
         Err(e) => p.failed("rotate", e).await,
     }
+});
+
+posted!(webhook, |p| {
+    let f = &p.fields;
+    let (account, uuid) = (p.owner.account, p.uuid);
+    let extra = match f.text("action") {
+        "remove" => match p.webhooks.remove(account, uuid, &p.client).await {
+            Ok(_) => return Ok(p.done()),
+            Err(e) => return p.failed("webhook", e).await,
+        },
+        "secret" => match p.webhooks.rotate_secret(account, uuid, &p.client).await {
+            Ok(Some(secret)) => Extra {
+                webhook_secret: Some(secret.expose().to_owned()),
+                notice: Some((
+                    "The old signing secret stopped signing. Copy the new one now.".into(),
+                    false,
+                )),
+                ..Extra::default()
+            },
+            Ok(None) => return Ok(p.done()),
+            Err(e) => return p.failed("webhook", e).await,
+        },
+        _ => {
+            let body = WebhookBody {
+                url: f.text("url").trim().to_owned(),
+                events: f.all("events").into_iter().map(str::to_owned).collect(),
+                failed_attempts: None,
+            };
+            match p.webhooks.put(account, uuid, body, &p.client).await {
+                Ok((view, _)) => Extra {
+                    notice: Some((
+                        match view.secret {
+                            Some(_) => {
+                                "Webhook set. Copy its signing secret now: it is shown once."
+                            }
+                            None => "Webhook saved.",
+                        }
+                        .into(),
+                        false,
+                    )),
+                    webhook_secret: view.secret,
+                    ..Extra::default()
+                },
+                Err(e) => return p.failed("webhook", e).await,
+            }
+        }
+    };
+    p.page(extra, StatusCode::OK).await
 });
 
 posted!(secure_page, |p| {

@@ -412,6 +412,7 @@ fn names(text: &str) -> Vec<String> {
 pub async fn create(
     State(forms): State<FormGuard>,
     State(owners): State<Owners>,
+    State(webhooks): State<crate::webhooks::Webhooks>,
     State(site): State<Site>,
     Signed(owner): Signed,
     headers: HeaderMap,
@@ -442,6 +443,7 @@ pub async fn create(
             record_page(
                 &forms,
                 &owners,
+                &webhooks,
                 &site,
                 &headers,
                 owner,

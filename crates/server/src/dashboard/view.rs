@@ -100,7 +100,9 @@ pub fn event_line(event: &EventView, now: OffsetDateTime) -> EventLine {
         .and_then(|s| s.as_u64())
         .filter(|n| *n > 0);
     let mut what = what;
-    if let Some(status) = status {
+    if event.channel == "webhook" {
+        what.push_str(&webhook_detail(event.detail.as_ref()));
+    } else if let Some(status) = status {
         what.push_str(&format!(" (upstream answered {status})"));
     }
     if let Some(n) = repeats {
@@ -126,6 +128,32 @@ pub fn event_line(event: &EventView, now: OffsetDateTime) -> EventLine {
         when: when(event.at, now),
         client,
     }
+}
+
+/// A webhook delivery's event type, attempt and the receiver's answer, for its timeline line.
+fn webhook_detail(detail: Option<&serde_json::Value>) -> String {
+    let Some(d) = detail else {
+        return String::new();
+    };
+    let text = |k: &str| d.get(k).and_then(|v| v.as_str());
+    let mut out = String::new();
+    if let Some(kind) = text("event_type") {
+        out.push_str(&format!(": {kind}"));
+    }
+    if let Some(n) = d.get("attempt").and_then(|v| v.as_u64()) {
+        out.push_str(&format!(", attempt {n}"));
+    }
+    match (d.get("status").and_then(|v| v.as_u64()), text("error")) {
+        (Some(status), _) => out.push_str(&format!(" (receiver answered {status})")),
+        (None, Some(error)) => out.push_str(&format!(" ({error})")),
+        (None, None) => {}
+    }
+    if d.get("gave_up").and_then(|v| v.as_bool()) == Some(true) {
+        out.push_str("; no attempts left");
+    } else if text("next_attempt_at").is_some() {
+        out.push_str("; will retry");
+    }
+    out
 }
 
 /// What an event means, in words an owner uses: opened (a form seen), revealed (a value seen by a
@@ -155,6 +183,11 @@ fn describe(channel: &str, outcome: &str) -> String {
         ("owner", "tried") => "You tried the bridge in the playground",
         ("owner", "disabled") => "You disabled the secret",
         ("owner", "enabled") => "You enabled the secret",
+        ("owner", "webhook_set") => "You set the webhook",
+        ("owner", "webhook_removed") => "You removed the webhook",
+        ("owner", "webhook_secret_rotated") => "You rotated the webhook's signing secret",
+        ("webhook", "delivered") => "Webhook delivered",
+        ("webhook", "delivery_failed") => "Webhook delivery failed",
         (_, "bad_request") => "Refused: a malformed call",
         (_, "timeout") => "Bridge call: the upstream timed out",
         (_, "unreachable") => "Bridge call: the upstream could not be reached",

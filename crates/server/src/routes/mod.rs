@@ -6,3 +6,4 @@ pub mod logs;
 pub mod pages;
 pub mod public;
 pub mod records;
+pub mod webhooks;
