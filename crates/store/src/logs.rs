@@ -114,7 +114,8 @@ macro_rules! impl_log_store {
                 Ok(counts)
             }
 
-            fn event(row: &$row) -> Result<AuditEvent> {
+            /// An event from a row of `audit_events` (also for `AuditStore::events`).
+            pub(super) fn event(row: &$row) -> Result<AuditEvent> {
                 Ok(AuditEvent {
                     id: row.try_get("id")?,
                     record: row.try_get::<Uuid, _>("record_uuid")?,

@@ -541,22 +541,7 @@ macro_rules! impl_sql_store {
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(AuditEvent {
-                            id: row.try_get("id")?,
-                            record: row.try_get::<Uuid, _>("record_uuid")?,
-                            at: from_ms(row.try_get("at")?)?,
-                            channel: row.try_get("channel")?,
-                            outcome: row.try_get("outcome")?,
-                            client_ip: row.try_get("client_ip")?,
-                            user_agent: row.try_get("user_agent")?,
-                            detail: row.try_get("detail")?,
-                            country: row.try_get("country")?,
-                            city: row.try_get("city")?,
-                        })
-                    })
-                    .collect()
+                rows.iter().map(super::log_sql::event).collect()
             }
         }
         }
