@@ -246,12 +246,15 @@ async fn a_sealed_record_can_have_a_page_for_a_person_only() {
 async fn the_page_has_its_own_expiry() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
-    let soon = time::OffsetDateTime::now_utc() + time::Duration::milliseconds(1200);
-    let soon = soon.format(&time::format_description::well_known::Rfc3339).unwrap();
+    // Room for a slow unlock (Argon2 on a busy machine) before the page expires; then wait
+    // until it has.
+    let deadline = time::OffsetDateTime::now_utc() + time::Duration::seconds(5);
+    let soon = deadline.format(&time::format_description::well_known::Rfc3339).unwrap();
     let created = shared(&s, &token, json!({"secure_page": {"expires_at": soon}})).await;
     let uuid = uuid_of(&created);
     assert_eq!(unlock(&s, &uuid, PAGE_PASSWORD).await.status(), StatusCode::OK);
-    tokio::time::sleep(std::time::Duration::from_millis(1400)).await;
+    let left = deadline - time::OffsetDateTime::now_utc() + time::Duration::milliseconds(200);
+    tokio::time::sleep(left.try_into().unwrap_or_default()).await;
     assert_eq!(unlock(&s, &uuid, PAGE_PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
     // Code keeps reading: the page's expiry is the page's alone.
     assert_eq!(s.read(&uuid, Some(&key_of(&created))).await.status(), StatusCode::OK);
