@@ -128,3 +128,32 @@ pub async fn logout() -> anyhow::Result<ExitCode> {
     println!("Signed out of {}.", api.base());
     Ok(ExitCode::SUCCESS)
 }
+
+/// Who the saved session signs in as, and where.
+pub async fn whoami() -> anyhow::Result<ExitCode> {
+    let Some(session) = session::load_optional()? else {
+        println!("Not signed in. Sign in with `brine login`.");
+        return Ok(ExitCode::FAILURE);
+    };
+    let api = Api::new(&session.server)?;
+    let answer = api
+        .call(
+            Method::GET,
+            "/api/v1/account",
+            Auth::bearer(&session.token),
+            None,
+        )
+        .await?;
+    let account: brine_proto::AccountView = serde_json::from_value(answer)
+        .map_err(|_| anyhow!("the server's answer has an unexpected shape"))?;
+    println!("{} on {}", account.email, api.base());
+    if account.two_factor {
+        println!(
+            "two-factor sign-in: on ({} recovery codes left)",
+            account.recovery_codes_left
+        );
+    } else {
+        println!("two-factor sign-in: off (turn it on in the dashboard's Account page)");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -124,6 +124,20 @@ pub fn second_factor_code(from_stdin: bool) -> anyhow::Result<Secret> {
     Ok(Secret(code.trim().to_owned()))
 }
 
+/// Asks a yes/no question on the terminal (stderr); only `yes` (any case) agrees.
+pub fn confirm(question: &str) -> anyhow::Result<bool> {
+    use std::io::Write;
+    let mut err = std::io::stderr();
+    write!(err, "{question}").context("cannot ask")?;
+    err.flush().context("cannot ask")?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("cannot read the answer")?;
+    Ok(answer.trim().eq_ignore_ascii_case("yes"))
+}
+
 /// A secret kept in a file (an X-API-Key or a record password), surrounding whitespace trimmed.
 pub fn secret_file(path: &Path, what: &str) -> anyhow::Result<Secret> {
     let text = std::fs::read_to_string(path)

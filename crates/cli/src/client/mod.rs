@@ -32,6 +32,8 @@ pub enum Command {
     Login(account::AuthArgs),
     /// Sign out: the server revokes the session token and the session file is deleted.
     Logout,
+    /// Show which account and server the saved session signs in to.
+    Whoami,
     /// Create, list, inspect, rotate and delete your records (needs `brine login`).
     #[command(subcommand)]
     Records(records::RecordsCommand),
@@ -66,6 +68,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Signup(args) => account::signup(args).await,
         Command::Login(args) => account::login(args).await,
         Command::Logout => account::logout().await,
+        Command::Whoami => account::whoami().await,
         Command::Records(command) => records::run(command).await,
         Command::Logs(command) => logs::run(command).await,
         Command::Share(args) => share::share(args).await,

@@ -51,10 +51,14 @@ pub enum RecordsCommand {
     /// Sealed records need their current key (--api-key-file or BRINE_API_KEY), or a new value
     /// with --new-value, because the server alone cannot open them.
     Rotate(RotateArgs),
-    /// Delete a record. It stops answering at once; there is no undo.
+    /// Delete a record. It stops answering at once; there is no undo (its history stays in
+    /// the logs for the retention period). Asks first when run at a terminal.
     Delete {
         /// The record's uuid.
         uuid: Uuid,
+        /// Do not ask.
+        #[arg(long, short)]
+        yes: bool,
     },
     /// Show who read a record, when and from where (newest first).
     Events {
@@ -267,15 +271,27 @@ pub async fn run(command: RecordsCommand) -> anyhow::Result<ExitCode> {
         RecordsCommand::List { json } => list(&signed, json).await?,
         RecordsCommand::Show { uuid, json } => show(&signed, uuid, json).await?,
         RecordsCommand::Rotate(args) => rotate(&signed, args).await?,
-        RecordsCommand::Delete { uuid } => {
-            signed
-                .call(Method::DELETE, &format!("/api/v1/records/{uuid}"), None)
-                .await?;
-            println!("Deleted record {uuid}; it no longer answers.");
-        }
+        RecordsCommand::Delete { uuid, yes } => delete(&signed, uuid, yes).await?,
         RecordsCommand::Events { uuid, limit, json } => events(&signed, uuid, limit, json).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn delete(signed: &Signed, uuid: Uuid, yes: bool) -> anyhow::Result<()> {
+    let path = format!("/api/v1/records/{uuid}");
+    if !yes && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        let record: RecordView = decode(signed.call(Method::GET, &path, None).await?)?;
+        let question = format!(
+            "Delete \"{}\" ({uuid})? Its value and keys are gone for good. Type yes to delete: ",
+            clean(&record.name)
+        );
+        if !input::confirm(&question)? {
+            bail!("nothing deleted");
+        }
+    }
+    signed.call(Method::DELETE, &path, None).await?;
+    println!("Deleted record {uuid}; it no longer answers. Its history stays in the logs.");
+    Ok(())
 }
 
 async fn create(signed: &Signed, args: CreateArgs) -> anyhow::Result<()> {
@@ -383,13 +399,34 @@ async fn list(signed: &Signed, json: bool) -> anyhow::Result<()> {
             vec![
                 r.uuid.to_string(),
                 shorten(&clean(&r.name), 40),
+                r.kind.as_str().to_owned(),
                 r.access.as_str().to_owned(),
                 r.status.as_str().to_owned(),
+                r.last_used_at.map_or_else(|| "never".to_owned(), time_text),
             ]
         })
         .collect();
-    print!("{}", render(&["UUID", "NAME", "ACCESS", "STATUS"], &rows));
+    let head = ["UUID", "NAME", "TYPE", "ACCESS", "STATUS", "LAST USED"];
+    print!("{}", render(&head, &rows));
     Ok(())
+}
+
+/// A bridge call's detail as one line: `GET /v1/models → 200 in 12 ms, 5.1 kB`.
+fn call_text(detail: Option<&Value>) -> Option<String> {
+    let d = detail?;
+    let method = d.get("method")?.as_str()?;
+    let path = d.get("path").and_then(Value::as_str).unwrap_or("/");
+    let mut text = format!("{method} {path}");
+    if let Some(status) = d.get("status").and_then(Value::as_u64) {
+        text.push_str(&format!(" → {status}"));
+    }
+    if let Some(ms) = d.get("latency_ms").and_then(Value::as_u64) {
+        text.push_str(&format!(" in {ms} ms"));
+    }
+    if let Some(bytes) = d.get("bytes").and_then(Value::as_u64) {
+        text.push_str(&format!(", {bytes} B"));
+    }
+    Some(text)
 }
 
 fn yes_no(b: bool) -> &'static str {
@@ -409,11 +446,39 @@ async fn show(signed: &Signed, uuid: Uuid, json: bool) -> anyhow::Result<()> {
     let r: RecordView = decode(answer)?;
     let reads = match r.max_reads {
         Some(max) => format!("{} of {max}", r.reads),
-        None => format!("{} (no limit)", r.reads),
+        None => "counted only with a read limit; see last used".to_owned(),
     };
+    // The address that answers callers, or why none does.
+    let read_url = match (r.kind, r.access, r.has_api_key) {
+        (_, Access::OwnerOnly, _) => "none: only you can see it (brine records show/reveal)".into(),
+        (RecordKind::Credential, Access::Private, false) => {
+            "none: no X-API-Key (the secure page is its way out)".into()
+        }
+        _ => signed.read_url(&r.uuid.to_string()),
+    };
+    let page = r.secure_page.as_ref().map_or_else(
+        || "off".to_owned(),
+        |p| {
+            let views = match p.max_views {
+                Some(max) => format!("{} of {max} views", p.views),
+                None => format!("{} views", p.views),
+            };
+            let expires = p.expires_at.map_or_else(
+                || "never expires".to_owned(),
+                |at| format!("expires {}", time_text(at)),
+            );
+            format!(
+                "{}{} ({views}, {expires}, {})",
+                signed.base(),
+                p.path,
+                p.status.as_str()
+            )
+        },
+    );
     let rows = [
         ("uuid", r.uuid.to_string()),
         ("name", clean(&r.name)),
+        ("type", r.kind.as_str().to_owned()),
         ("access", r.access.as_str().to_owned()),
         ("sealed", yes_no(r.sealed).to_owned()),
         ("X-API-Key set", yes_no(r.has_api_key).to_owned()),
@@ -424,9 +489,14 @@ async fn show(signed: &Signed, uuid: Uuid, json: bool) -> anyhow::Result<()> {
             r.expires_at.map_or_else(|| "never".to_owned(), time_text),
         ),
         ("reads", reads),
+        (
+            "last used",
+            r.last_used_at.map_or_else(|| "never".to_owned(), time_text),
+        ),
         ("rate limit", rate_limit_text(&r)),
         ("quota", quota_text(&r)),
-        ("read URL", signed.read_url(&r.uuid.to_string())),
+        ("read URL", read_url),
+        ("secure page", page),
         ("created at", time_text(r.created_at)),
         ("updated at", time_text(r.updated_at)),
     ];
@@ -513,16 +583,12 @@ async fn events(signed: &Signed, uuid: Uuid, limit: u32, json: bool) -> anyhow::
                 e.client_ip.as_deref().map_or_else(unknown, clean),
                 e.user_agent
                     .as_deref()
-                    .map_or_else(unknown, |ua| shorten(&clean(ua), 50)),
+                    .map_or_else(unknown, |ua| shorten(&clean(ua), 40)),
+                call_text(e.detail.as_ref()).map_or_else(unknown, |d| clean(&d)),
             ]
         })
         .collect();
-    print!(
-        "{}",
-        render(
-            &["AT", "CHANNEL", "OUTCOME", "CLIENT IP", "USER AGENT"],
-            &rows
-        )
-    );
+    let head = ["AT", "CHANNEL", "OUTCOME", "CLIENT", "USER AGENT", "CALL"];
+    print!("{}", render(&head, &rows));
     Ok(())
 }

@@ -794,3 +794,90 @@ async fn logs_export_writes_every_event_to_a_private_file() {
     assert_eq!(lines[0]["record"], uuid.as_str());
     assert_eq!(lines[0]["status"], 401);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn show_list_and_events_say_what_a_record_is_and_how_it_was_used() {
+    let server = TestServer::start_with(|c| c.allow_private_upstreams = true).await;
+    let up = crate::upstream::Upstream::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    let token = cli.token();
+    let bridge = server
+        .create(
+            &token,
+            json!({"name": "Weather", "type": "bridge", "access": "public",
+            "bridge": {"url": up.url("/v1")}}),
+        )
+        .await;
+    let bridge = uuid_of(&bridge);
+    let page = server
+        .create(
+            &token,
+            json!({"name": "For Bo", "access": "private", "api_key": false, "data": "v",
+            "secure_page": {"enabled": true, "password": "a page password", "max_views": 3}}),
+        )
+        .await;
+    let page = uuid_of(&page);
+    let res = server.get(&format!("/r/{bridge}")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.bytes().await.unwrap();
+
+    let list = cli.run(&["records", "list"], "").await;
+    list.assert_ok();
+    assert!(
+        list.stdout.starts_with("UUID") && list.stdout.contains("TYPE"),
+        "{}",
+        list.stdout
+    );
+    let row = list.stdout.lines().find(|l| l.contains(&bridge)).unwrap();
+    assert!(row.contains("bridge") && !row.contains("never"), "{row}");
+    let row = list.stdout.lines().find(|l| l.contains(&page)).unwrap();
+    assert!(row.contains("credential") && row.contains("never"), "{row}");
+
+    let show = cli.run(&["records", "show", &page], "").await;
+    show.assert_ok();
+    assert_eq!(show.field("type:"), "credential");
+    assert!(
+        show.field("read URL:").starts_with("none: no X-API-Key"),
+        "{}",
+        show.stdout
+    );
+    let page_line = show.field("secure page:");
+    assert!(
+        page_line.contains(&format!("/secure/{page}")) && page_line.contains("0 of 3 views"),
+        "{page_line}"
+    );
+    assert!(show.field("reads:").contains("read limit"));
+    let show = cli.run(&["records", "show", &bridge], "").await;
+    assert_eq!(show.field("type:"), "bridge");
+    assert!(show.field("read URL:").ends_with(&format!("/r/{bridge}")));
+    assert_eq!(show.field("secure page:"), "off");
+
+    let events = cli.run(&["records", "events", &bridge], "").await;
+    events.assert_ok();
+    assert!(events.stdout.contains("CALL"), "{}", events.stdout);
+    assert!(
+        events.stdout.contains("GET / → 200 in "),
+        "{}",
+        events.stdout
+    );
+
+    let who = cli.run(&["whoami"], "").await;
+    who.assert_ok();
+    assert!(
+        who.stdout
+            .starts_with("ana@example.com on http://127.0.0.1:"),
+        "{}",
+        who.stdout
+    );
+    assert!(who.stdout.contains("two-factor sign-in: off"));
+
+    // Without a terminal there is nobody to ask: scripts delete as before (and --yes is there).
+    cli.run(&["records", "delete", &page], "").await.assert_ok();
+    let deleted = cli.run(&["records", "delete", "--yes", &bridge], "").await;
+    deleted.assert_ok();
+    assert!(
+        deleted.stdout.contains("history stays"),
+        "{}",
+        deleted.stdout
+    );
+}
