@@ -125,6 +125,10 @@ pub struct CreateArgs {
     /// Requests allowed per calendar hour, day or month (UTC), exactly: 10000/month.
     #[arg(long, value_name = "COUNT/PERIOD", value_parser = parse_quota)]
     quota: Option<(u32, String)>,
+    /// Write the X-API-Key to this new file (mode 0600) instead of showing it; an existing
+    /// file is never overwritten.
+    #[arg(long, value_name = "PATH", conflicts_with = "json")]
+    key_file: Option<PathBuf>,
     /// Print the server's JSON answer (including the X-API-Key) instead of a summary.
     #[arg(long)]
     json: bool,
@@ -158,6 +162,10 @@ pub struct RotateArgs {
     /// has one).
     #[arg(long, value_name = "FILE", requires = "new_value")]
     record_password_file: Option<PathBuf>,
+    /// Write the new X-API-Key to this new file (mode 0600) instead of showing it; an existing
+    /// file is never overwritten.
+    #[arg(long, value_name = "PATH", conflicts_with = "json")]
+    key_file: Option<PathBuf>,
     /// Print the server's JSON answer instead of a summary.
     #[arg(long)]
     json: bool,
@@ -325,9 +333,18 @@ async fn create(signed: &Signed, args: CreateArgs) -> anyhow::Result<()> {
     };
     let body = serde_json::to_value(body).context("cannot encode the record")?;
     drop(value);
+    // Made before the record, so that a key is never issued with nowhere to go.
+    let key_file = args.key_file.as_deref().map(KeyFile::create).transpose()?;
     let answer = signed
         .call(Method::POST, "/api/v1/records", Some(&body))
-        .await?;
+        .await;
+    let answer = match (answer, key_file.as_ref()) {
+        (Err(e), Some(file)) => {
+            file.discard();
+            return Err(e);
+        }
+        (answer, _) => answer?,
+    };
     if args.json {
         return print_json(&answer);
     }
@@ -358,8 +375,20 @@ async fn create(signed: &Signed, args: CreateArgs) -> anyhow::Result<()> {
     if record.quota.is_some() {
         println!("  quota:      {}", quota_text(&record));
     }
-    match api_key {
-        Some(key) => {
+    match (api_key, key_file) {
+        (Some(key), Some(file)) => {
+            file.write(&key)?;
+            println!(
+                "  X-API-Key:  written to {} (mode 0600)",
+                file.path.display()
+            );
+            println!(
+                "Read the value with: brine get {} --api-key-file {}",
+                record.uuid,
+                file.path.display()
+            );
+        }
+        (Some(key), None) => {
             println!("  X-API-Key:  {key}");
             println!();
             println!(
@@ -372,15 +401,71 @@ async fn create(signed: &Signed, args: CreateArgs) -> anyhow::Result<()> {
                 record.uuid
             );
         }
-        None if record.access == Access::Public => {
+        (None, file) => {
+            if let Some(file) = file {
+                file.discard();
+                eprintln!("note: this record has no X-API-Key, so no key file was written");
+            }
+            print_access(&record);
+        }
+    }
+    Ok(())
+}
+
+/// How a record without an X-API-Key can be read.
+fn print_access(record: &RecordView) {
+    match record.access {
+        Access::Public => {
             println!(
                 "Anyone with the read URL can read it: brine get {}",
                 record.uuid
             );
         }
-        None => println!("Only you can see it; the read URL refuses everyone."),
+        _ => println!("Only you can see it; the read URL refuses everyone."),
     }
-    Ok(())
+}
+
+/// A new file for an X-API-Key: created (mode 0600, never over an existing file) before the
+/// key is asked for, written once it comes, removed if none does.
+struct KeyFile {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl KeyFile {
+    fn create(path: &std::path::Path) -> anyhow::Result<Self> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                anyhow!(
+                    "{} exists: brine never overwrites a key file; choose another path",
+                    path.display()
+                )
+            } else {
+                anyhow!("cannot create {}: {e}", path.display())
+            }
+        })?;
+        Ok(Self {
+            path: path.to_owned(),
+            file,
+        })
+    }
+
+    fn write(&self, key: &str) -> anyhow::Result<()> {
+        use std::io::Write;
+        let mut file = &self.file;
+        writeln!(file, "{key}")
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("cannot write the key to {}", self.path.display()))
+    }
+
+    /// Removes the (still empty) file when no key came.
+    fn discard(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 async fn list(signed: &Signed, json: bool) -> anyhow::Result<()> {
@@ -511,11 +596,51 @@ async fn rotate(signed: &Signed, args: RotateArgs) -> anyhow::Result<()> {
     let record: RecordView = decode(signed.call(Method::GET, &path, None).await?)?;
     let rotate_path = format!("{path}/api-key");
     let bearer = Some(signed.session.token.as_str());
-    let answer = if !record.sealed {
+    let key_file = args.key_file.as_deref().map(KeyFile::create).transpose()?;
+    let answer = rotate_call(signed, &args, &record, &rotate_path, bearer).await;
+    let answer = match (answer, key_file.as_ref()) {
+        (Err(e), Some(file)) => {
+            file.discard();
+            return Err(e);
+        }
+        (answer, _) => answer?,
+    };
+    if args.json {
+        return print_json(&answer);
+    }
+    let ApiKeyBody { api_key: key } = decode(answer)?;
+    match key_file {
+        Some(file) => {
+            file.write(&key)?;
+            println!(
+                "New X-API-Key for {} written to {} (mode 0600).",
+                args.uuid,
+                file.path.display()
+            );
+            println!("The old key no longer works.");
+        }
+        None => {
+            println!("New X-API-Key for {}: {key}", args.uuid);
+            println!("It is shown once — store it now. The old key no longer works.");
+        }
+    }
+    Ok(())
+}
+
+/// The rotation itself: the server alone for an ordinary record; a sealed one needs its
+/// current key or a new value.
+async fn rotate_call(
+    signed: &Signed,
+    args: &RotateArgs,
+    record: &RecordView,
+    rotate_path: &str,
+    bearer: Option<&str>,
+) -> anyhow::Result<Value> {
+    Ok(if !record.sealed {
         if args.new_value {
             bail!("--new-value is only for sealed records");
         }
-        signed.call(Method::POST, &rotate_path, None).await?
+        signed.call(Method::POST, rotate_path, None).await?
     } else if args.new_value {
         let password = args
             .record_password_file
@@ -528,7 +653,7 @@ async fn rotate(signed: &Signed, args: RotateArgs) -> anyhow::Result<()> {
             password: password.as_ref().map(|p| Some(p.expose().to_owned())),
         };
         let body = serde_json::to_value(body).context("cannot encode the new value")?;
-        signed.call(Method::POST, &rotate_path, Some(&body)).await?
+        signed.call(Method::POST, rotate_path, Some(&body)).await?
     } else {
         let key = input::api_key(args.api_key_file.as_deref())?.ok_or_else(|| {
             anyhow!(
@@ -544,16 +669,9 @@ async fn rotate(signed: &Signed, args: RotateArgs) -> anyhow::Result<()> {
         };
         signed
             .api
-            .call(Method::POST, &rotate_path, auth, None)
+            .call(Method::POST, rotate_path, auth, None)
             .await?
-    };
-    if args.json {
-        return print_json(&answer);
-    }
-    let ApiKeyBody { api_key: key } = decode(answer)?;
-    println!("New X-API-Key for {}: {key}", args.uuid);
-    println!("It is shown once — store it now. The old key no longer works.");
-    Ok(())
+    })
 }
 
 async fn events(signed: &Signed, uuid: Uuid, limit: u32, json: bool) -> anyhow::Result<()> {

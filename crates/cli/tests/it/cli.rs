@@ -881,3 +881,92 @@ async fn show_list_and_events_say_what_a_record_is_and_how_it_was_used() {
         deleted.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_go_to_private_files_that_are_never_overwritten() {
+    let server = TestServer::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    let file = cli.path("stripe.key");
+    let path = file.to_str().unwrap();
+    let created = cli
+        .run(
+            &["records", "create", "--name", "Stripe", "--key-file", path],
+            "sk_keyfile_canary",
+        )
+        .await;
+    created.assert_ok();
+    assert!(created.stdout.contains("written to"), "{}", created.stdout);
+    assert_eq!(mode(&file), 0o600);
+    let key = std::fs::read_to_string(&file).unwrap();
+    assert!(key.starts_with("brk_") && !created.stdout.contains(key.trim()));
+    let uuid = created.field("uuid:");
+    let got = cli.run(&["get", &uuid, "--api-key-file", path], "").await;
+    got.assert_ok();
+    assert_eq!(got.stdout, "sk_keyfile_canary");
+
+    // An existing file is refused before anything is created.
+    let again = cli
+        .run(
+            &["records", "create", "--name", "Second", "--key-file", path],
+            "v",
+        )
+        .await;
+    again.assert_failed();
+    assert!(
+        again.stderr.contains("never overwrites"),
+        "{}",
+        again.stderr
+    );
+    let list = cli.run(&["records", "list"], "").await;
+    assert!(!list.stdout.contains("Second"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), key);
+
+    // A rotation writes the new key to a new file; the old key stops.
+    let rotated_file = cli.path("stripe-2.key");
+    let rotated = cli
+        .run(
+            &[
+                "records",
+                "rotate",
+                &uuid,
+                "--key-file",
+                rotated_file.to_str().unwrap(),
+            ],
+            "",
+        )
+        .await;
+    rotated.assert_ok();
+    assert_eq!(mode(&rotated_file), 0o600);
+    cli.run(&["get", &uuid, "--api-key-file", path], "")
+        .await
+        .assert_failed();
+    let got = cli
+        .run(
+            &[
+                "get",
+                &uuid,
+                "--api-key-file",
+                rotated_file.to_str().unwrap(),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(got.stdout, "sk_keyfile_canary");
+    let refused = cli
+        .run(&["records", "rotate", &uuid, "--key-file", path], "")
+        .await;
+    refused.assert_failed();
+    // The refused rotation changed nothing: the second key still reads.
+    let got = cli
+        .run(
+            &[
+                "get",
+                &uuid,
+                "--api-key-file",
+                rotated_file.to_str().unwrap(),
+            ],
+            "",
+        )
+        .await;
+    got.assert_ok();
+}
