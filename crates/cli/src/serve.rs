@@ -14,8 +14,9 @@ use tracing_subscriber::EnvFilter;
 
 #[derive(Args, Serialize, Default)]
 pub struct ServeArgs {
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long)]
+    /// Address to listen on, as IP:PORT (localhost:PORT and a bare PORT mean 127.0.0.1)
+    /// [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "IP:PORT", value_parser = parse_listen)]
     #[serde(skip_serializing_if = "Option::is_none")]
     listen: Option<SocketAddr>,
     /// The address people reach brine at, e.g. https://vault.example.com (forms accept posts
@@ -24,7 +25,7 @@ pub struct ServeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     public_url: Option<String>,
     /// Serve Prometheus metrics on this address (GET /metrics), apart from the API.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "IP:PORT", value_parser = parse_listen)]
     #[serde(skip_serializing_if = "Option::is_none")]
     metrics_listen: Option<SocketAddr>,
     /// A MaxMind-format GeoIP database (e.g. GeoLite2-City.mmdb): events also store the client's
@@ -121,6 +122,27 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     figment.extract().context("invalid configuration")
 }
 
+/// A listening address in the forms people type: `IP:PORT`, `localhost:PORT`, `PORT`.
+/// Other host names are not looked up (which of their addresses to bind would be a guess).
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let port = match text.rsplit_once(':') {
+        Some((host, port)) if host.eq_ignore_ascii_case("localhost") => port,
+        None => text,
+        Some(_) => "",
+    };
+    match port.parse::<u16>() {
+        Ok(port) => Ok(SocketAddr::from(([127, 0, 0, 1], port))),
+        Err(_) => Err(format!(
+            "{text:?} is not an address to listen on; write IP:PORT, such as 127.0.0.1:8080 \
+             (this machine only) or 0.0.0.0:8080 (every interface)"
+        )),
+    }
+}
+
 fn init_logging(format: &str) {
     let filter = EnvFilter::try_from_env("BRINE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
@@ -167,5 +189,26 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_are_read_as_people_write_them() {
+        let local = |port| Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+        assert_eq!(parse_listen("127.0.0.1:8080"), local(8080));
+        assert_eq!(parse_listen("localhost:8092"), local(8092));
+        assert_eq!(parse_listen("8093"), local(8093));
+        assert_eq!(
+            parse_listen("[::]:80"),
+            Ok(SocketAddr::from(([0u16; 8], 80)))
+        );
+        for bad in ["vault.example.com:80", "localhost:http", "", "1.2.3.4"] {
+            let error = parse_listen(bad).unwrap_err();
+            assert!(error.contains("write IP:PORT"), "{error}");
+        }
     }
 }

@@ -189,8 +189,9 @@ impl Api {
         let cause = root_cause(e);
         if e.is_connect() {
             anyhow!(
-                "cannot connect to the brine server at {} ({cause}); is it running, and is \
-                 --server (or BRINE_SERVER) right?",
+                "cannot connect to the brine server at {} ({cause}); is it running there? (the \
+                 address comes from `brine login --server URL` for your session, and from \
+                 --server or BRINE_SERVER for `signup`, `login`, `get` and `run`)",
                 self.base
             )
         } else if e.is_timeout() {
@@ -235,8 +236,29 @@ fn root_cause(e: &reqwest::Error) -> String {
 /// (a private network may be fine) but warned about: tokens, keys and values would travel in
 /// clear text.
 pub fn normalize_server(server: &str) -> anyhow::Result<String> {
-    let url = Url::parse(server.trim())
-        .map_err(|e| anyhow!("the server URL {server:?} is not valid: {e}"))?;
+    let server = server.trim();
+    // `127.0.0.1:8080` or `vault.example.com` mean what they say: plain http on this machine,
+    // https elsewhere.
+    let full;
+    let server = if server.contains("://") {
+        server
+    } else {
+        let host = server.split(['/', ':']).next().unwrap_or_default();
+        let scheme = if host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+            || server.starts_with("[::1]")
+        {
+            "http"
+        } else {
+            "https"
+        };
+        full = format!("{scheme}://{server}");
+        &full
+    };
+    let url = Url::parse(server)
+        .map_err(|e| anyhow!("the server URL {server:?} is not valid ({e}); write it as http://127.0.0.1:8080 or https://vault.example.com"))?;
     if !matches!(url.scheme(), "http" | "https") {
         bail!("the server URL must start with http:// or https://, not {server:?}");
     }
@@ -283,7 +305,19 @@ mod tests {
             Some("https://vault.example.com/brine")
         );
         assert!(normalize_server("ftp://x").is_err());
-        assert!(normalize_server("127.0.0.1:8080").is_err());
+        // Without a scheme: http on this machine, https elsewhere.
+        assert_eq!(
+            normalize_server("127.0.0.1:8080").ok().as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(
+            normalize_server("localhost:8092").ok().as_deref(),
+            Some("http://localhost:8092")
+        );
+        assert_eq!(
+            normalize_server("vault.example.com").ok().as_deref(),
+            Some("https://vault.example.com")
+        );
         assert!(normalize_server("https://u:p@x").is_err());
     }
 }
