@@ -48,9 +48,10 @@ pub enum Command {
     Share(share::ShareArgs),
     /// Print a record's value, exactly as stored.
     ///
-    /// Private records need their X-API-Key: from --api-key-file, else from the BRINE_API_KEY
-    /// environment variable. Public records need no key. Needs no session. A newline is added
-    /// only when stdout is a terminal, so `$(brine get UUID)` and pipes get the exact value.
+    /// With an X-API-Key (--api-key-file, else BRINE_API_KEY) it reads as code does. Without
+    /// one, signed in, it reveals the value as its owner (audited), by uuid or by name. Else
+    /// only public records answer. A newline is added only when stdout is a terminal, so
+    /// `$(brine get UUID)` and pipes get the exact value.
     Get(read::GetArgs),
     /// Run a command with record values in its environment, never writing them to disk.
     ///

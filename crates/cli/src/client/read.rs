@@ -1,4 +1,5 @@
-//! `brine get` and `brine run`: reading values at `/r/{uuid}` with an X-API-Key. No session.
+//! `brine get` and `brine run`: reading values at `/r/{uuid}` with an X-API-Key, or, for `get`,
+//! as the signed-in owner.
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -46,8 +47,8 @@ impl Source {
 
 #[derive(Args)]
 pub struct GetArgs {
-    /// The record's uuid.
-    uuid: Uuid,
+    /// The record's uuid, or its name (names need `brine login`).
+    record: String,
     #[command(flatten)]
     source: Source,
 }
@@ -117,10 +118,90 @@ async fn fetch(api: &Api, uuid: Uuid, key: Option<&Secret>) -> anyhow::Result<Se
     }
 }
 
+/// The owner's session, when it is for the server asked for (or none was named).
+fn owner_session(source: &Source) -> anyhow::Result<Option<(Api, session::Session)>> {
+    let Some(session) = session::load_optional().ok().flatten() else {
+        return Ok(None);
+    };
+    let api = Api::new(&session.server)?;
+    match &source.server {
+        Some(server) if super::http::normalize_server(server)? != api.base() => Ok(None),
+        _ => Ok(Some((api, session))),
+    }
+}
+
+/// A record named by uuid, or by name among the owner's records: exactly one must have it.
+async fn resolve(api: &Api, token: &str, record: &str) -> anyhow::Result<Uuid> {
+    if let Ok(uuid) = Uuid::try_parse(record) {
+        return Ok(uuid);
+    }
+    let list = api
+        .call(Method::GET, "/api/v1/records", Auth::bearer(token), None)
+        .await?;
+    let list: brine_proto::RecordList = serde_json::from_value(list)
+        .map_err(|_| anyhow!("the server's answer has an unexpected shape"))?;
+    let matching: Vec<_> = list.records.iter().filter(|r| r.name == record).collect();
+    match matching.as_slice() {
+        [one] => Ok(one.uuid),
+        [] => bail!("you have no record named {record:?} (`brine records list` shows them)"),
+        many => {
+            let uuids: Vec<String> = many.iter().map(|r| r.uuid.to_string()).collect();
+            bail!(
+                "{} records are named {record:?}; give one of their uuids instead: {}",
+                many.len(),
+                uuids.join(", ")
+            )
+        }
+    }
+}
+
+/// The value as its owner sees it (audited as the owner's reveal).
+async fn reveal(api: &Api, token: &str, uuid: Uuid) -> anyhow::Result<Secret> {
+    let answer = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/records/{uuid}/value"),
+            Auth::bearer(token),
+            None,
+        )
+        .await?;
+    match answer.get("data") {
+        Some(serde_json::Value::String(data)) => Ok(Secret::from(data.clone())),
+        Some(_) => bail!("record {uuid} is a bridge: it has no single value to print"),
+        None => bail!("the server's answer holds no value"),
+    }
+}
+
 pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
-    let api = args.source.api()?;
     let key = args.source.default_key()?;
-    let value = fetch(&api, args.uuid, key.as_ref()).await?;
+    let session = owner_session(&args.source)?;
+    // A key reads as code does; without one, the owner's session reveals; else a public read.
+    let value = match (key, session) {
+        (Some(key), session) => {
+            let uuid = match (Uuid::try_parse(&args.record), &session) {
+                (Ok(uuid), _) => uuid,
+                (Err(_), Some((api, s))) => resolve(api, &s.token, &args.record).await?,
+                (Err(_), None) => bail!(
+                    "{:?} is not a uuid; record names work once you are signed in (`brine login`)",
+                    args.record
+                ),
+            };
+            fetch(&args.source.api()?, uuid, Some(&key)).await?
+        }
+        (None, Some((api, s))) => {
+            let uuid = resolve(&api, &s.token, &args.record).await?;
+            reveal(&api, &s.token, uuid).await?
+        }
+        (None, None) => {
+            let uuid = Uuid::try_parse(&args.record).map_err(|_| {
+                anyhow!(
+                    "{:?} is not a uuid; record names work once you are signed in (`brine login`)",
+                    args.record
+                )
+            })?;
+            fetch(&args.source.api()?, uuid, None).await?
+        }
+    };
     let mut stdout = std::io::stdout().lock();
     let newline: &[u8] = if stdout.is_terminal() { b"\n" } else { b"" };
     let written = stdout

@@ -337,8 +337,16 @@ async fn create_list_get_and_wrong_key() {
     );
     assert!(!wrong.stderr.contains("sk_live_canary") && !wrong.stderr.contains("brk_wrong"));
 
-    // No key at all: the same refusal, and a hint on how to give one.
-    let keyless = cli.run(&["get", &uuid], "").await;
+    // No key, signed in: the owner's session reveals it (an owner reveal in the log); by name
+    // too. Signed out: the same refusal as a wrong key, and a hint on how to give one.
+    let revealed = cli.run(&["get", &uuid], "").await;
+    revealed.assert_ok();
+    assert_eq!(revealed.stdout, value);
+    let by_name = cli.run(&["get", "Stripe live"], "").await;
+    by_name.assert_ok();
+    assert_eq!(by_name.stdout, value);
+    let stranger = Cli::new(&server);
+    let keyless = stranger.run(&["get", &uuid], "").await;
     keyless.assert_failed();
     assert!(
         keyless.stderr.contains("--api-key-file"),
@@ -969,4 +977,49 @@ async fn keys_go_to_private_files_that_are_never_overwritten() {
         )
         .await;
     got.assert_ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_finds_a_record_by_name_within_the_account_only() {
+    let server = TestServer::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    let (first, _) = cli.create("dup", "private", "one").await;
+    let (second, _) = cli.create("dup", "private", "two").await;
+    cli.create("single", "owner_only", "only-mine").await;
+    let got = cli.run(&["get", "single"], "").await;
+    got.assert_ok();
+    assert_eq!(got.stdout, "only-mine");
+
+    let ambiguous = cli.run(&["get", "dup"], "").await;
+    ambiguous.assert_failed();
+    assert!(
+        ambiguous.stderr.contains("2 records are named \"dup\"")
+            && ambiguous.stderr.contains(&first)
+            && ambiguous.stderr.contains(&second),
+        "{}",
+        ambiguous.stderr
+    );
+    assert!(!ambiguous.stdout.contains("one") && !ambiguous.stdout.contains("two"));
+    let unknown = cli.run(&["get", "nothing"], "").await;
+    unknown.assert_failed();
+    assert!(
+        unknown.stderr.contains("no record named"),
+        "{}",
+        unknown.stderr
+    );
+
+    // Another account's names are not searched.
+    let bob = Cli::signed_up(&server, "bob@example.com").await;
+    let theirs = bob.run(&["get", "single"], "").await;
+    theirs.assert_failed();
+    assert!(
+        theirs.stderr.contains("no record named"),
+        "{}",
+        theirs.stderr
+    );
+    // Signed out, a name cannot be resolved.
+    let stranger = Cli::new(&server);
+    let out = stranger.run(&["get", "single"], "").await;
+    out.assert_failed();
+    assert!(out.stderr.contains("brine login"), "{}", out.stderr);
 }
