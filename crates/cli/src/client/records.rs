@@ -60,6 +60,29 @@ pub enum RecordsCommand {
         #[arg(long, short)]
         yes: bool,
     },
+    /// Print a record's value as its owner sees it (audited as your reveal).
+    Reveal {
+        /// The record's uuid.
+        uuid: Uuid,
+    },
+    /// Replace a record's value, read like `create` reads it (stdin or a hidden prompt).
+    SetValue {
+        /// The record's uuid.
+        uuid: Uuid,
+    },
+    /// Stop a record answering (as for a uuid that does not exist), keeping everything.
+    Disable {
+        /// The record's uuid.
+        uuid: Uuid,
+    },
+    /// Let a disabled record answer again.
+    Enable {
+        /// The record's uuid.
+        uuid: Uuid,
+    },
+    /// Turn a record's secure page on or off, or give it a new password.
+    #[command(subcommand)]
+    Page(PageCommand),
     /// Show who read a record, when and from where (newest first).
     Events {
         /// The record's uuid.
@@ -71,6 +94,38 @@ pub enum RecordsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum PageCommand {
+    /// Turn the secure page on, with a password (generated unless --password-file is given).
+    Enable(PageArgs),
+    /// Give the page a new password: the old one, and every link sent with it, stops working.
+    Password(PageArgs),
+    /// Turn the page off.
+    Disable {
+        /// The record's uuid.
+        uuid: Uuid,
+    },
+}
+
+#[derive(Args)]
+pub struct PageArgs {
+    /// The record's uuid.
+    uuid: Uuid,
+    /// A file holding the page password (at least 8 characters); without it, a strong one is
+    /// generated and printed.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// Stop revealing after this many views.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
+    max_views: Option<i64>,
+    /// Stop revealing after this time (RFC 3339).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    expires_at: Option<OffsetDateTime>,
+    /// Text the page shows before the password (not secret).
+    #[arg(long)]
+    label: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -280,9 +335,118 @@ pub async fn run(command: RecordsCommand) -> anyhow::Result<ExitCode> {
         RecordsCommand::Show { uuid, json } => show(&signed, uuid, json).await?,
         RecordsCommand::Rotate(args) => rotate(&signed, args).await?,
         RecordsCommand::Delete { uuid, yes } => delete(&signed, uuid, yes).await?,
+        RecordsCommand::Reveal { uuid } => reveal(&signed, uuid).await?,
+        RecordsCommand::SetValue { uuid } => set_value(&signed, uuid).await?,
+        RecordsCommand::Disable { uuid } => set_state(&signed, uuid, "disable").await?,
+        RecordsCommand::Enable { uuid } => set_state(&signed, uuid, "enable").await?,
+        RecordsCommand::Page(command) => page(&signed, command).await?,
         RecordsCommand::Events { uuid, limit, json } => events(&signed, uuid, limit, json).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn reveal(signed: &Signed, uuid: Uuid) -> anyhow::Result<()> {
+    let answer = signed
+        .call(Method::GET, &format!("/api/v1/records/{uuid}/value"), None)
+        .await?;
+    match answer.get("data") {
+        Some(Value::String(value)) => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let newline = if std::io::IsTerminal::is_terminal(&out) {
+                "\n"
+            } else {
+                ""
+            };
+            write!(out, "{value}{newline}").context("cannot write to stdout")?;
+        }
+        // A bridge's value is its URL and headers: shown as JSON.
+        Some(data) => print_json(data)?,
+        None => bail!("the server's answer holds no value"),
+    }
+    Ok(())
+}
+
+async fn set_value(signed: &Signed, uuid: Uuid) -> anyhow::Result<()> {
+    let value = input::secret_value("New value")?;
+    let body = json!({"data": value.expose()});
+    drop(value);
+    signed
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/records/{uuid}"),
+            Some(&body),
+        )
+        .await?;
+    println!("Replaced the value of {uuid}. Readers get the new value from now on; keys stay.");
+    Ok(())
+}
+
+async fn set_state(signed: &Signed, uuid: Uuid, action: &str) -> anyhow::Result<()> {
+    signed
+        .call(
+            Method::POST,
+            &format!("/api/v1/records/{uuid}/{action}"),
+            None,
+        )
+        .await?;
+    match action {
+        "disable" => println!(
+            "Disabled {uuid}: it answers as if it did not exist, until `brine records enable {uuid}`."
+        ),
+        _ => println!("Enabled {uuid}: it answers again."),
+    }
+    Ok(())
+}
+
+async fn page(signed: &Signed, command: PageCommand) -> anyhow::Result<()> {
+    let (uuid, args) = match command {
+        PageCommand::Disable { uuid } => {
+            let body = json!({"enabled": false});
+            signed
+                .call(
+                    Method::PUT,
+                    &format!("/api/v1/records/{uuid}/secure-page"),
+                    Some(&body),
+                )
+                .await?;
+            println!("The secure page of {uuid} is off; its link no longer opens.");
+            return Ok(());
+        }
+        PageCommand::Enable(args) | PageCommand::Password(args) => (args.uuid, args),
+    };
+    let generated = args.password_file.is_none();
+    let password = match &args.password_file {
+        Some(path) => input::secret_file(path, "page password")?,
+        None => input::Secret::from(
+            brine_crypto::generate_passphrase()
+                .context("cannot generate a password")?
+                .to_string(),
+        ),
+    };
+    let body = brine_proto::SecurePageBody {
+        enabled: true,
+        password: Some(password.expose().to_owned()),
+        expires_at: args.expires_at.map(brine_proto::Timestamp),
+        max_views: args.max_views,
+        label: args.label,
+    };
+    let body = serde_json::to_value(body).context("cannot encode the page")?;
+    signed
+        .call(
+            Method::PUT,
+            &format!("/api/v1/records/{uuid}/secure-page"),
+            Some(&body),
+        )
+        .await?;
+    println!("Link:     {}/secure/{uuid}", signed.base());
+    if generated {
+        println!("Password: {}", password.expose());
+    } else {
+        println!("Password: the one in the file you gave");
+    }
+    println!("Send them over different channels. An earlier password no longer works.");
+    Ok(())
 }
 
 async fn delete(signed: &Signed, uuid: Uuid, yes: bool) -> anyhow::Result<()> {

@@ -1023,3 +1023,63 @@ async fn get_finds_a_record_by_name_within_the_account_only() {
     out.assert_failed();
     assert!(out.stderr.contains("brine login"), "{}", out.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_is_revealed_replaced_disabled_and_given_a_page_from_the_terminal() {
+    let server = TestServer::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    let (uuid, key) = cli.create("Stripe", "private", "sk_first").await;
+    let key = key.unwrap();
+    let read = || async { server.read(&uuid, Some(&key)).await };
+
+    let shown = cli.run(&["records", "reveal", &uuid], "").await;
+    shown.assert_ok();
+    assert_eq!(shown.stdout, "sk_first");
+    cli.run(&["records", "set-value", &uuid], "sk_second")
+        .await
+        .assert_ok();
+    assert_eq!(body(read().await).await["data"], "sk_second");
+
+    cli.run(&["records", "disable", &uuid], "")
+        .await
+        .assert_ok();
+    assert_eq!(read().await.status(), StatusCode::NOT_FOUND);
+    cli.run(&["records", "enable", &uuid], "").await.assert_ok();
+    assert_eq!(read().await.status(), StatusCode::OK);
+
+    // A page with a generated password; a new password ends the old one; off closes it.
+    let on = cli
+        .run(
+            &["records", "page", "enable", &uuid, "--max-views", "2"],
+            "",
+        )
+        .await;
+    on.assert_ok();
+    let link = on.field("Link:");
+    let password = on.field("Password:");
+    assert_eq!(link, server.url(&format!("/secure/{uuid}")));
+    let unlock = |password: String| {
+        let (server, uuid) = (&server, &uuid);
+        async move {
+            let form = LoadedForm::load(server.get(&format!("/secure/{uuid}"))).await;
+            let link = server.url(&format!("/secure/{uuid}"));
+            form.post(&reqwest::Client::new(), &link, &[("password", &password)])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(unlock(password.clone()).await, StatusCode::OK);
+    let new = cli.run(&["records", "page", "password", &uuid], "").await;
+    new.assert_ok();
+    let new_password = new.field("Password:");
+    assert_ne!(new_password, password);
+    assert_eq!(unlock(password).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(unlock(new_password.clone()).await, StatusCode::OK);
+    // Off, the page looks like any unknown page and no password opens it.
+    cli.run(&["records", "page", "disable", &uuid], "")
+        .await
+        .assert_ok();
+    assert_ne!(unlock(new_password).await, StatusCode::OK);
+}
