@@ -57,8 +57,9 @@ pub enum Command {
     ///
     /// Example: brine run --env STRIPE_KEY=UUID --env DB_URL=UUID2@db.key -- ./deploy.sh
     ///
-    /// Each --env NAME=UUID fetches one value; the key for it comes from an @KEYFILE suffix,
-    /// else --api-key-file, else BRINE_API_KEY, else none (public records). If any fetch fails,
+    /// Each --env NAME=RECORD (or line of --env-file) fetches one value; the key for it comes
+    /// from an @KEYFILE suffix, else --api-key-file, else BRINE_API_KEY, else your session
+    /// (names need one), else none (public records). If any fetch fails,
     /// the command is not started. brine then becomes COMMAND (same process id, signals and exit
     /// code); BRINE_API_KEY is removed from COMMAND's environment, so it sees the values only.
     Run(read::RunArgs),

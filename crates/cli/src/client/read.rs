@@ -55,10 +55,15 @@ pub struct GetArgs {
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// NAME=UUID: put record UUID's value in environment variable NAME. Repeat for more.
-    /// Add @KEYFILE (NAME=UUID@path/to/key) to read that record's X-API-Key from a file.
-    #[arg(long = "env", value_name = "NAME=UUID[@KEYFILE]", required = true, value_parser = parse_env_spec)]
+    /// NAME=RECORD: put the value of RECORD (a uuid, or a name when signed in) in environment
+    /// variable NAME. Repeat for more. Add @KEYFILE (NAME=UUID@path/to/key) to read that
+    /// record's X-API-Key from a file.
+    #[arg(long = "env", value_name = "NAME=RECORD[@KEYFILE]", required_unless_present = "env_file", value_parser = parse_env_spec)]
     env: Vec<EnvSpec>,
+    /// A file of NAME=RECORD[@KEYFILE] lines, as in a .env file: `#` comments, blank lines,
+    /// an optional `export`, values in single or double quotes.
+    #[arg(long, value_name = "FILE")]
+    env_file: Option<PathBuf>,
     #[command(flatten)]
     source: Source,
     /// The command to run, after `--`, with its arguments.
@@ -66,10 +71,11 @@ pub struct RunArgs {
     command: Vec<OsString>,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Debug, PartialEq)]
 struct EnvSpec {
     name: String,
-    uuid: Uuid,
+    /// A uuid, or a record's name.
+    record: String,
     key_file: Option<PathBuf>,
 }
 
@@ -91,17 +97,64 @@ fn parse_env_spec(spec: &str) -> Result<EnvSpec, String> {
              starting with a digit)"
         ));
     }
-    let (uuid, key_file) = match rest.split_once('@') {
-        Some((uuid, file)) if !file.is_empty() => (uuid, Some(PathBuf::from(file))),
-        Some(_) => return Err("nothing after @: expected NAME=UUID@KEYFILE".to_owned()),
+    let (record, key_file) = match rest.split_once('@') {
+        Some((record, file)) if !file.is_empty() => (record, Some(PathBuf::from(file))),
+        Some(_) => return Err("nothing after @: expected NAME=RECORD@KEYFILE".to_owned()),
         None => (rest, None),
     };
-    let uuid = Uuid::try_parse(uuid).map_err(|_| format!("{uuid:?} is not a record uuid"))?;
+    if record.trim().is_empty() {
+        return Err(format!("no record after {name}="));
+    }
     Ok(EnvSpec {
         name: name.to_owned(),
-        uuid,
+        record: record.trim().to_owned(),
         key_file,
     })
+}
+
+/// The lines of an env file, as `parse_env_spec` takes them: `#` comments and blank lines
+/// skipped, `export ` dropped, a value in quotes unquoted (`"..."` with `\"` and `\\`
+/// escapes, `'...'` as written), and a ` # comment` after an unquoted value dropped.
+fn parse_env_file(text: &str) -> Result<Vec<EnvSpec>, String> {
+    let mut specs = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let at = |e: String| format!("line {}: {e}", n + 1);
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").map_or(line, str::trim_start);
+        let (name, value) = line
+            .split_once('=')
+            .ok_or_else(|| at("expected NAME=RECORD".to_owned()))?;
+        let value = unquote(value.trim()).map_err(at)?;
+        specs.push(parse_env_spec(&format!("{}={value}", name.trim())).map_err(at)?);
+    }
+    Ok(specs)
+}
+
+fn unquote(value: &str) -> Result<String, String> {
+    if let Some(inner) = value.strip_prefix('\'') {
+        let end = inner.find('\'').ok_or("a ' is not closed")?;
+        return Ok(inner[..end].to_owned());
+    }
+    if let Some(inner) = value.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => return Ok(out),
+                '\\' => out.push(chars.next().ok_or("a \" is not closed")?),
+                c => out.push(c),
+            }
+        }
+        return Err("a \" is not closed".to_owned());
+    }
+    let value = match value.find(" #") {
+        Some(comment) => &value[..comment],
+        None => value,
+    };
+    Ok(value.trim_end().to_owned())
 }
 
 /// One record's value from `/r/{uuid}`.
@@ -172,36 +225,49 @@ async fn reveal(api: &Api, token: &str, uuid: Uuid) -> anyhow::Result<Secret> {
     }
 }
 
+/// One record's value: with a key, read as code does; without one, the owner's session
+/// reveals it; else a public read.
+async fn read_one(
+    api: &Api,
+    record: &str,
+    key: Option<&Secret>,
+    session: Option<&(Api, session::Session)>,
+) -> anyhow::Result<Secret> {
+    let not_a_uuid = || {
+        anyhow!(
+            "{record:?} is not a uuid; record names work once you are signed in (`brine login`)"
+        )
+    };
+    match (key, session) {
+        (Some(key), session) => {
+            let uuid = match (Uuid::try_parse(record), session) {
+                (Ok(uuid), _) => uuid,
+                (Err(_), Some((owner_api, s))) => resolve(owner_api, &s.token, record).await?,
+                (Err(_), None) => return Err(not_a_uuid()),
+            };
+            fetch(api, uuid, Some(key)).await
+        }
+        (None, Some((owner_api, s))) => {
+            let uuid = resolve(owner_api, &s.token, record).await?;
+            reveal(owner_api, &s.token, uuid).await
+        }
+        (None, None) => {
+            let uuid = Uuid::try_parse(record).map_err(|_| not_a_uuid())?;
+            fetch(api, uuid, None).await
+        }
+    }
+}
+
 pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
     let key = args.source.default_key()?;
     let session = owner_session(&args.source)?;
-    // A key reads as code does; without one, the owner's session reveals; else a public read.
-    let value = match (key, session) {
-        (Some(key), session) => {
-            let uuid = match (Uuid::try_parse(&args.record), &session) {
-                (Ok(uuid), _) => uuid,
-                (Err(_), Some((api, s))) => resolve(api, &s.token, &args.record).await?,
-                (Err(_), None) => bail!(
-                    "{:?} is not a uuid; record names work once you are signed in (`brine login`)",
-                    args.record
-                ),
-            };
-            fetch(&args.source.api()?, uuid, Some(&key)).await?
-        }
-        (None, Some((api, s))) => {
-            let uuid = resolve(&api, &s.token, &args.record).await?;
-            reveal(&api, &s.token, uuid).await?
-        }
-        (None, None) => {
-            let uuid = Uuid::try_parse(&args.record).map_err(|_| {
-                anyhow!(
-                    "{:?} is not a uuid; record names work once you are signed in (`brine login`)",
-                    args.record
-                )
-            })?;
-            fetch(&args.source.api()?, uuid, None).await?
-        }
-    };
+    let value = read_one(
+        &args.source.api()?,
+        &args.record,
+        key.as_ref(),
+        session.as_ref(),
+    )
+    .await?;
     let mut stdout = std::io::stdout().lock();
     let newline: &[u8] = if stdout.is_terminal() { b"\n" } else { b"" };
     let written = stdout
@@ -217,21 +283,30 @@ pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    for (i, spec) in args.env.iter().enumerate() {
-        if args.env[..i].iter().any(|s| s.name == spec.name) {
-            bail!("--env {} is given twice", spec.name);
+    let mut specs = args.env.clone();
+    if let Some(path) = &args.env_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        specs.extend(parse_env_file(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?);
+    }
+    for (i, spec) in specs.iter().enumerate() {
+        if specs[..i].iter().any(|s| s.name == spec.name) {
+            bail!("{} is given twice", spec.name);
         }
     }
     let api = args.source.api()?;
     let default_key = args.source.default_key()?;
-    let mut values = Vec::with_capacity(args.env.len());
-    for spec in &args.env {
-        let failed = || format!("cannot fetch {} (record {})", spec.name, spec.uuid);
+    let session = owner_session(&args.source)?;
+    // Every value first: if one cannot be had, the command does not start.
+    let mut values = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        let failed = || format!("cannot fetch {} (record {})", spec.name, spec.record);
         let own_key = match &spec.key_file {
             Some(path) => Some(input::secret_file(path, "API key").with_context(failed)?),
             None => None,
         };
-        let value = fetch(&api, spec.uuid, own_key.as_ref().or(default_key.as_ref()))
+        let key = own_key.as_ref().or(default_key.as_ref());
+        let value = read_one(&api, &spec.record, key, session.as_ref())
             .await
             .with_context(failed)?;
         if value.expose().contains('\0') {
@@ -239,7 +314,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 "the value of {} (record {}) contains a NUL byte, which an environment \
                  variable cannot hold",
                 spec.name,
-                spec.uuid
+                spec.record
             );
         }
         values.push((spec.name.as_str(), value));
@@ -299,11 +374,47 @@ mod tests {
             format!("1A={id}"),
             format!("A-B={id}"),
             format!("={id}"),
-            "A=not-a-uuid".to_owned(),
+            "A=".to_owned(),
             format!("A={id}@"),
             id.to_owned(),
         ] {
             assert!(parse_env_spec(&bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn env_files_read_like_dotenv() {
+        let text = "# deploy secrets\n\
+                    \n\
+                    STRIPE_KEY=Stripe live # the live one\n\
+                    export DB_URL=\"db url \\\"main\\\"\"\n\
+                    SINGLE='it''s'\n\
+                    KEYED=6f1c2a8e-0b7d-4f0e-9a51-2d3c4b5a6978@keys/k.key\n";
+        let specs = parse_env_file(text).unwrap();
+        let got: Vec<_> = specs
+            .iter()
+            .map(|s| (s.name.as_str(), s.record.as_str(), s.key_file.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("STRIPE_KEY", "Stripe live", None),
+                ("DB_URL", "db url \"main\"", None),
+                ("SINGLE", "it", None),
+                (
+                    "KEYED",
+                    "6f1c2a8e-0b7d-4f0e-9a51-2d3c4b5a6978",
+                    Some(PathBuf::from("keys/k.key"))
+                ),
+            ]
+        );
+        let error = parse_env_file("OK=a\nnot a line\n").unwrap_err();
+        assert!(error.starts_with("line 2:"), "{error}");
+        assert!(
+            parse_env_file("A=\"open\n")
+                .unwrap_err()
+                .contains("not closed")
+        );
+        assert!(parse_env_file("1A=x\n").is_err());
     }
 }

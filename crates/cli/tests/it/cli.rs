@@ -1083,3 +1083,84 @@ async fn a_record_is_revealed_replaced_disabled_and_given_a_page_from_the_termin
         .assert_ok();
     assert_ne!(unlock(new_password).await, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_takes_an_env_file_of_names_and_uuids() {
+    let server = TestServer::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    cli.create("Stripe live", "owner_only", "sk_env_file").await;
+    let (keyed, key) = cli.create("Keyed", "private", "keyed value").await;
+    let key_file = cli.write("keyed.key", &key.unwrap());
+    let env_file = cli.write(
+        "deploy.env",
+        &format!(
+            "# secrets for deploy.sh\n\nexport STRIPE_KEY=\"Stripe live\"  \nKEYED={keyed}@{} # by key\n",
+            key_file.display()
+        ),
+    );
+    let script = r#"printf "%s|%s|%s" "$STRIPE_KEY" "$KEYED" "${BRINE_API_KEY-unset}""#;
+    // The owner-only record through the session, the other with its own key file.
+    let run = cli
+        .run(
+            &[
+                "run",
+                "--env-file",
+                env_file.to_str().unwrap(),
+                "--",
+                "sh",
+                "-c",
+                script,
+            ],
+            "",
+        )
+        .await;
+    run.assert_ok();
+    assert_eq!(run.stdout, "sk_env_file|keyed value|unset");
+    let session = std::fs::read_to_string(cli.session_file()).unwrap();
+    let env = cli
+        .run(
+            &["run", "--env-file", env_file.to_str().unwrap(), "--", "env"],
+            "",
+        )
+        .await;
+    let token: Value = serde_json::from_str(&session).unwrap();
+    assert!(!env.stdout.contains(token["token"].as_str().unwrap()));
+
+    // One record that cannot be read: the command never starts.
+    let marker = cli.path("started");
+    let broken = cli.write(
+        "broken.env",
+        "STRIPE_KEY=Stripe live\nMISSING=No such record\n",
+    );
+    let touch = format!("touch {}", marker.display());
+    let run = cli
+        .run(
+            &[
+                "run",
+                "--env-file",
+                broken.to_str().unwrap(),
+                "--",
+                "sh",
+                "-c",
+                &touch,
+            ],
+            "",
+        )
+        .await;
+    run.assert_failed();
+    assert!(
+        run.stderr.contains("cannot fetch MISSING"),
+        "{}",
+        run.stderr
+    );
+    assert!(!marker.exists());
+    let bad = cli.write("bad.env", "GOOD=x\nthis is not a line\n");
+    let run = cli
+        .run(
+            &["run", "--env-file", bad.to_str().unwrap(), "--", "true"],
+            "",
+        )
+        .await;
+    run.assert_failed();
+    assert!(run.stderr.contains("line 2"), "{}", run.stderr);
+}
