@@ -63,6 +63,11 @@ pub enum Command {
     /// the command is not started. brine then becomes COMMAND (same process id, signals and exit
     /// code); BRINE_API_KEY is removed from COMMAND's environment, so it sees the values only.
     Run(read::RunArgs),
+    /// Print record values as a dotenv file or a JSON object, for tools that read one.
+    ///
+    /// Takes the same --env and --env-file as `run`. The values go to stdout: redirect them to
+    /// a file only you can read, or better, use `brine run`, which writes nothing to disk.
+    Env(read::EnvArgs),
 }
 
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -76,5 +81,6 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Share(args) => share::share(args).await,
         Command::Get(args) => read::get(args).await,
         Command::Run(args) => read::run(args).await,
+        Command::Env(args) => read::env(args).await,
     }
 }

@@ -282,9 +282,35 @@ pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let mut specs = args.env.clone();
-    if let Some(path) = &args.env_file {
+#[derive(Args)]
+pub struct EnvArgs {
+    /// NAME=RECORD[@KEYFILE], as for `brine run`. Repeat for more.
+    #[arg(long = "env", value_name = "NAME=RECORD[@KEYFILE]", required_unless_present = "env_file", value_parser = parse_env_spec)]
+    env: Vec<EnvSpec>,
+    /// A file of NAME=RECORD[@KEYFILE] lines, as for `brine run`.
+    #[arg(long, value_name = "FILE")]
+    env_file: Option<PathBuf>,
+    /// `dotenv` (NAME="value" lines) or `json` (one object).
+    #[arg(long, value_enum, default_value = "dotenv")]
+    format: EnvFormat,
+    #[command(flatten)]
+    source: Source,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum EnvFormat {
+    Dotenv,
+    Json,
+}
+
+/// Every value named by `--env` and `--env-file`, or an error if any cannot be read.
+async fn read_all(
+    env: &[EnvSpec],
+    env_file: Option<&std::path::Path>,
+    source: &Source,
+) -> anyhow::Result<Vec<(String, Secret)>> {
+    let mut specs = env.to_vec();
+    if let Some(path) = env_file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         specs.extend(parse_env_file(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?);
@@ -294,9 +320,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             bail!("{} is given twice", spec.name);
         }
     }
-    let api = args.source.api()?;
-    let default_key = args.source.default_key()?;
-    let session = owner_session(&args.source)?;
+    let api = source.api()?;
+    let default_key = source.default_key()?;
+    let session = owner_session(source)?;
     // Every value first: if one cannot be had, the command does not start.
     let mut values = Vec::with_capacity(specs.len());
     for spec in &specs {
@@ -317,9 +343,51 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 spec.record
             );
         }
-        values.push((spec.name.as_str(), value));
+        values.push((spec.name.clone(), value));
     }
-    drop(api);
+    Ok(values)
+}
+
+/// Prints the values for a tool that reads a file of them (a deploy tool, docker --env-file).
+pub async fn env(args: EnvArgs) -> anyhow::Result<ExitCode> {
+    let values = read_all(&args.env, args.env_file.as_deref(), &args.source).await?;
+    let mut out = String::new();
+    match args.format {
+        EnvFormat::Dotenv => {
+            for (name, value) in &values {
+                let quoted: String = value
+                    .expose()
+                    .chars()
+                    .flat_map(|c| match c {
+                        '"' => vec!['\\', '"'],
+                        '\\' => vec!['\\', '\\'],
+                        '\n' => vec!['\\', 'n'],
+                        '$' => vec!['\\', '$'],
+                        c => vec![c],
+                    })
+                    .collect();
+                out.push_str(&format!("{name}=\"{quoted}\"\n"));
+            }
+        }
+        EnvFormat::Json => {
+            let object: serde_json::Map<String, serde_json::Value> = values
+                .iter()
+                .map(|(name, value)| (name.clone(), value.expose().into()))
+                .collect();
+            out = serde_json::to_string_pretty(&object).context("cannot encode the values")?;
+            out.push('\n');
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("cannot write to stdout")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let values = read_all(&args.env, args.env_file.as_deref(), &args.source).await?;
 
     let (program, program_args) = args
         .command

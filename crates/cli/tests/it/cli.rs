@@ -1164,3 +1164,39 @@ async fn run_takes_an_env_file_of_names_and_uuids() {
     run.assert_failed();
     assert!(run.stderr.contains("line 2"), "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn env_prints_values_as_dotenv_or_json() {
+    let server = TestServer::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    cli.create("Quoted", "owner_only", "say \"hi\" $HOME\nnext")
+        .await;
+    cli.create("Plain", "owner_only", "plain").await;
+    let env_file = cli.write("app.env", "A=Quoted\nB=Plain\n");
+    let dotenv = cli
+        .run(&["env", "--env-file", env_file.to_str().unwrap()], "")
+        .await;
+    dotenv.assert_ok();
+    assert_eq!(
+        dotenv.stdout,
+        "A=\"say \\\"hi\\\" \\$HOME\\nnext\"\nB=\"plain\"\n"
+    );
+    let json = cli
+        .run(
+            &[
+                "env",
+                "--env-file",
+                env_file.to_str().unwrap(),
+                "--format",
+                "json",
+            ],
+            "",
+        )
+        .await;
+    json.assert_ok();
+    let values: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(values, json!({"A": "say \"hi\" $HOME\nnext", "B": "plain"}));
+    let missing = cli.run(&["env", "--env", "C=No such"], "").await;
+    missing.assert_failed();
+    assert_eq!(missing.stdout, "");
+}
