@@ -57,8 +57,9 @@ pub struct GetArgs {
 pub struct RunArgs {
     /// NAME=RECORD: put the value of RECORD (a uuid, or a name when signed in) in environment
     /// variable NAME. Repeat for more. Add @KEYFILE (NAME=UUID@path/to/key) to read that
-    /// record's X-API-Key from a file.
-    #[arg(long = "env", value_name = "NAME=RECORD[@KEYFILE]", required_unless_present = "env_file", value_parser = parse_env_spec)]
+    /// record's X-API-Key from a file. Without --env and --env-file, the [env] table of
+    /// ./brine.toml is read.
+    #[arg(long = "env", value_name = "NAME=RECORD[@KEYFILE]", value_parser = parse_env_spec)]
     env: Vec<EnvSpec>,
     /// A file of NAME=RECORD[@KEYFILE] lines, as in a .env file: `#` comments, blank lines,
     /// an optional `export`, values in single or double quotes.
@@ -131,6 +132,40 @@ fn parse_env_file(text: &str) -> Result<Vec<EnvSpec>, String> {
         specs.push(parse_env_spec(&format!("{}={value}", name.trim())).map_err(at)?);
     }
     Ok(specs)
+}
+
+/// The project file that `run` and `env` read when given no `--env` or `--env-file`.
+const PROJECT_FILE: &str = "brine.toml";
+
+/// The `[env]` table of `./brine.toml`: `NAME = "record[@keyfile]"`.
+fn project_file() -> anyhow::Result<Vec<EnvSpec>> {
+    #[derive(serde::Deserialize)]
+    struct Project {
+        #[serde(default)]
+        env: std::collections::BTreeMap<String, String>,
+    }
+    let path = std::path::Path::new(PROJECT_FILE);
+    if !path.exists() {
+        bail!(
+            "nothing to read: give --env NAME=RECORD, --env-file FILE, or a {PROJECT_FILE} here \
+             with an [env] table"
+        );
+    }
+    use figment::providers::Format;
+    let project: Project = figment::Figment::from(figment::providers::Toml::file(path))
+        .extract()
+        .with_context(|| format!("cannot read {PROJECT_FILE}"))?;
+    if project.env.is_empty() {
+        bail!("{PROJECT_FILE} has no [env] table of NAME = \"record\" lines");
+    }
+    project
+        .env
+        .iter()
+        .map(|(name, record)| {
+            parse_env_spec(&format!("{name}={record}"))
+                .map_err(|e| anyhow!("{PROJECT_FILE}, [env] {name}: {e}"))
+        })
+        .collect()
 }
 
 fn unquote(value: &str) -> Result<String, String> {
@@ -285,7 +320,7 @@ pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
 #[derive(Args)]
 pub struct EnvArgs {
     /// NAME=RECORD[@KEYFILE], as for `brine run`. Repeat for more.
-    #[arg(long = "env", value_name = "NAME=RECORD[@KEYFILE]", required_unless_present = "env_file", value_parser = parse_env_spec)]
+    #[arg(long = "env", value_name = "NAME=RECORD[@KEYFILE]", value_parser = parse_env_spec)]
     env: Vec<EnvSpec>,
     /// A file of NAME=RECORD[@KEYFILE] lines, as for `brine run`.
     #[arg(long, value_name = "FILE")]
@@ -310,6 +345,9 @@ async fn read_all(
     source: &Source,
 ) -> anyhow::Result<Vec<(String, Secret)>> {
     let mut specs = env.to_vec();
+    if env.is_empty() && env_file.is_none() {
+        specs = project_file()?;
+    }
     if let Some(path) = env_file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;

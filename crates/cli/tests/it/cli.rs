@@ -101,6 +101,8 @@ impl Cli {
             .env("BRINE_CONFIG_DIR", self.config_dir())
             .env("HOME", self.home.path())
             .env("BRINE_SERVER", &self.server)
+            // A home of its own, also as the working directory (where `run` finds brine.toml).
+            .current_dir(self.home.path())
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("BRINE_API_KEY")
             .env_remove("BRINE_EMAIL")
@@ -1199,4 +1201,26 @@ async fn env_prints_values_as_dotenv_or_json() {
     let missing = cli.run(&["env", "--env", "C=No such"], "").await;
     missing.assert_failed();
     assert_eq!(missing.stdout, "");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_and_env_read_the_project_file_in_the_working_directory() {
+    let server = TestServer::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    cli.create("Stripe live", "owner_only", "sk_project").await;
+    // Nothing to read yet: the error says what would do.
+    let none = cli.run(&["env"], "").await;
+    none.assert_failed();
+    assert!(none.stderr.contains("brine.toml"), "{}", none.stderr);
+    cli.write("brine.toml", "[env]\nSTRIPE_KEY = \"Stripe live\"\n");
+    let run = cli
+        .run(&["run", "--", "sh", "-c", "printf %s \"$STRIPE_KEY\""], "")
+        .await;
+    run.assert_ok();
+    assert_eq!(run.stdout, "sk_project");
+    let env = cli.run(&["env"], "").await;
+    assert_eq!(env.stdout, "STRIPE_KEY=\"sk_project\"\n");
+    // --env and --env-file replace the project file.
+    let given = cli.run(&["env", "--env", "OTHER=Stripe live"], "").await;
+    assert_eq!(given.stdout, "OTHER=\"sk_project\"\n");
 }
