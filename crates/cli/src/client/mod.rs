@@ -4,6 +4,7 @@
 //! `get` and `run` read values with an X-API-Key and need no session at all.
 
 mod account;
+mod bridges;
 mod http;
 pub(crate) mod input;
 mod logs;
@@ -37,6 +38,9 @@ pub enum Command {
     /// Create, list, inspect, rotate and delete your records (needs `brine login`).
     #[command(subcommand)]
     Records(records::RecordsCommand),
+    /// Make, show, change and try bridges (needs `brine login`).
+    #[command(subcommand)]
+    Bridges(bridges::BridgesCommand),
     /// Your account's usage logs (needs `brine login`).
     #[command(subcommand)]
     Logs(logs::LogsCommand),
@@ -77,6 +81,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Logout => account::logout().await,
         Command::Whoami => account::whoami().await,
         Command::Records(command) => records::run(command).await,
+        Command::Bridges(command) => bridges::run(command).await,
         Command::Logs(command) => logs::run(command).await,
         Command::Share(args) => share::share(args).await,
         Command::Get(args) => read::get(args).await,

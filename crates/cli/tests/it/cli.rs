@@ -1224,3 +1224,74 @@ async fn run_and_env_read_the_project_file_in_the_working_directory() {
     let given = cli.run(&["env", "--env", "OTHER=Stripe live"], "").await;
     assert_eq!(given.stdout, "OTHER=\"sk_project\"\n");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bridge_is_made_from_a_file_changed_one_setting_at_a_time_and_tried() {
+    let server = TestServer::start_with(|c| c.allow_private_upstreams = true).await;
+    let up = crate::upstream::Upstream::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    let spec = cli.write(
+        "weather.toml",
+        &format!(
+            "name = \"Weather\"\n[bridge]\nurl = \"{}\"\nallowed_origins = [\"https://app.example.com\"]\n\n[bridge.headers]\nAuthorization = \"Bearer sk_bridge_file_canary\"\n",
+            up.url("/v1")
+        ),
+    );
+    let created = cli
+        .run(&["bridges", "create", "--file", spec.to_str().unwrap()], "")
+        .await;
+    created.assert_ok();
+    let uuid = created.field("uuid:");
+    assert!(!created.stdout.contains("sk_bridge_file_canary"));
+
+    // One setting changed, the rest kept.
+    cli.run(
+        &[
+            "bridges",
+            "set",
+            &uuid,
+            "allowed_methods",
+            r#"["GET","POST"]"#,
+        ],
+        "",
+    )
+    .await
+    .assert_ok();
+    let shown = cli.run(&["bridges", "show", &uuid], "").await;
+    shown.assert_ok();
+    assert!(
+        shown.stdout.contains("\"POST\"") && shown.stdout.contains("https://app.example.com"),
+        "{}",
+        shown.stdout
+    );
+    assert!(!shown.stdout.contains("sk_bridge_file_canary"));
+    // A header's new value comes from stdin, never from the command line.
+    cli.run(
+        &["bridges", "set", &uuid, "header", "Authorization"],
+        "Bearer sk_rotated_canary",
+    )
+    .await
+    .assert_ok();
+
+    let tried = cli
+        .run(
+            &[
+                "bridges",
+                "try",
+                &uuid,
+                "-X",
+                "POST",
+                "--body",
+                r#"{"q":1}"#,
+            ],
+            "",
+        )
+        .await;
+    tried.assert_ok();
+    assert!(tried.stderr.starts_with("200 in "), "{}", tried.stderr);
+    let seen = up.seen();
+    let last = seen.last().unwrap();
+    assert_eq!(last.method, "POST");
+    assert_eq!(last.headers["authorization"], "Bearer sk_rotated_canary");
+    assert!(!tried.stdout.contains("sk_rotated_canary"));
+}
