@@ -1295,3 +1295,63 @@ async fn a_bridge_is_made_from_a_file_changed_one_setting_at_a_time_and_tried() 
     assert_eq!(last.headers["authorization"], "Bearer sk_rotated_canary");
     assert!(!tried.stdout.contains("sk_rotated_canary"));
 }
+
+/// `brine ARGS` under a pseudo-terminal (util-linux `script`), as a person at a terminal runs it,
+/// with `typed` as what they type.
+async fn at_a_terminal(cli: &Cli, args: &str, typed: &str) -> Run {
+    let command = format!("{} {args}", env!("CARGO_BIN_EXE_brine"));
+    let mut child = Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env("BRINE_CONFIG_DIR", cli.config_dir())
+        .env("HOME", cli.home.path())
+        .env("BRINE_SERVER", &cli.server)
+        .current_dir(cli.home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    let _ = pipe.write_all(typed.as_bytes()).await;
+    drop(pipe);
+    let output = child.wait_with_output().await.unwrap();
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_asks_at_a_terminal_and_only_yes_deletes() {
+    let server = TestServer::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    let (uuid, key) = cli.create("Keep me", "private", "v").await;
+    let key = key.unwrap();
+
+    let declined = at_a_terminal(&cli, &format!("records delete {uuid}"), "no\n").await;
+    // The terminal shows the question; the answer was not yes.
+    assert!(
+        declined.stdout.contains("Delete \"Keep me\""),
+        "{}",
+        declined.stdout
+    );
+    assert!(
+        declined.stdout.contains("nothing deleted"),
+        "{}",
+        declined.stdout
+    );
+    assert_ne!(declined.code, Some(0));
+    assert_eq!(
+        server.read(&uuid, Some(&key)).await.status(),
+        StatusCode::OK
+    );
+
+    let confirmed = at_a_terminal(&cli, &format!("records delete {uuid}"), "yes\n").await;
+    assert_eq!(confirmed.code, Some(0), "{}", confirmed.stdout);
+    assert_eq!(
+        server.read(&uuid, Some(&key)).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
