@@ -27,11 +27,11 @@ pub enum BridgesCommand {
     ///                        url = "https://api.example.com/v1/current.json?key=KEY&q={{city}}"
     ///                        params = ["city"]
     ///                        allowed_origins = ["https://app.example.com"]
-    Create {
-        /// The JSON (.json) or TOML (.toml) file.
-        #[arg(long, value_name = "FILE")]
-        file: PathBuf,
-    },
+    ///
+    /// Or from flags: brine bridges create --name Weather --url URL --param city
+    ///                --origin https://app.example.com --header Authorization
+    /// (each --header's value is read from stdin, one line per header, or a hidden prompt).
+    Create(CreateArgs),
     /// Show a bridge's settings (its URL and headers stay hidden; `brine records reveal` shows
     /// them).
     Show {
@@ -45,6 +45,36 @@ pub enum BridgesCommand {
     Set(SetArgs),
     /// Call the bridge as a caller would (the dashboard's playground), and print the answer.
     Try(TryArgs),
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// The JSON (.json) or TOML (.toml) file.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["name", "url"], required_unless_present = "url")]
+    file: Option<PathBuf>,
+    /// The bridge's name.
+    #[arg(long, requires = "url")]
+    name: Option<String>,
+    /// The upstream URL, with optional {{param}} placeholders.
+    #[arg(long, requires = "name")]
+    url: Option<String>,
+    /// A {{param}} the caller fills. Repeat for more.
+    #[arg(long = "param", value_name = "NAME")]
+    params: Vec<String>,
+    /// A browser origin allowed to call it. Repeat for more.
+    #[arg(long = "origin", value_name = "ORIGIN")]
+    origins: Vec<String>,
+    /// A method allowed (default GET). Repeat for more.
+    #[arg(long = "method", value_name = "METHOD")]
+    methods: Vec<String>,
+    /// An upstream header to add; its value is read from stdin (a line per header, in order)
+    /// or a hidden prompt, never from the command line. Repeat for more.
+    #[arg(long = "header", value_name = "NAME")]
+    headers: Vec<String>,
+    /// `public` (default: anyone with its address calls it) or `private` (callers need its
+    /// X-API-Key).
+    #[arg(long, default_value = "public")]
+    access: String,
 }
 
 #[derive(Args)]
@@ -85,7 +115,7 @@ pub struct TryArgs {
 pub async fn run(command: BridgesCommand) -> anyhow::Result<ExitCode> {
     let signed = Signed::open()?;
     match command {
-        BridgesCommand::Create { file } => create(&signed, &file).await,
+        BridgesCommand::Create(args) => create(&signed, args).await,
         BridgesCommand::Show { uuid } => show(&signed, uuid).await,
         BridgesCommand::Set(args) => set(&signed, args).await,
         BridgesCommand::Try(args) => try_call(&signed, args).await,
@@ -116,11 +146,48 @@ fn read_spec(path: &Path) -> anyhow::Result<Value> {
     Ok(spec)
 }
 
-async fn create(signed: &Signed, file: &Path) -> anyhow::Result<()> {
-    let mut spec = read_spec(file)?;
+/// A bridge's spec from flags, header values read from stdin or prompts.
+fn spec_from_flags(args: CreateArgs) -> anyhow::Result<Value> {
+    let mut headers = serde_json::Map::new();
+    let from_pipe = !std::io::IsTerminal::is_terminal(&std::io::stdin());
+    for name in &args.headers {
+        let value = if from_pipe {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line)
+                .context("cannot read a header value from stdin")?;
+            let value = line.trim_end_matches(['\r', '\n']).to_owned();
+            if value.is_empty() {
+                bail!("no value on stdin for header {name}");
+            }
+            value
+        } else {
+            input::secret_value(&format!("Value of {name}"))?
+                .expose()
+                .to_owned()
+        };
+        headers.insert(name.clone(), json!(value));
+    }
+    let mut bridge = json!({"url": args.url, "headers": headers});
+    for (field, values) in [
+        ("params", &args.params),
+        ("allowed_origins", &args.origins),
+        ("allowed_methods", &args.methods),
+    ] {
+        if !values.is_empty() {
+            bridge[field] = json!(values);
+        }
+    }
+    Ok(json!({"name": args.name, "access": args.access, "bridge": bridge}))
+}
+
+async fn create(signed: &Signed, args: CreateArgs) -> anyhow::Result<()> {
+    let mut spec = match &args.file {
+        Some(file) => read_spec(file)?,
+        None => spec_from_flags(args)?,
+    };
     let object = spec
         .as_object_mut()
-        .ok_or_else(|| anyhow!("{} must hold an object", file.display()))?;
+        .ok_or_else(|| anyhow!("the bridge's file must hold an object"))?;
     object.insert("type".into(), json!("bridge"));
     object.entry("access").or_insert(json!("public"));
     let answer = signed

@@ -1355,3 +1355,64 @@ async fn delete_asks_at_a_terminal_and_only_yes_deletes() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bridge_is_made_from_flags_with_header_values_from_stdin() {
+    let server = TestServer::start_with(|c| c.allow_private_upstreams = true).await;
+    let up = crate::upstream::Upstream::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    let url = up.url("/v1/{{city}}");
+    let created = cli
+        .run(
+            &[
+                "bridges",
+                "create",
+                "--name",
+                "Flags",
+                "--url",
+                &url,
+                "--param",
+                "city",
+                "--origin",
+                "https://app.example.com",
+                "--header",
+                "Authorization",
+                "--header",
+                "X-Team",
+            ],
+            "Bearer sk_flags_canary\nteam-7\n",
+        )
+        .await;
+    created.assert_ok();
+    assert!(!created.stdout.contains("sk_flags_canary"));
+    let uuid = created.field("uuid:");
+    let res = server
+        .get(&format!("/r/{uuid}?city=lisbon"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let seen = up.seen();
+    let last = seen.last().unwrap();
+    assert_eq!(last.path, "/v1/lisbon");
+    assert_eq!(last.headers["authorization"], "Bearer sk_flags_canary");
+    assert_eq!(last.headers["x-team"], "team-7");
+    // A missing value is refused before anything is made.
+    let short = cli
+        .run(
+            &[
+                "bridges", "create", "--name", "Short", "--url", &url, "--header", "A", "--header",
+                "B",
+            ],
+            "only-one\n",
+        )
+        .await;
+    short.assert_failed();
+    assert!(
+        short.stderr.contains("no value on stdin for header B"),
+        "{}",
+        short.stderr
+    );
+    let list = cli.run(&["records", "list"], "").await;
+    assert!(!list.stdout.contains("Short"));
+}
