@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use accounts::{Account, AccountEvent, AccountStore, NewSession, SessionRow};
-pub use logs::{DeletedRecord, LogStore, RecordUsage, SeriesPoint, UsageRange};
+pub use logs::{DeletedRecord, LogStore, RecordName, RecordUsage, SeriesPoint, UsageRange};
 pub use model::{
     Appended, AuditEvent, KeySlot, LockoutEdges, NewAuditEvent, PageLimits, RecentFailures, Record,
     RecordChanges, Settle, SlotKind,

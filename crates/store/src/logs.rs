@@ -44,8 +44,20 @@ pub struct DeletedRecord {
     pub deleted_at: OffsetDateTime,
 }
 
+/// A record's name and kind as the logs show it, live or deleted.
+#[derive(Debug, Clone)]
+pub struct RecordName {
+    pub uuid: Uuid,
+    pub name: String,
+    pub kind: String,
+    pub deleted: bool,
+}
+
 #[async_trait]
 pub trait LogStore: Send + Sync {
+    /// The names of the owner's records and deleted records, in one query that decodes no
+    /// record (deleted ones first, so that a live record of the same uuid wins when folded).
+    async fn record_names(&self, owner: Uuid) -> Result<Vec<RecordName>>;
     /// Per record of `owner` with any roll-up in the range, its sums.
     async fn usage_summary(&self, owner: Uuid, range: UsageRange) -> Result<Vec<RecordUsage>>;
     /// Requests and errors per record and bucket of width `bucket` (a multiple of the range's
@@ -86,7 +98,9 @@ macro_rules! impl_log_store {
             use uuid::Uuid;
 
             use super::*;
-            use crate::logs::{DeletedRecord, LogStore, RecordUsage, SeriesPoint, UsageRange};
+            use crate::logs::{
+                DeletedRecord, LogStore, RecordName, RecordUsage, SeriesPoint, UsageRange,
+            };
             use crate::time_ms::{from_ms, to_ms};
             use crate::usage::{Counts, LATENCY_BUCKETS};
             use crate::{AuditEvent, EventFilter, Result};
@@ -132,6 +146,28 @@ macro_rules! impl_log_store {
 
             #[async_trait]
             impl LogStore for $store {
+                async fn record_names(&self, owner: Uuid) -> Result<Vec<RecordName>> {
+                    let rows = sqlx::query(
+                        "SELECT uuid, name, kind, CAST(1 AS BIGINT) AS deleted \
+                         FROM deleted_records WHERE owner_id = $1 \
+                         UNION ALL SELECT uuid, name, kind, CAST(0 AS BIGINT) \
+                         FROM records WHERE owner_id = $1 ORDER BY 4 DESC",
+                    )
+                    .bind(owner)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter()
+                        .map(|row| {
+                            Ok(RecordName {
+                                uuid: row.try_get::<Uuid, _>("uuid")?,
+                                name: row.try_get("name")?,
+                                kind: row.try_get("kind")?,
+                                deleted: row.try_get::<i64, _>("deleted")? == 1,
+                            })
+                        })
+                        .collect()
+                }
+
                 async fn usage_summary(
                     &self,
                     owner: Uuid,

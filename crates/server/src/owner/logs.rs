@@ -109,28 +109,20 @@ fn error_counts(c: &Counts) -> ErrorCounts {
 impl Owners {
     /// The owner's records and deleted records, by uuid.
     pub async fn record_labels(&self, owner: Uuid) -> OwnerResult<HashMap<Uuid, RecordLabel>> {
-        let mut labels = HashMap::new();
-        for gone in self.store.deleted_records(owner).await? {
-            labels.insert(
-                gone.uuid,
-                RecordLabel {
-                    name: gone.name,
-                    kind: gone.kind,
-                    deleted: true,
-                },
-            );
-        }
-        for record in self.store.records_of(owner).await? {
-            labels.insert(
-                record.uuid,
-                RecordLabel {
-                    name: record.name,
-                    kind: record.kind.as_str().to_owned(),
-                    deleted: false,
-                },
-            );
-        }
-        Ok(labels)
+        Ok(self
+            .store
+            .record_names(owner)
+            .await?
+            .into_iter()
+            .map(|r| {
+                let label = RecordLabel {
+                    name: r.name,
+                    kind: r.kind,
+                    deleted: r.deleted,
+                };
+                (r.uuid, label)
+            })
+            .collect())
     }
 
     /// Whether the owner may read this record's history: it is theirs, or was.
