@@ -20,6 +20,7 @@ async fn check_page(web: &Web, name: &str) {
     web.screenshot(&format!("{name}-desktop")).await;
     web.dark(true).await;
     web.assert_accessible(&format!("{name} (dark)")).await;
+    web.screenshot(&format!("{name}-dark")).await;
     web.dark(false).await;
     web.phone(true).await;
     assert!(web.fits_width().await, "{name}: wider than a phone");
