@@ -92,6 +92,7 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
             "database_url",
             "master_key",
             "token_ttl_secs",
+            "cli_session_days",
             "signup",
             "kdf_concurrency",
             "max_body_bytes",

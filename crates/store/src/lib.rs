@@ -14,6 +14,7 @@ mod sqlite_writer;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod time_ms;
+mod tokens;
 pub mod transfer;
 pub mod usage;
 mod webhooks;
@@ -24,7 +25,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use accounts::{Account, AccountEvent, AccountStore, NewSession, SessionRow};
+pub use accounts::{Account, AccountEvent, AccountStore, NewSession, Refresh, SessionRow};
 pub use logs::{DeletedRecord, LogStore, RecordName, RecordUsage, SeriesPoint, UsageRange};
 pub use model::{
     Appended, AuditEvent, KeySlot, LockoutEdges, NewAuditEvent, PageLimits, RecentFailures, Record,
@@ -32,6 +33,7 @@ pub use model::{
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use tokens::{NewServiceToken, ServiceTokenRow, TokenCheck, TokenStore};
 pub use webhooks::{
     ClaimedDelivery, DeliveryEnd, DeliveryRow, NewDelivery, Webhook, WebhookStore, WebhookWatch,
 };
@@ -177,11 +179,25 @@ pub trait Lifecycle: Send + Sync {
 
 /// Everything the server needs from storage.
 pub trait Store:
-    MetaStore + AccountStore + RecordStore + AuditStore + LogStore + WebhookStore + Lifecycle
+    MetaStore
+    + AccountStore
+    + RecordStore
+    + AuditStore
+    + LogStore
+    + WebhookStore
+    + TokenStore
+    + Lifecycle
 {
 }
 impl<T> Store for T where
-    T: MetaStore + AccountStore + RecordStore + AuditStore + LogStore + WebhookStore + Lifecycle
+    T: MetaStore
+        + AccountStore
+        + RecordStore
+        + AuditStore
+        + LogStore
+        + WebhookStore
+        + TokenStore
+        + Lifecycle
 {
 }
 

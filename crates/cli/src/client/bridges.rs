@@ -113,7 +113,7 @@ pub struct TryArgs {
 }
 
 pub async fn run(command: BridgesCommand) -> anyhow::Result<ExitCode> {
-    let signed = Signed::open()?;
+    let signed = Signed::open().await?;
     match command {
         BridgesCommand::Create(args) => create(&signed, args).await,
         BridgesCommand::Show { uuid } => show(&signed, uuid).await,

@@ -257,7 +257,7 @@ fn quota_text(record: &RecordView) -> String {
     }
 }
 
-fn time_text(at: OffsetDateTime) -> String {
+pub(super) fn time_text(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_default()
 }
 
@@ -274,8 +274,8 @@ pub(super) struct Signed {
 }
 
 impl Signed {
-    pub(super) fn open() -> anyhow::Result<Self> {
-        let session = session::load()?;
+    pub(super) async fn open() -> anyhow::Result<Self> {
+        let session = session::load().await?;
         Ok(Self {
             api: Api::new(&session.server)?,
             session,
@@ -302,7 +302,7 @@ impl Signed {
     }
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(value: Value) -> anyhow::Result<T> {
+pub(super) fn decode<T: for<'de> Deserialize<'de>>(value: Value) -> anyhow::Result<T> {
     serde_json::from_value(value)
         .map_err(|_| anyhow!("the server's answer has an unexpected shape"))
 }
@@ -328,7 +328,7 @@ pub(super) fn print_json(value: &Value) -> anyhow::Result<()> {
 }
 
 pub async fn run(command: RecordsCommand) -> anyhow::Result<ExitCode> {
-    let signed = Signed::open()?;
+    let signed = Signed::open().await?;
     match command {
         RecordsCommand::Create(args) => create(&signed, args).await?,
         RecordsCommand::List { json } => list(&signed, json).await?,
@@ -591,13 +591,13 @@ fn print_access(record: &RecordView) {
 
 /// A new file for an X-API-Key: created (mode 0600, never over an existing file) before the
 /// key is asked for, written once it comes, removed if none does.
-struct KeyFile {
+pub(super) struct KeyFile {
     path: PathBuf,
     file: std::fs::File,
 }
 
 impl KeyFile {
-    fn create(path: &std::path::Path) -> anyhow::Result<Self> {
+    pub(super) fn create(path: &std::path::Path) -> anyhow::Result<Self> {
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -618,7 +618,7 @@ impl KeyFile {
         })
     }
 
-    fn write(&self, key: &str) -> anyhow::Result<()> {
+    pub(super) fn write(&self, key: &str) -> anyhow::Result<()> {
         use std::io::Write;
         let mut file = &self.file;
         writeln!(file, "{key}")
@@ -627,7 +627,7 @@ impl KeyFile {
     }
 
     /// Removes the (still empty) file when no key came.
-    fn discard(&self) {
+    pub(super) fn discard(&self) {
         let _ = std::fs::remove_file(&self.path);
     }
 }

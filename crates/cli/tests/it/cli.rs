@@ -105,6 +105,7 @@ impl Cli {
             .current_dir(self.home.path())
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("BRINE_API_KEY")
+            .env_remove("BRINE_SERVICE_TOKEN")
             .env_remove("BRINE_EMAIL")
             .envs(env.iter().copied())
             .stdin(Stdio::piped())
@@ -1415,4 +1416,112 @@ async fn a_bridge_is_made_from_flags_with_header_values_from_stdin() {
     );
     let list = cli.run(&["records", "list"], "").await;
     assert!(!list.stdout.contains("Short"));
+}
+
+each_backend! {
+    async fn ci_reads_with_a_service_token_and_never_hands_it_on() {
+        let server = TestServer::start().await;
+        let owner = Cli::signed_up(&server, "ana@example.com").await;
+        owner.create("stripe-test", "private", "sk_test_ci").await;
+        owner.create("db-url", "owner_only", "postgres://ci").await;
+        let (other, _) = owner.create("other", "owner_only", "not for ci").await;
+        let token_file = owner.path("ci.token");
+        let create = [
+            "tokens", "create", "deploy", "--records", "stripe-test,db-url", "--expires", "90d",
+            "--token-file", token_file.to_str().unwrap(),
+        ];
+        let made = owner.run(&create, "").await;
+        made.assert_ok();
+        assert!(made.stdout.contains("stripe-test") && made.stdout.contains("db-url"));
+        assert_eq!(mode(&token_file), 0o600);
+        let token = std::fs::read_to_string(&token_file).unwrap().trim().to_owned();
+        assert!(token.starts_with("brst_") && !made.stdout.contains(&token));
+        let again = owner.run(&create, "").await;
+        again.assert_failed();
+        assert!(again.stderr.contains("exists"), "{}", again.stderr);
+        assert_eq!(std::fs::read_to_string(&token_file).unwrap().trim(), token);
+
+        // A CI machine: no session, only the token.
+        let ci = Cli::new(&server);
+        let env = [("BRINE_SERVICE_TOKEN", token.as_str())];
+        let got = ci.run_with(&["get", "stripe-test"], "", &env).await;
+        got.assert_ok();
+        assert_eq!(got.stdout, "sk_test_ci");
+        let by_file = ci
+            .run(&["get", "db-url", "--token-file", token_file.to_str().unwrap()], "")
+            .await;
+        by_file.assert_ok();
+        assert_eq!(by_file.stdout, "postgres://ci");
+        let outside = ci.run_with(&["get", "other"], "", &env).await;
+        outside.assert_failed();
+        assert!(outside.stderr.contains("reads no record named"), "{}", outside.stderr);
+        let by_uuid = ci.run_with(&["get", &other], "", &env).await;
+        by_uuid.assert_failed();
+        assert!(by_uuid.stderr.contains("does not cover"), "{}", by_uuid.stderr);
+
+        let script = r#"printf "%s|%s|%s" "$STRIPE" "$DB" "${BRINE_SERVICE_TOKEN-unset}""#;
+        let run = ci
+            .run_with(
+                &["run", "--env", "STRIPE=stripe-test", "--env", "DB=db-url", "--", "sh", "-c", script],
+                "",
+                &env,
+            )
+            .await;
+        run.assert_ok();
+        assert_eq!(run.stdout, "sk_test_ci|postgres://ci|unset");
+        let whole = ci
+            .run_with(&["run", "--env", "S=stripe-test", "--", "env"], "", &env)
+            .await;
+        whole.assert_ok();
+        assert!(!whole.stdout.contains(&token), "the command never sees the token");
+        // A missing record stops the command before it starts.
+        let marker = ci.path("started");
+        let touch = format!("touch {}", marker.display());
+        let failed = ci
+            .run_with(
+                &["run", "--env", "S=stripe-test", "--env", "O=other", "--", "sh", "-c", &touch],
+                "",
+                &env,
+            )
+            .await;
+        failed.assert_failed();
+        assert!(!marker.exists());
+
+        let list = owner.run(&["tokens", "list"], "").await;
+        list.assert_ok();
+        assert!(list.stdout.contains("LAST USED") && list.stdout.contains("deploy"));
+        assert!(!list.stdout.contains(&token));
+        owner.run(&["tokens", "revoke", "deploy"], "").await.assert_ok();
+        let revoked = ci.run_with(&["get", "stripe-test"], "", &env).await;
+        revoked.assert_failed();
+        assert!(revoked.stderr.contains("service token"), "{}", revoked.stderr);
+        owner.run(&["tokens", "revoke", "deploy"], "").await.assert_failed();
+    }
+
+    async fn the_cli_session_renews_itself_and_a_copied_refresh_token_ends_it() {
+        // Tokens that live a minute: the CLI renews two minutes ahead, so before every command.
+        let server = TestServer::start_with(|s| s.token_ttl_secs = 60).await;
+        let cli = Cli::signed_up(&server, "ana@example.com").await;
+        let first = cli.session();
+        let copied = first["refresh_token"].as_str().unwrap().to_owned();
+        assert!(copied.starts_with("brrt_"));
+        cli.run(&["whoami"], "").await.assert_ok();
+        let second = cli.session();
+        assert_ne!(second["refresh_token"], first["refresh_token"]);
+        cli.run(&["records", "list"], "").await.assert_ok();
+        assert_eq!(mode(&cli.session_file()), 0o600);
+
+        // Someone replays the refresh token they copied: the session ends for both.
+        let replayed = server
+            .post("/api/v1/auth/refresh")
+            .json(&json!({"refresh_token": copied}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(replayed.status(), StatusCode::UNAUTHORIZED);
+        let after = cli.run(&["records", "list"], "").await;
+        after.assert_failed();
+        assert!(after.stderr.contains("session has ended"), "{}", after.stderr);
+        assert!(!cli.session_file().exists());
+    }
 }
