@@ -865,7 +865,7 @@ each_backend! {
 
         let events = cli.run(&["records", "events", &bridge], "").await;
         events.assert_ok();
-        assert!(events.stdout.contains("CALL"), "{}", events.stdout);
+        assert!(events.stdout.contains("DETAIL"), "{}", events.stdout);
         assert!(
             events.stdout.contains("GET / → 200 in "),
             "{}",
@@ -1497,6 +1497,11 @@ each_backend! {
         failed.assert_failed();
         assert!(!marker.exists());
 
+        // The owner names records by name too, and sees the token's reads.
+        let events = owner.run(&["records", "events", "stripe-test"], "").await;
+        events.assert_ok();
+        assert!(events.stdout.contains("service token \"deploy\""), "{}", events.stdout);
+        owner.run(&["records", "show", "db-url"], "").await.assert_ok();
         let list = owner.run(&["tokens", "list"], "").await;
         list.assert_ok();
         assert!(list.stdout.contains("LAST USED") && list.stdout.contains("deploy"));
