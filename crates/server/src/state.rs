@@ -12,6 +12,7 @@ use crate::client_ip::TrustedProxies;
 use crate::client_origin::Origins;
 use crate::dashboard::Site;
 use crate::forms::FormGuard;
+use crate::handoffs::Handoffs;
 use crate::owner::Owners;
 use crate::page_loads::PageLoads;
 use crate::proxy::Proxy;
@@ -49,6 +50,7 @@ pub struct StateParts {
     pub page_loads: PageLoads,
     pub batch: BatchSettings,
     pub webhooks: Webhooks,
+    pub handoffs: Handoffs,
     /// For the loop guard's audit of refused calls (see `loop_guard`).
     pub store: Arc<dyn Store>,
 }
@@ -75,4 +77,5 @@ handles! {
     page_loads: PageLoads,
     batch: BatchSettings,
     webhooks: Webhooks,
+    handoffs: Handoffs,
 }

@@ -13,6 +13,7 @@ mod account;
 mod bridge_form;
 mod chart;
 mod fields;
+mod handoffs;
 mod logs;
 mod record;
 mod records;
@@ -53,6 +54,11 @@ pub fn router() -> Router<AppState> {
         .route("/records/{uuid}/delete", post(record::delete))
         .route("/records/{uuid}/try", post(record::try_call))
         .route("/records/{uuid}/select", post(record::preview_select))
+        .route("/handoffs", get(handoffs::list))
+        .route("/handoffs/new", get(handoffs::new).post(handoffs::create))
+        .route("/handoffs/{id}", get(handoffs::show))
+        .route("/handoffs/{id}/end", post(handoffs::end))
+        .route("/handoffs/{id}/done", post(handoffs::done))
         .route("/logs", get(logs::show))
         .route("/logs/export", get(logs::export))
         .route("/account", get(account::show))
@@ -84,6 +90,7 @@ pub struct Chrome {
 pub enum Nav {
     Secrets,
     New,
+    Handoffs,
     Logs,
     Account,
     None,
@@ -116,6 +123,7 @@ impl Chrome {
             (self.nav, name),
             (Nav::Secrets, "secrets")
                 | (Nav::New, "new")
+                | (Nav::Handoffs, "handoffs")
                 | (Nav::Logs, "logs")
                 | (Nav::Account, "account")
         )
