@@ -257,7 +257,7 @@ fn quota_text(record: &RecordView) -> String {
     }
 }
 
-fn time_text(at: OffsetDateTime) -> String {
+pub(super) fn time_text(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_default()
 }
 
@@ -302,7 +302,7 @@ impl Signed {
     }
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(value: Value) -> anyhow::Result<T> {
+pub(super) fn decode<T: for<'de> Deserialize<'de>>(value: Value) -> anyhow::Result<T> {
     serde_json::from_value(value)
         .map_err(|_| anyhow!("the server's answer has an unexpected shape"))
 }

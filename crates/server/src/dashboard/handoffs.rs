@@ -43,7 +43,11 @@ pub struct TodoItem {
 pub async fn todos(handoffs: &Handoffs, owner: Uuid) -> PageResult<Vec<TodoItem>> {
     let all = handoffs.list(owner).await.map_err(owner_fault)?;
     let now = now_ms();
-    Ok(all.iter().filter(|h| todo_open(h)).map(|h| todo(h, now)).collect())
+    Ok(all
+        .iter()
+        .filter(|h| todo_open(h))
+        .map(|h| todo(h, now))
+        .collect())
 }
 
 fn todo(h: &HandoffView, now: OffsetDateTime) -> TodoItem {
@@ -87,7 +91,11 @@ pub async fn list(
 ) -> PageResult<Response> {
     let all = handoffs.list(owner.account).await.map_err(owner_fault)?;
     let now = now_ms();
-    let todos = all.iter().filter(|h| todo_open(h)).map(|h| todo(h, now)).collect();
+    let todos = all
+        .iter()
+        .filter(|h| todo_open(h))
+        .map(|h| todo(h, now))
+        .collect();
     let lines = all
         .iter()
         .map(|h| Line {
@@ -234,7 +242,11 @@ fn handoff_page(
         page: h.page_record.as_ref().map(|r| record_line(r, site, now)),
         code: h.code_record.as_ref().map(|r| record_line(r, site, now)),
         todo_open: todo_open(&h),
-        todo_done: h.todo.as_ref().and_then(|t| t.done_at).map(|t| when(t, now)),
+        todo_done: h
+            .todo
+            .as_ref()
+            .and_then(|t| t.done_at)
+            .map(|t| when(t, now)),
         h,
         fresh,
         notice,
@@ -312,7 +324,13 @@ fn fresh(created: &Created, site: &Site) -> Fresh {
     let (code_name, read_url, uuid) = view
         .code_record
         .as_ref()
-        .map(|r| (r.name.clone(), format!("{}{}", site.base_url, r.path), r.uuid.to_string()))
+        .map(|r| {
+            (
+                r.name.clone(),
+                format!("{}{}", site.base_url, r.path),
+                r.uuid.to_string(),
+            )
+        })
         .unwrap_or_default();
     let key = created.api_key.expose().to_owned();
     let key_file = format!(

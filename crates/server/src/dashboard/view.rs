@@ -91,7 +91,9 @@ pub fn event_line(event: &EventView, now: OffsetDateTime) -> EventLine {
         .and_then(|s| s.as_str());
     let what = match (event.outcome.as_str(), refused_by, handoff_end) {
         ("gone", Some("disabled"), _) => "Refused: the secret is disabled".to_owned(),
-        ("disabled", _, Some("schedule")) => "Disabled: its handoff reached its end date".to_owned(),
+        ("disabled", _, Some("schedule")) => {
+            "Disabled: its handoff reached its end date".to_owned()
+        }
         ("disabled", _, Some(_)) => "You ended its handoff: disabled".to_owned(),
         _ => describe(&event.channel, &event.outcome),
     };

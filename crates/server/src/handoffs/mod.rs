@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use brine_core::{Access, RecordName, ValidationError};
 use brine_proto::{
-    CreateHandoff, CreateRecord, HandoffRecord, HandoffState, HandoffTodo, HandoffView,
-    RecordView, SecurePageBody, Timestamp,
+    CreateHandoff, CreateRecord, HandoffRecord, HandoffState, HandoffTodo, HandoffView, RecordView,
+    SecurePageBody, Timestamp,
 };
 use brine_store::{Handoff, Store};
 use time::{Duration, OffsetDateTime};
@@ -171,7 +171,10 @@ impl Handoffs {
     pub async fn show(&self, owner: Uuid, id: Uuid) -> OwnerResult<HandoffView> {
         let handoff = self.owned(owner, id).await?;
         let mut records = HashMap::new();
-        for uuid in [handoff.page_record, handoff.code_record].into_iter().flatten() {
+        for uuid in [handoff.page_record, handoff.code_record]
+            .into_iter()
+            .flatten()
+        {
             match self.0.owners.show(owner, uuid).await {
                 Ok(record) => {
                     records.insert(uuid, record);
@@ -194,12 +197,18 @@ impl Handoffs {
 
     /// "End now": both records are disabled at once, then the handoff is marked ended and its
     /// to-do raised. Ending an ended handoff changes nothing.
-    pub async fn end(&self, owner: Uuid, id: Uuid, client: &ClientInfo) -> OwnerResult<HandoffView> {
+    pub async fn end(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        client: &ClientInfo,
+    ) -> OwnerResult<HandoffView> {
         let handoff = self.owned(owner, id).await?;
         if handoff.ended_at.is_none() {
             // Disabled first: if this request fails half-way, the handoff still shows as running
             // and ending it again finishes the job.
-            self.disable_records(&handoff, EndedBy::Owner, client).await?;
+            self.disable_records(&handoff, EndedBy::Owner, client)
+                .await?;
             if self
                 .0
                 .store
@@ -266,8 +275,12 @@ impl Handoffs {
         by: EndedBy,
         client: &ClientInfo,
     ) -> OwnerResult<()> {
-        let detail = serde_json::json!({"handoff": handoff.id, "ended_by": by.as_str()}).to_string();
-        for uuid in [handoff.page_record, handoff.code_record].into_iter().flatten() {
+        let detail =
+            serde_json::json!({"handoff": handoff.id, "ended_by": by.as_str()}).to_string();
+        for uuid in [handoff.page_record, handoff.code_record]
+            .into_iter()
+            .flatten()
+        {
             match self
                 .0
                 .owners
