@@ -51,6 +51,11 @@ async fn openapi_lists_every_route_with_its_errors() {
         ("/api/v1/logs/series", "get"),
         ("/api/v1/logs/events", "get"),
         ("/api/v1/logs/export", "get"),
+        ("/api/v1/handoffs", "post"),
+        ("/api/v1/handoffs", "get"),
+        ("/api/v1/handoffs/{id}", "get"),
+        ("/api/v1/handoffs/{id}/end", "post"),
+        ("/api/v1/handoffs/{id}/done", "post"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
@@ -89,6 +94,9 @@ async fn openapi_lists_every_route_with_its_errors() {
         webhook["url"].is_object() && webhook["events"].is_object(),
         "{webhook}"
     );
+    let handoff = &doc["components"]["schemas"]["CreateHandoff"]["properties"];
+    assert_eq!(handoff["ends_at"]["format"], "date-time", "{handoff}");
+    assert!(doc["components"]["schemas"]["HandoffView"]["properties"]["todo"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
 }

@@ -41,13 +41,9 @@ pub struct TodoItem {
 
 /// The to-dos among the owner's handoffs (for the Secrets page and the Handoffs page).
 pub async fn todos(handoffs: &Handoffs, owner: Uuid) -> PageResult<Vec<TodoItem>> {
-    let all = handoffs.list(owner).await.map_err(owner_fault)?;
+    let open = handoffs.open_todos(owner).await.map_err(owner_fault)?;
     let now = now_ms();
-    Ok(all
-        .iter()
-        .filter(|h| todo_open(h))
-        .map(|h| todo(h, now))
-        .collect())
+    Ok(open.iter().map(|h| todo(h, now)).collect())
 }
 
 fn todo(h: &HandoffView, now: OffsetDateTime) -> TodoItem {

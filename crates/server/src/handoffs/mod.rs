@@ -153,6 +153,18 @@ impl Handoffs {
     /// The owner's handoffs, newest first.
     pub async fn list(&self, owner: Uuid) -> OwnerResult<Vec<HandoffView>> {
         let handoffs = self.0.store.handoffs_of(owner).await?;
+        self.views(owner, handoffs).await
+    }
+
+    /// The owner's ended handoffs whose to-do is still open, newest first. Cheap when there are
+    /// none (the Secrets page asks on every load).
+    pub async fn open_todos(&self, owner: Uuid) -> OwnerResult<Vec<HandoffView>> {
+        let mut handoffs = self.0.store.handoffs_of(owner).await?;
+        handoffs.retain(|h| h.ended_at.is_some() && h.todo_done_at.is_none());
+        self.views(owner, handoffs).await
+    }
+
+    async fn views(&self, owner: Uuid, handoffs: Vec<Handoff>) -> OwnerResult<Vec<HandoffView>> {
         if handoffs.is_empty() {
             return Ok(Vec::new());
         }
