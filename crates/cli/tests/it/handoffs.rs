@@ -375,6 +375,10 @@ mod wizard {
         assert!(ended.contains("Ended early, by you"), "{ended}");
         assert_eq!(s.read(&code_uuid, Some(&key)).await.status(), StatusCode::NOT_FOUND);
         check_page(&web, "handoff-ended").await;
+        // Each record's timeline says why it was disabled.
+        web.goto(&format!("/records/{code_uuid}")).await;
+        let timeline = web.main_text().await;
+        assert!(timeline.contains("You ended its handoff: disabled"), "{timeline}");
 
         // The Secrets page shows the to-do with both secrets' last use, until it is ticked.
         web.goto("/").await;
