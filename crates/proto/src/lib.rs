@@ -5,6 +5,7 @@
 //! it means "leave as it is" (`null` is meaningful in a PATCH).
 
 mod auth;
+mod handoffs;
 mod logs;
 mod read;
 mod records;
@@ -16,6 +17,10 @@ pub use auth::{
     AccountEventList, AccountEventView, AccountView, ChangePassword, Credentials,
     PasswordConfirmation, RecoveryCodes, RefreshBody, SessionList, SessionView, TokenBody,
     TwoFactorCode, TwoFactorSetup,
+};
+pub use handoffs::{
+    CreateHandoff, HandoffCreated, HandoffList, HandoffRecord, HandoffState, HandoffTodo,
+    HandoffView,
 };
 pub use logs::{
     ErrorCounts, LogEventList, LogQuery, RecordSeries, RecordUsageView, SeriesPoint, SeriesQuery,

@@ -19,7 +19,9 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::BodyReadTimeout;
-use crate::routes::{account, auth, batch, health, logs, pages, public, records, tokens, webhooks};
+use crate::routes::{
+    account, auth, batch, handoffs, health, logs, pages, public, records, tokens, webhooks,
+};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -36,6 +38,7 @@ use crate::state::AppState;
         (name = "auth", description = "Sign up, sign in (with the second factor), sign out"),
         (name = "account", description = "The signed-in account: sessions, history, password, two-factor sign-in, deletion"),
         (name = "records", description = "The owner's management API"),
+        (name = "handoffs", description = "A value handed to someone until an end date: a secure page and a key, ended together"),
         (name = "logs", description = "Usage across the account: sums, series, the event log, export"),
         (name = "secure page", description = "Password-protected pages for people (HTML)"),
         (name = "health", description = "Probes"),
@@ -97,6 +100,10 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::create, tokens::list))
         .routes(routes!(tokens::revoke))
         .routes(routes!(tokens::describe))
+        .routes(routes!(handoffs::create, handoffs::list))
+        .routes(routes!(handoffs::show))
+        .routes(routes!(handoffs::end))
+        .routes(routes!(handoffs::done))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(pages::show, pages::unlock))

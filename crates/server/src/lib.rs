@@ -18,6 +18,7 @@ mod error;
 mod extract;
 mod fault;
 mod forms;
+mod handoffs;
 mod http;
 mod kdf;
 mod lockout;
@@ -117,6 +118,24 @@ pub struct Server {
     store: Arc<dyn brine_store::Store>,
     head_limits: http::HeadLimits,
     webhooks: webhooks::Webhooks,
+    handoffs: handoffs::Handoffs,
+    /// The handoffs' end task on this node.
+    handoff_task: tokio::task::JoinHandle<()>,
+}
+
+/// Ends the handoffs past their end date at once, as each node's end task does every 30
+/// seconds: for tests and tools that should not wait for the next round.
+#[derive(Clone)]
+pub struct HandoffEnder(handoffs::Handoffs);
+
+impl HandoffEnder {
+    /// Ends what is due now; returns how many handoffs this call ended.
+    pub async fn end_due(&self) -> Result<usize, String> {
+        self.0
+            .end_due(clock::now_ms())
+            .await
+            .map_err(|e| format!("{e:?}"))
+    }
 }
 
 impl Server {
@@ -320,8 +339,10 @@ impl Server {
             secure: public_url.as_ref().is_some_and(|u| u.scheme() == "https"),
             signup_open: settings.signup,
         });
+        let owners = Owners::new(gate.clone(), proxy.clone());
+        let handoffs = handoffs::Handoffs::new(store.clone(), owners.clone());
         let state = AppState::new(state::StateParts {
-            owners: Owners::new(gate.clone(), proxy.clone()),
+            owners,
             accounts: Accounts::new(accounts::AccountsConfig {
                 store: store.clone(),
                 tokens: Arc::new(tokens),
@@ -346,12 +367,14 @@ impl Server {
             batch: settings.batch,
             store: store.clone(),
             webhooks: webhooks.clone(),
+            handoffs: handoffs.clone(),
         });
         // Last: nothing below can fail, so no task is left running by a failed start.
         webhooks
             .start()
             .await
             .map_err(|e| StartupError::Setting(format!("cannot start webhooks: {e}")))?;
+        let handoff_task = handoffs.start();
         Ok(Self {
             listener,
             metrics: metrics_page,
@@ -362,6 +385,8 @@ impl Server {
             ),
             store,
             webhooks,
+            handoffs,
+            handoff_task,
             head_limits: http::HeadLimits {
                 read_timeout: std::time::Duration::from_millis(settings.header_read_timeout_ms),
                 max_headers: settings.max_headers,
@@ -372,6 +397,11 @@ impl Server {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Ends due handoffs on demand (see [`HandoffEnder`]).
+    pub fn handoff_ender(&self) -> HandoffEnder {
+        HandoffEnder(self.handoffs.clone())
     }
 
     /// Where the metrics are served, when they are.
@@ -394,6 +424,7 @@ impl Server {
         if let Some(metrics) = metrics {
             metrics.abort();
         }
+        self.handoff_task.abort();
         self.webhooks.stop().await;
         self.store.close().await;
         served

@@ -12,6 +12,7 @@ use crate::client_ip::TrustedProxies;
 use crate::client_origin::Origins;
 use crate::dashboard::Site;
 use crate::forms::FormGuard;
+use crate::handoffs::Handoffs;
 use crate::owner::Owners;
 use crate::page_loads::PageLoads;
 use crate::proxy::Proxy;
@@ -51,6 +52,7 @@ pub struct StateParts {
     pub batch: BatchSettings,
     pub webhooks: Webhooks,
     pub tokens: ServiceTokens,
+    pub handoffs: Handoffs,
     /// For the loop guard's audit of refused calls (see `loop_guard`).
     pub store: Arc<dyn Store>,
 }
@@ -78,4 +80,5 @@ handles! {
     batch: BatchSettings,
     webhooks: Webhooks,
     tokens: ServiceTokens,
+    handoffs: Handoffs,
 }

@@ -5,6 +5,7 @@
 //! an X-API-Key or a password.
 
 mod accounts;
+mod handoffs;
 mod logs;
 mod model;
 mod postgres;
@@ -26,6 +27,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use accounts::{Account, AccountEvent, AccountStore, NewSession, Refresh, SessionRow};
+pub use handoffs::{Handoff, HandoffStore};
 pub use logs::{DeletedRecord, LogStore, RecordName, RecordUsage, SeriesPoint, UsageRange};
 pub use model::{
     Appended, AuditEvent, KeySlot, LockoutEdges, NewAuditEvent, PageLimits, RecentFailures, Record,
@@ -186,6 +188,7 @@ pub trait Store:
     + LogStore
     + WebhookStore
     + TokenStore
+    + HandoffStore
     + Lifecycle
 {
 }
@@ -197,6 +200,7 @@ impl<T> Store for T where
         + LogStore
         + WebhookStore
         + TokenStore
+        + HandoffStore
         + Lifecycle
 {
 }

@@ -291,5 +291,6 @@ impl PgStore {
 impl_sql_store!(PgStore, Postgres, PgRow);
 crate::accounts::impl_account_store!(PgStore, PgRow);
 crate::webhooks::impl_webhook_store!(PgStore, PgRow);
+crate::handoffs::impl_handoff_store!(PgStore, PgRow);
 crate::logs::impl_log_store!(PgStore, PgRow);
 crate::tokens::impl_token_store!(PgStore, PgRow);

@@ -117,5 +117,6 @@ fn owner_only(_: &std::path::Path) -> std::io::Result<()> {
 impl_sql_store!(SqliteStore, Sqlite, SqliteRow);
 crate::accounts::impl_account_store!(SqliteStore, SqliteRow);
 crate::webhooks::impl_webhook_store!(SqliteStore, SqliteRow);
+crate::handoffs::impl_handoff_store!(SqliteStore, SqliteRow);
 crate::logs::impl_log_store!(SqliteStore, SqliteRow);
 crate::tokens::impl_token_store!(SqliteStore, SqliteRow);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use brine_core::{Access, BridgePolicy, Policy, Quota, QuotaPeriod, RecordKind, RecordLimits};
 use brine_store::{
-    Account, Appended, EventFilter, KeySlot, LockoutEdges, NewAuditEvent, NewServiceToken,
+    Account, Appended, EventFilter, Handoff, KeySlot, LockoutEdges, NewAuditEvent, NewServiceToken,
     NewSession, PageLimits, RecentFailures, Record, RecordChanges, Refresh, Settle, SlotKind,
     Store, StoreError,
 };
@@ -1104,6 +1104,7 @@ async fn conformance(store: Arc<dyn Store>) {
     record_state_and_last_use(store.as_ref()).await;
     retention_deletes_only_what_is_old_enough(store.as_ref()).await;
     usage_rollups_and_history(store.as_ref()).await;
+    handoffs_end_once_and_belong_to_their_owner(store.clone()).await;
     refresh_tokens_rotate_once(store.as_ref()).await;
     service_tokens(store.as_ref()).await;
 }
@@ -1280,6 +1281,86 @@ async fn service_tokens(store: &dyn Store) {
     assert!(store.delete_service_token_of(ana.id, id).await.unwrap());
     assert_eq!(store.check_service_token(id, a.uuid).await.unwrap(), None);
     assert!(!store.delete_service_token_of(ana.id, id).await.unwrap());
+}
+
+/// A handoff ends once however many callers race to end it, is seen only by its owner, keeps
+/// going when one of its records is deleted, and goes with its account.
+async fn handoffs_end_once_and_belong_to_their_owner(store: Arc<dyn Store>) {
+    let ana = account(store.as_ref(), "ana-handoff@example.com").await;
+    let bob = account(store.as_ref(), "bob-handoff@example.com").await;
+    let (page, code) = (record(ana.id), record(ana.id));
+    store.insert_record(&page).await.unwrap();
+    store.insert_record(&code).await.unwrap();
+    let t = now();
+    let handoff = Handoff {
+        id: Uuid::new_v4(),
+        owner_id: ana.id,
+        name: "Ana (contractor)".into(),
+        page_record: Some(page.uuid),
+        code_record: Some(code.uuid),
+        created_at: t,
+        ends_at: t + Duration::days(1),
+        ended_at: None,
+        ended_by: None,
+        todo_done_at: None,
+    };
+    store.insert_handoff(&handoff).await.unwrap();
+    assert_eq!(
+        store.handoff(ana.id, handoff.id).await.unwrap(),
+        Some(handoff.clone())
+    );
+    assert_eq!(store.handoff(bob.id, handoff.id).await.unwrap(), None);
+    assert!(store.handoffs_of(bob.id).await.unwrap().is_empty());
+    assert_eq!(
+        store.handoffs_of(ana.id).await.unwrap(),
+        vec![handoff.clone()]
+    );
+
+    // Not due before its end; due after; no to-do to tick before it ends.
+    assert!(store.due_handoffs(t, 10).await.unwrap().is_empty());
+    let later = t + Duration::days(2);
+    assert_eq!(
+        store.due_handoffs(later, 10).await.unwrap(),
+        vec![handoff.clone()]
+    );
+    assert!(!store.tick_handoff(ana.id, handoff.id, later).await.unwrap());
+
+    // Eight callers at once (nodes, the owner's "End now"): exactly one ends it.
+    let racers = (0..8).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.end_handoff(handoff.id, later, "schedule").await })
+    });
+    let mut won = 0;
+    for racer in racers {
+        won += usize::from(racer.await.unwrap().unwrap());
+    }
+    assert_eq!(won, 1);
+    assert!(store.due_handoffs(later, 10).await.unwrap().is_empty());
+    let ended = store.handoff(ana.id, handoff.id).await.unwrap().unwrap();
+    assert_eq!(ended.ended_at, Some(later));
+    assert_eq!(ended.ended_by.as_deref(), Some("schedule"));
+
+    // Only its owner ticks the to-do, once.
+    assert!(!store.tick_handoff(bob.id, handoff.id, later).await.unwrap());
+    assert!(store.tick_handoff(ana.id, handoff.id, later).await.unwrap());
+    assert!(
+        !store
+            .tick_handoff(ana.id, handoff.id, later + Duration::hours(1))
+            .await
+            .unwrap()
+    );
+    let ticked = store.handoff(ana.id, handoff.id).await.unwrap().unwrap();
+    assert_eq!(ticked.todo_done_at, Some(later));
+
+    // A deleted record leaves the handoff, without it; a deleted account takes it along.
+    assert!(store.delete_record(code.uuid, ana.id).await.unwrap());
+    let kept = store.handoff(ana.id, handoff.id).await.unwrap().unwrap();
+    assert_eq!(
+        (kept.page_record, kept.code_record),
+        (Some(page.uuid), None)
+    );
+    assert!(store.delete_account(ana.id).await.unwrap());
+    assert_eq!(store.handoff(ana.id, handoff.id).await.unwrap(), None);
 }
 
 /// A record's disabled time and page label round-trip and change like any field, and bump the

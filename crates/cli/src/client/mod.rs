@@ -6,6 +6,7 @@
 
 mod account;
 mod bridges;
+mod handoff;
 mod http;
 pub(crate) mod input;
 mod logs;
@@ -50,6 +51,10 @@ pub enum Command {
     /// (needs `brine login`).
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
+    /// Hand a value to someone until an end date: a secure page for the person, a separate
+    /// X-API-Key for their code, both ended together (needs `brine login`).
+    #[command(subcommand)]
+    Handoff(handoff::HandoffCommand),
     /// Share a secret with a person: a password-protected page, its link and its password.
     ///
     /// Reads the value from stdin (or a hidden prompt), creates a private record with a secure
@@ -92,6 +97,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Bridges(command) => bridges::run(command).await,
         Command::Logs(command) => logs::run(command).await,
         Command::Tokens(command) => tokens::run(command).await,
+        Command::Handoff(command) => handoff::run(command).await,
         Command::Share(args) => share::share(args).await,
         Command::Get(args) => read::get(args).await,
         Command::Run(args) => read::run(args).await,

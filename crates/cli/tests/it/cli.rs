@@ -1540,3 +1540,94 @@ each_backend! {
         assert!(!cli.session_file().exists());
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn handoff_create_end_and_done_from_the_command_line() {
+    let server = TestServer::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    let value = "sk_live_cli_handoff";
+    let run = cli
+        .run(
+            &[
+                "handoff",
+                "create",
+                "--name",
+                "Ana (contractor)",
+                "--ends",
+                "14d",
+            ],
+            &format!("{value}\n"),
+        )
+        .await;
+    run.assert_ok();
+    assert!(run.stdout.contains("different channels"), "{}", run.stdout);
+    assert!(!run.stdout.contains(value) && !run.stderr.contains(value));
+    let id = run.stdout.split_whitespace().nth(1).unwrap().to_owned();
+    let link = run.field("Link:");
+    let password = run.field("Password:");
+    let key = run.field("X-API-Key:");
+    let read_url = run.field("Read URL:");
+    assert!(
+        link.starts_with(&format!("{}/secure/", server.base)),
+        "{link}"
+    );
+
+    // The page opens with the printed password; the code reads with the printed key.
+    let form = LoadedForm::load(server.http.get(&link)).await;
+    let res = form
+        .post(&server.http, &link, &[("password", password.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains(value));
+    let code = read_url.rsplit('/').next().unwrap();
+    assert_eq!(server.read(code, Some(&key)).await.status(), StatusCode::OK);
+
+    let list = cli.run(&["handoff", "list"], "").await;
+    list.assert_ok();
+    assert!(
+        list.stdout.contains(&id) && list.stdout.contains("running"),
+        "{}",
+        list.stdout
+    );
+    // No to-do to tick while it runs: the server's refusal, and a failing exit.
+    let early = cli.run(&["handoff", "done", &id], "").await;
+    assert!(!early.success());
+    assert!(early.stderr.contains("still running"), "{}", early.stderr);
+
+    let end = cli.run(&["handoff", "end", &id], "").await;
+    end.assert_ok();
+    assert!(end.stdout.contains("ended early"), "{}", end.stdout);
+    assert!(
+        end.stdout
+            .contains("Rotate the upstream key at the provider"),
+        "{}",
+        end.stdout
+    );
+    assert_eq!(
+        server.read(code, Some(&key)).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let list = cli.run(&["handoff", "list"], "").await;
+    assert!(
+        list.stderr.contains("to do: rotate the upstream key"),
+        "{}",
+        list.stderr
+    );
+    let done = cli.run(&["handoff", "done", &id], "").await;
+    done.assert_ok();
+    assert!(done.stdout.contains("To do:    done"), "{}", done.stdout);
+
+    // A bad end is refused before anything is sent.
+    let bad = cli
+        .run(
+            &["handoff", "create", "--name", "Bob", "--ends", "yesterday"],
+            value,
+        )
+        .await;
+    assert!(!bad.success());
+    let shown = cli.run(&["handoff", "list", "--json"], "").await;
+    let list: Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(list["handoffs"].as_array().unwrap().len(), 1);
+}

@@ -66,6 +66,8 @@ pub struct TestServer {
     pub metrics: Option<String>,
     pub http: Client,
     pub data_dir: PathBuf,
+    /// Runs this node's handoff end task on demand.
+    pub handoffs: brine_server::HandoffEnder,
     database_url: Option<String>,
     _tmp: Option<TempDir>,
     database: Option<TempDatabase>,
@@ -142,6 +144,7 @@ impl TestServer {
         let server = Server::bind(settings).await?;
         let addr = server.local_addr().unwrap();
         let metrics = server.metrics_addr().map(|a| format!("http://{a}/metrics"));
+        let handoffs = server.handoff_ender();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = rx.await;
@@ -151,6 +154,7 @@ impl TestServer {
             metrics,
             http: Client::builder().no_proxy().build().unwrap(),
             data_dir,
+            handoffs,
             database_url,
             _tmp: None,
             database: None,

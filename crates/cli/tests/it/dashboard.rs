@@ -15,7 +15,7 @@ const PAGE_PASSWORD: &str = "tulip orbit canal 92";
 
 /// Checks the page as it is now: axe-core in light and dark mode, and no sideways scrolling at
 /// a phone's width; keeps screenshots (desktop and phone) when asked to.
-async fn check_page(web: &Web, name: &str) {
+pub async fn check_page(web: &Web, name: &str) {
     web.assert_accessible(name).await;
     web.screenshot(&format!("{name}-desktop")).await;
     web.dark(true).await;

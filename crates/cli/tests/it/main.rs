@@ -15,6 +15,7 @@ mod bridges;
 mod browser;
 mod cli;
 mod dashboard;
+mod handoffs;
 mod hardening;
 mod limits;
 mod logs;

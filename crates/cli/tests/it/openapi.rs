@@ -56,6 +56,11 @@ async fn openapi_lists_every_route_with_its_errors() {
         ("/api/v1/tokens", "post"),
         ("/api/v1/tokens/{uuid}", "delete"),
         ("/api/v1/service-token", "get"),
+        ("/api/v1/handoffs", "post"),
+        ("/api/v1/handoffs", "get"),
+        ("/api/v1/handoffs/{id}", "get"),
+        ("/api/v1/handoffs/{id}/end", "post"),
+        ("/api/v1/handoffs/{id}/done", "post"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
@@ -94,6 +99,9 @@ async fn openapi_lists_every_route_with_its_errors() {
         webhook["url"].is_object() && webhook["events"].is_object(),
         "{webhook}"
     );
+    let handoff = &doc["components"]["schemas"]["CreateHandoff"]["properties"];
+    assert_eq!(handoff["ends_at"]["format"], "date-time", "{handoff}");
+    assert!(doc["components"]["schemas"]["HandoffView"]["properties"]["todo"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
 }

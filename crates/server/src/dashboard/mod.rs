@@ -13,6 +13,7 @@ mod account;
 mod bridge_form;
 mod chart;
 mod fields;
+mod handoffs;
 mod logs;
 mod record;
 mod records;
@@ -54,6 +55,11 @@ pub fn router() -> Router<AppState> {
         .route("/records/{uuid}/delete", post(record::delete))
         .route("/records/{uuid}/try", post(record::try_call))
         .route("/records/{uuid}/select", post(record::preview_select))
+        .route("/handoffs", get(handoffs::list))
+        .route("/handoffs/new", get(handoffs::new).post(handoffs::create))
+        .route("/handoffs/{id}", get(handoffs::show))
+        .route("/handoffs/{id}/end", post(handoffs::end))
+        .route("/handoffs/{id}/done", post(handoffs::done))
         .route("/logs", get(logs::show))
         .route("/logs/export", get(logs::export))
         .route("/tokens", get(tokens::show).post(tokens::create))
@@ -87,6 +93,7 @@ pub struct Chrome {
 pub enum Nav {
     Secrets,
     New,
+    Handoffs,
     Logs,
     Tokens,
     Account,
@@ -120,6 +127,7 @@ impl Chrome {
             (self.nav, name),
             (Nav::Secrets, "secrets")
                 | (Nav::New, "new")
+                | (Nav::Handoffs, "handoffs")
                 | (Nav::Logs, "logs")
                 | (Nav::Tokens, "tokens")
                 | (Nav::Account, "account")

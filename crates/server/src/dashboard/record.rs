@@ -138,7 +138,7 @@ impl RecordPage<'_> {
 }
 
 /// A file name from the record's name: letters, digits and dashes.
-fn file_name(name: &str) -> String {
+pub(super) fn file_name(name: &str) -> String {
     let mut out = String::new();
     for c in name.chars() {
         if c.is_ascii_alphanumeric() {

@@ -23,6 +23,8 @@ use crate::owner::{OwnerError, Owners};
 #[template(path = "dashboard/list.html")]
 struct ListPage {
     chrome: Chrome,
+    /// Ended handoffs whose upstream key is still to be rotated.
+    todos: Vec<super::handoffs::TodoItem>,
     rows: Vec<Row>,
     /// How many secrets the account has in all (the filters may show fewer).
     total: usize,
@@ -81,6 +83,7 @@ pub async fn home(
     State(forms): State<FormGuard>,
     State(owners): State<Owners>,
     State(site): State<Site>,
+    State(handoffs): State<crate::handoffs::Handoffs>,
     MaybeSigned(owner): MaybeSigned,
     Query(filter): Query<ListFilter>,
     headers: HeaderMap,
@@ -97,8 +100,10 @@ pub async fn home(
         .map(|r| row(r, now))
         .collect();
     let chrome = Chrome::new(&forms, &headers, true, Nav::Secrets)?;
+    let todos = super::handoffs::todos(&handoffs, owner.account).await?;
     let page = ListPage {
         chrome,
+        todos,
         rows,
         total,
         filter,

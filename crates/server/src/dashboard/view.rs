@@ -84,8 +84,17 @@ pub fn event_line(event: &EventView, now: OffsetDateTime) -> EventLine {
         .as_ref()
         .and_then(|d| d.get("refused_by"))
         .and_then(|s| s.as_str());
-    let what = match (event.outcome.as_str(), refused_by) {
-        ("gone", Some("disabled")) => "Refused: the secret is disabled".to_owned(),
+    let handoff_end = event
+        .detail
+        .as_ref()
+        .and_then(|d| d.get("ended_by"))
+        .and_then(|s| s.as_str());
+    let what = match (event.outcome.as_str(), refused_by, handoff_end) {
+        ("gone", Some("disabled"), _) => "Refused: the secret is disabled".to_owned(),
+        ("disabled", _, Some("schedule")) => {
+            "Disabled: its handoff reached its end date".to_owned()
+        }
+        ("disabled", _, Some(_)) => "You ended its handoff: disabled".to_owned(),
         _ => describe(&event.channel, &event.outcome),
     };
     let status = event

@@ -6,9 +6,10 @@ use brine_store::{Record, RecordChanges};
 use uuid::Uuid;
 
 use super::{OwnerResult, Owners};
-use crate::audit::Outcome;
+use crate::audit::{Event, Outcome};
 use crate::clock::now_ms;
 use crate::extract::ClientInfo;
+use crate::fault::Fault;
 
 impl Owners {
     /// Disables (`enabled: false`) or enables a record of `owner`. Like a rotation, the change
@@ -20,6 +21,20 @@ impl Owners {
         uuid: Uuid,
         enabled: bool,
         client: &ClientInfo,
+    ) -> OwnerResult<Record> {
+        self.set_enabled_because(owner, uuid, enabled, client, None)
+            .await
+    }
+
+    /// [`Self::set_enabled`], with why in the event's `detail` (JSON), e.g. the handoff whose
+    /// end disabled the record.
+    pub async fn set_enabled_because(
+        &self,
+        owner: Uuid,
+        uuid: Uuid,
+        enabled: bool,
+        client: &ClientInfo,
+        detail: Option<&str>,
     ) -> OwnerResult<Record> {
         let record = self.owned(owner, uuid).await?;
         if record.disabled_at.is_none() == enabled {
@@ -37,7 +52,9 @@ impl Owners {
         } else {
             Outcome::Disabled
         };
-        self.audit(uuid, outcome, client).await?;
+        let mut event = Event::new(uuid, crate::audit::Channel::Owner, outcome, client);
+        event.detail = detail.map(str::to_owned);
+        self.audit.append(event).await.map_err(Fault::from)?;
         tracing::info!(record = %uuid, enabled, "record state changed");
         self.reload(uuid).await
     }

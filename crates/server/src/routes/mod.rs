@@ -1,6 +1,7 @@
 pub mod account;
 pub mod auth;
 pub mod batch;
+pub mod handoffs;
 pub mod health;
 pub mod logs;
 pub mod pages;
