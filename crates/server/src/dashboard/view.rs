@@ -14,7 +14,11 @@ pub struct When {
 
 pub fn when(at: OffsetDateTime, now: OffsetDateTime) -> When {
     let seconds = (now - at).whole_seconds();
-    let (ahead, seconds) = (seconds < 0, seconds.unsigned_abs());
+    let (ahead, mut seconds) = (seconds < 0, seconds.unsigned_abs());
+    if ahead {
+        // An end set "in 14 days" a moment ago is still 14 days away, not 13.
+        seconds += 59;
+    }
     let amount = |n: u64, unit: &str| {
         let plural = if n == 1 { "" } else { "s" };
         if ahead {
@@ -258,6 +262,9 @@ mod tests {
         assert_eq!(ago(7_200), "2 hours ago");
         assert_eq!(ago(86_400 * 3), "3 days ago");
         assert_eq!(when(now + Duration::hours(5), now).relative, "in 5 hours");
+        let ahead = |s: i64| when(now + Duration::seconds(s), now).relative;
+        assert_eq!(ahead(14 * 86_400 - 2), "in 14 days", "set a moment ago");
+        assert_eq!(ahead(14 * 86_400 - 3_600), "in 13 days");
         assert_eq!(when(now, now).exact, "2027-01-15 08:00:00 UTC");
     }
 
