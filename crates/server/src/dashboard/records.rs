@@ -479,7 +479,10 @@ pub fn owner_refusal(e: OwnerError) -> PageResult<(&'static str, String)> {
             "",
             "This sealed secret needs its current X-API-Key for that.".to_owned(),
         )),
-        OwnerError::Upstream(failure) => Ok(("", format!("{failure:?}"))),
+        e @ (OwnerError::Upstream(_) | OwnerError::KeyCheck(_)) => Ok((
+            "",
+            crate::error::ApiError::from(e).body.message.into_owned(),
+        )),
         OwnerError::Fault(fault) => Err(fault.into()),
     }
 }
