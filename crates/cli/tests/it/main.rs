@@ -16,6 +16,7 @@ mod browser;
 mod cli;
 mod dashboard;
 mod hardening;
+mod key_test;
 mod limits;
 mod logs;
 mod metrics;
