@@ -128,7 +128,8 @@ pub struct BridgePolicy {
     /// The request that tells whether the upstream accepts the bridge's key: sent with a new
     /// key before it is stored (a refused key changes nothing), and on demand.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub probe: Option<Probe>,
+    /// (Boxed: most bridges have none, and every policy is kept in memory.)
+    pub probe: Option<Box<Probe>>,
     /// `allowed_methods`, parsed by [`Self::checked`].
     #[serde(skip)]
     methods: Vec<Method>,
@@ -205,7 +206,10 @@ impl BridgePolicy {
                 )));
             }
         }
-        self.probe = self.probe.take().map(Probe::checked).transpose()?;
+        self.probe = match self.probe.take() {
+            Some(probe) => Some(Box::new(probe.checked()?)),
+            None => None,
+        };
         self.methods = methods;
         Ok(self)
     }

@@ -132,7 +132,7 @@ impl RecordPage<'_> {
 
     /// The bridge's key test, when it has one.
     pub fn probe(&self) -> Option<&brine_core::Probe> {
-        self.r.bridge.as_ref().and_then(|b| b.probe.as_ref())
+        self.r.bridge.as_ref().and_then(|b| b.probe.as_deref())
     }
 
     pub fn probe_method_is(&self, method: &str) -> bool {

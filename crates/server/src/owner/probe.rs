@@ -131,7 +131,7 @@ fn stored_probe(record: &Record) -> OwnerResult<Probe> {
     record
         .policy
         .bridge()
-        .and_then(|b| b.probe.clone())
+        .and_then(|b| b.probe.as_deref().cloned())
         .ok_or(OwnerError::Conflict {
             error: "No probe",
             message: "This bridge has no probe to test its key with: set one first (a method, \
