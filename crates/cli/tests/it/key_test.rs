@@ -426,6 +426,12 @@ async fn the_bridge_form_sets_a_key_test_and_the_button_runs_it() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(up.seen().last().unwrap().1, format!("Bearer {GOOD_KEY}"), "the old key is still used");
 
+    // An upstream that cannot be reached: refused too, and the form says how to save anyway.
+    web.fill("Upstream URL", &format!("{}/v1", closed_port().await)).await;
+    web.press("Save bridge").await;
+    let text = web.wait_for_text("The new key could not be tested: the upstream could not be reached").await;
+    assert!(text.contains("tick \"Save without testing\""), "{text}");
+
     // The owner's choice to save it untested; the button then shows the refusal.
     web.goto(&format!("/records/{uuid}")).await;
     web.wait_for_text("A new key was not saved: the upstream answered 401 to GET /models").await;

@@ -481,7 +481,11 @@ pub fn owner_refusal(e: OwnerError) -> PageResult<(&'static str, String)> {
         )),
         e @ (OwnerError::Upstream(_) | OwnerError::KeyCheck(_)) => Ok((
             "",
-            crate::error::ApiError::from(e).body.message.into_owned(),
+            // The API's words for skipping a bridge key's test, in the form's words.
+            crate::error::ApiError::from(e)
+                .body
+                .message
+                .replace("send \"verify\": false", "tick \"Save without testing\""),
         )),
         OwnerError::Fault(fault) => Err(fault.into()),
     }
