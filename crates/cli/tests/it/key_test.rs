@@ -401,6 +401,9 @@ async fn the_bridge_form_sets_a_key_test_and_the_button_runs_it() {
     assert!(up.seen().is_empty(), "saving the policy sent nothing upstream");
     web.wait_for_text("Sends GET /models upstream with the stored key").await;
 
+    web.run("document.getElementById('probe_path').scrollIntoView({block: 'center'}); return true;").await;
+    web.screenshot("bridge-key-test-form-desktop").await;
+
     // The button: the stored key, accepted.
     web.press("Test this bridge's key").await;
     web.wait_for_text("Key accepted: the upstream answered 200 to GET /models").await;
