@@ -387,20 +387,27 @@ async fn the_bridge_form_sets_a_key_test_and_the_button_runs_it() {
     web.fill("Upstream URL", &format!("{}/v1", up.base)).await;
     web.labelled("Header name", 0).await.send_keys("Authorization").await.unwrap();
     web.labelled("Header value", 0).await.send_keys(&format!("Bearer {GOOD_KEY}")).await.unwrap();
-    web.press("Save secret").await;
-    let uuid = web.path().await.trim_start_matches("/records/").to_owned();
-    assert_eq!(uuid.len(), 36, "{}", web.main_text().await);
-    assert!(web.main_text().await.contains("Set a key test above"));
-
-    // The key test, set in the bridge form: saved without a probe (the key did not change).
+    // The key test, set as the bridge is made (creating sends nothing upstream).
+    web.expand("Key test").await;
     web.tick("Test new keys before saving them").await;
     web.choose("Probe method", "GET").await;
     web.fill("Probe path", "/models").await;
     web.fill("Statuses that mean accepted", "200").await;
+    web.assert_accessible("add a bridge with a key test").await;
+    web.press("Save secret").await;
+    let uuid = web.path().await.trim_start_matches("/records/").to_owned();
+    assert_eq!(uuid.len(), 36, "{}", web.main_text().await);
+    assert!(up.seen().is_empty(), "creating a bridge sent nothing upstream");
+
+    // The bridge form shows it and changes it; a change of the policy alone sends nothing.
+    let path = web.field("Probe path").await;
+    assert_eq!(path.prop("value").await.unwrap().as_deref(), Some("/models"));
+    web.fill("Statuses that mean accepted", "200, 204").await;
     web.press("Save bridge").await;
+    let accepted = web.field("Statuses that mean accepted").await;
+    assert_eq!(accepted.prop("value").await.unwrap().as_deref(), Some("200, 204"));
     assert!(up.seen().is_empty(), "saving the policy sent nothing upstream");
     web.wait_for_text("Sends GET /models upstream with the stored key").await;
-
     web.run("document.getElementById('probe_path').scrollIntoView({block: 'center'}); return true;").await;
     web.screenshot("bridge-key-test-form-desktop").await;
 

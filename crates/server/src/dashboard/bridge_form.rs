@@ -60,8 +60,8 @@ pub fn merge_patch(f: &Fields) -> Result<Value, String> {
     Ok(Value::Object(patch))
 }
 
-/// The key test as the form gives it, or `null` to remove it.
-fn probe(f: &Fields) -> Result<Value, String> {
+/// The key test as the form gives it, or `null` to remove it (also for the Add secret form).
+pub fn probe(f: &Fields) -> Result<Value, String> {
     if !f.ticked("probe_on") {
         return Ok(Value::Null);
     }
