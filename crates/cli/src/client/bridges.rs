@@ -406,3 +406,31 @@ async fn test_key(signed: &Signed, bridge: &str) -> anyhow::Result<ExitCode> {
         ExitCode::FAILURE
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_are_typed_as_people_say_them() {
+        assert_eq!(
+            parse_probe("GET /models 200").unwrap(),
+            json!({"method": "GET", "path": "/models", "accepted": [200]})
+        );
+        assert_eq!(
+            parse_probe("head /v1/me 200,204").unwrap(),
+            json!({"method": "HEAD", "path": "/v1/me", "accepted": [200, 204]})
+        );
+        assert_eq!(
+            parse_probe("/user").unwrap(),
+            json!({"method": "GET", "path": "/user"})
+        );
+        assert_eq!(parse_probe("none").unwrap(), Value::Null);
+        assert_eq!(
+            parse_probe(r#"{"path": "/x"}"#).unwrap(),
+            json!({"path": "/x"})
+        );
+        assert!(parse_probe("GET /models 200 extra").is_err());
+        assert!(parse_probe("GET /models ok").is_err());
+    }
+}

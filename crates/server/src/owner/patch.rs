@@ -1,8 +1,9 @@
 //! `PATCH /api/v1/records/{uuid}` with `{"bridge": {...}}`: a JSON merge patch (RFC 7396) of the
 //! stored bridge, in the shape create takes (`BridgeBody`: url, headers, fallback_urls and the
-//! policy's fields; a `probe` object replaces the stored probe whole). The stored bridge is opened with the server slot (bridges are never sealed),
-//! patched here, and then checked and sealed again exactly like a new one. (A sealed bridge
-//! cannot be opened: its patch starts from its policy alone, so it must bring url and headers.)
+//! policy's fields; a `probe` object replaces the stored probe whole). The stored bridge is
+//! opened with the server slot (bridges are never sealed), patched here, and then checked and
+//! sealed again exactly like a new one. (A sealed bridge cannot be opened: its patch starts from
+//! its policy alone, so it must bring url and headers.)
 
 use brine_core::RecordKind;
 use brine_proto::BridgeBody;
@@ -110,9 +111,9 @@ impl Owners {
         // A probe is one request: a new one replaces the stored one whole, so that a parameter
         // or status left out is not kept from the old one.
         if patch.get("probe").is_some_and(Value::is_object)
-            && let Some(stored) = merged.as_object_mut()
+            && let Some(fields) = merged.as_object_mut()
         {
-            stored.remove("probe");
+            fields.remove("probe");
         }
         merge_patch(&mut merged, &patch);
         // serde's own message could quote a value from the patch (a header value is a secret).
