@@ -6,6 +6,7 @@ mod account;
 mod error;
 mod params;
 mod policy;
+mod probe;
 mod rate;
 mod record;
 
@@ -15,6 +16,7 @@ pub use params::{ParamKind, ParamSpec};
 pub use policy::{
     BridgePolicy, CredentialPolicy, FailMode, Policy, Quota, QuotaPeriod, RateLimit, RecordLimits,
 };
+pub use probe::Probe;
 pub use rate::Rate;
 pub use record::{
     Access, MAX_SECRET_BYTES, NewRecordPolicy, PageLabel, RecordKind, RecordName, RecordPassword,

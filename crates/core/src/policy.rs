@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime, Time};
 use utoipa::ToSchema;
 
-use crate::{ParamSpec, Rate, RecordKind, ValidationError};
+use crate::{ParamSpec, Probe, Rate, RecordKind, ValidationError};
 
 /// A record's settings that are not secret, by kind.
 #[derive(Debug, Clone)]
@@ -125,6 +125,11 @@ pub struct BridgePolicy {
     /// default: servers such as Tomcat and Spring drop them before routing, so `/public/..;/admin`
     /// would reach `/admin`.
     pub allow_path_params: bool,
+    /// The request that tells whether the upstream accepts the bridge's key: sent with a new
+    /// key before it is stored (a refused key changes nothing), and on demand.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    /// (Boxed: most bridges have none, and every policy is kept in memory.)
+    pub probe: Option<Box<Probe>>,
     /// `allowed_methods`, parsed by [`Self::checked`].
     #[serde(skip)]
     methods: Vec<Method>,
@@ -142,6 +147,7 @@ impl Default for BridgePolicy {
             fallback_non_idempotent: false,
             max_concurrent: 64,
             allow_path_params: false,
+            probe: None,
             methods: Vec::new(),
         }
     }
@@ -200,6 +206,10 @@ impl BridgePolicy {
                 )));
             }
         }
+        self.probe = match self.probe.take() {
+            Some(probe) => Some(Box::new(probe.checked()?)),
+            None => None,
+        };
         self.methods = methods;
         Ok(self)
     }

@@ -28,9 +28,9 @@ pub use logs::{
 };
 pub use read::{BatchItem, BatchRequest, BatchResponse, BatchResult, DataBody, UnlockBody};
 pub use records::{
-    ApiKeyBody, BridgeBody, CreateRecord, EventList, EventQuery, EventView, RecordList, RecordView,
-    RecordWithKey, RevealBody, RotateRecord, SecurePageBody, SecurePageView, TryCall, TryResult,
-    UpdateRecord,
+    ApiKeyBody, BridgeBody, CreateRecord, EventList, EventQuery, EventView, KeyTestResult,
+    RecordList, RecordView, RecordWithKey, RevealBody, RotateRecord, SecurePageBody,
+    SecurePageView, TryCall, TryResult, UpdateRecord,
 };
 pub use time_format::Timestamp;
 pub use tokens::{

@@ -258,6 +258,11 @@ pub struct UpdateRecord {
     )]
     #[schema(value_type = Option<Quota>)]
     pub quota: Option<Option<serde_json::Value>>,
+    /// For a bridge with a probe whose URL, headers or fallbacks change: `false` saves them
+    /// without sending the probe first. By default (`true`) the probe is sent with the new
+    /// values and the change is refused unless the upstream accepts them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<bool>,
 }
 
 /// Only for sealed records, which the server cannot re-wrap on its own.
@@ -379,4 +384,22 @@ pub struct TryResult {
     /// 0 when the primary URL answered, 1 for the first fallback, ...
     pub hop: usize,
     pub duration_ms: u64,
+}
+
+/// What the upstream answered to a bridge's probe, sent with the stored key.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct KeyTestResult {
+    /// The probe as sent, e.g. `GET /models`.
+    #[schema(example = "GET /models")]
+    pub request: String,
+    /// The upstream's status.
+    pub status: u16,
+    /// Whether the status is one of the probe's `accepted` ones (401 and 403 never are).
+    pub accepted: bool,
+    /// 0 when the primary URL answered, 1 for the first fallback, ...
+    pub hop: usize,
+    pub duration_ms: u64,
+    /// The start of the upstream's answer (at most 200 characters, on one line), with the
+    /// bridge's stored secrets scrubbed out. Not kept anywhere.
+    pub excerpt: String,
 }

@@ -92,6 +92,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(records::put_secure_page))
         .routes(routes!(records::events))
         .routes(routes!(records::try_bridge))
+        .routes(routes!(records::test_key))
         .routes(routes!(logs::summary))
         .routes(routes!(logs::series))
         .routes(routes!(logs::events))

@@ -80,6 +80,10 @@ pub enum Outcome {
     Updated,
     /// The owner ran a bridge from the playground.
     Tried,
+    /// The owner sent a bridge's probe with its stored key.
+    KeyTested,
+    /// A new key for a bridge was refused: its probe was not accepted, or could not be sent.
+    KeyRefused,
     /// A bridge call the caller's input could not make (missing or hostile parameter).
     BadRequest,
     /// A bridge upstream at an address that may not be called.
@@ -119,6 +123,8 @@ impl Outcome {
             Outcome::Enabled => "enabled",
             Outcome::Updated => "updated",
             Outcome::Tried => "tried",
+            Outcome::KeyTested => "key_tested",
+            Outcome::KeyRefused => "key_refused",
             Outcome::BadRequest => "bad_request",
             Outcome::Refused => "refused",
             Outcome::Timeout => "timeout",

@@ -14,7 +14,7 @@ pub use brine_proto::ErrorBody;
 
 use crate::access::{GateError, Refusal};
 use crate::fault::Fault;
-use crate::owner::OwnerError;
+use crate::owner::{KeyCheckFailure, OwnerError};
 use crate::proxy::inflight::Holder;
 use crate::proxy::upstream::Failure;
 use crate::throttle::{Limited, ceil_secs};
@@ -319,7 +319,65 @@ impl From<OwnerError> for ApiError {
             }
             OwnerError::KeyRequired => Self::api_key_required(),
             OwnerError::Upstream(failure) => failure.into(),
+            OwnerError::KeyCheck(failure) => failure.into(),
             OwnerError::Fault(fault) => fault.into(),
+        }
+    }
+}
+
+impl From<KeyCheckFailure> for ApiError {
+    fn from(e: KeyCheckFailure) -> Self {
+        const UNTESTED: &str = "Key not tested";
+        let untested = |status, request: &str, why: &str| {
+            Self::new(
+                status,
+                UNTESTED,
+                format!(
+                    "The new key could not be tested: {why} ({request}). Nothing was changed; \
+                     send \"verify\": false to save it without testing."
+                ),
+            )
+        };
+        match e {
+            KeyCheckFailure::Rejected { request, status } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Key rejected",
+                format!(
+                    "The upstream answered {status} to {request} with the new key; nothing was \
+                     changed."
+                ),
+            ),
+            KeyCheckFailure::NotSent { request, failure } => match failure {
+                Failure::Timeout => untested(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    &request,
+                    "the upstream did not answer in time",
+                ),
+                Failure::Refused => untested(
+                    StatusCode::BAD_GATEWAY,
+                    &request,
+                    "the upstream's address may not be called",
+                ),
+                Failure::BadInput(why) => Self::new(
+                    StatusCode::BAD_REQUEST,
+                    UNTESTED,
+                    format!(
+                        "The probe ({request}) could not be sent: {}. Set its params, or send \
+                         \"verify\": false to save the key without testing. Nothing was changed.",
+                        why.trim_end_matches('.')
+                    ),
+                ),
+                Failure::Unreachable => untested(
+                    StatusCode::BAD_GATEWAY,
+                    &request,
+                    "the upstream could not be reached",
+                ),
+                Failure::TooLarge | Failure::BufferBusy | Failure::Compressed => untested(
+                    StatusCode::BAD_GATEWAY,
+                    &request,
+                    "the upstream's answer could not be read",
+                ),
+            },
         }
     }
 }

@@ -158,7 +158,8 @@ function setupKeyDialog() {
 function setupCanonicalUrl() {
   const canonical = $("[data-canonical]");
   if (canonical && location.pathname !== canonical.dataset.canonical) {
-    history.replaceState(null, "", canonical.dataset.canonical);
+    // The fragment stays: a form may send the owner back to the part of the page it changed.
+    history.replaceState(null, "", canonical.dataset.canonical + location.hash);
   }
 }
 

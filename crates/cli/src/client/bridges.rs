@@ -46,6 +46,14 @@ pub enum BridgesCommand {
     Set(SetArgs),
     /// Call the bridge as a caller would (the dashboard's playground), and print the answer.
     Try(TryArgs),
+    /// Send the bridge's probe upstream with its stored key and say whether the upstream
+    /// accepts it (exit status 1 when it does not).
+    ///
+    /// Set the probe first: brine bridges set UUID probe "GET /models 200".
+    TestKey {
+        /// The bridge's uuid, or its name.
+        bridge: String,
+    },
 }
 
 #[derive(Args)]
@@ -76,6 +84,10 @@ pub struct CreateArgs {
     /// X-API-Key).
     #[arg(long, default_value = "public")]
     access: String,
+    /// A probe that tells whether the upstream accepts the key: "METHOD PATH [STATUS,...]",
+    /// e.g. "GET /models 200". A later change of the key is tested with it before it is saved.
+    #[arg(long, value_name = "PROBE")]
+    probe: Option<String>,
 }
 
 #[derive(Args)]
@@ -84,13 +96,17 @@ pub struct SetArgs {
     #[arg(value_name = "BRIDGE")]
     uuid: RecordRef,
     /// The setting: url, allowed_methods, allowed_origins, allowed_paths, params, timeout_ms,
-    /// total_timeout_ms, fallback_urls, ... or `header`.
+    /// total_timeout_ms, fallback_urls, probe ("GET /models 200", or `none`), ... or `header`.
     field: String,
     /// Its new value (for `header`: the header's name).
     value: String,
     /// With `header`: remove that header.
     #[arg(long)]
     remove: bool,
+    /// Save a new URL or header without sending the bridge's probe first (for an upstream that
+    /// cannot be reached now).
+    #[arg(long)]
+    no_verify: bool,
 }
 
 #[derive(Args)]
@@ -122,8 +138,45 @@ pub async fn run(command: BridgesCommand) -> anyhow::Result<ExitCode> {
         BridgesCommand::Show { uuid } => show(&signed, signed.resolve(&uuid).await?).await,
         BridgesCommand::Set(args) => set(&signed, args).await,
         BridgesCommand::Try(args) => try_call(&signed, args).await,
+        BridgesCommand::TestKey { bridge } => return test_key(&signed, &bridge).await,
     }?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A probe as typed: "METHOD PATH [STATUS,...]", or "PATH" alone (GET, 200); "none" removes it.
+fn parse_probe(text: &str) -> anyhow::Result<Value> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("none") || text == "null" {
+        return Ok(Value::Null);
+    }
+    if let Ok(object @ Value::Object(_)) = serde_json::from_str(text) {
+        return Ok(object);
+    }
+    let mut words: Vec<&str> = text.split_whitespace().collect();
+    let method = match words.first() {
+        Some(word) if !word.starts_with('/') => words.remove(0).to_ascii_uppercase(),
+        _ => "GET".to_owned(),
+    };
+    let (path, statuses) = match words.as_slice() {
+        [] => ("", None),
+        [path] => (*path, None),
+        [path, statuses] => (*path, Some(*statuses)),
+        _ => bail!(
+            "a probe is \"METHOD PATH [STATUS,...]\", e.g. \"GET /models 200\": {text:?} is not"
+        ),
+    };
+    let mut probe = json!({"method": method, "path": path});
+    if let Some(statuses) = statuses {
+        let accepted = statuses
+            .split(',')
+            .map(|s| s.trim().parse::<u16>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| {
+                anyhow!("the probe's statuses are numbers separated by commas, e.g. 200,204")
+            })?;
+        probe["accepted"] = json!(accepted);
+    }
+    Ok(probe)
 }
 
 /// A bridge's spec from a JSON or TOML file, by its extension.
@@ -180,12 +233,21 @@ fn spec_from_flags(args: CreateArgs) -> anyhow::Result<Value> {
             bridge[field] = json!(values);
         }
     }
+    if let Some(probe) = &args.probe {
+        bridge["probe"] = parse_probe(probe)?;
+    }
     Ok(json!({"name": args.name, "access": args.access, "bridge": bridge}))
 }
 
 async fn create(signed: &Signed, args: CreateArgs) -> anyhow::Result<()> {
     let mut spec = match &args.file {
-        Some(file) => read_spec(file)?,
+        Some(file) => {
+            let mut spec = read_spec(file)?;
+            if let Some(probe) = &args.probe {
+                spec["bridge"]["probe"] = parse_probe(probe)?;
+            }
+            spec
+        }
         None => spec_from_flags(args)?,
     };
     let object = spec
@@ -245,15 +307,23 @@ async fn set(signed: &Signed, args: SetArgs) -> anyhow::Result<()> {
         if args.remove {
             bail!("--remove is for `header NAME`");
         }
-        let value = serde_json::from_str(&args.value).unwrap_or_else(|_| json!(args.value));
+        let value = if args.field == "probe" {
+            parse_probe(&args.value)?
+        } else {
+            serde_json::from_str(&args.value).unwrap_or_else(|_| json!(args.value))
+        };
         json!({args.field.clone(): value})
     };
     // A JSON merge patch of the bridge: every other setting stays as it is.
+    let mut body = json!({"bridge": change});
+    if args.no_verify {
+        body["verify"] = json!(false);
+    }
     signed
         .call(
             Method::PATCH,
             &format!("/api/v1/records/{uuid}"),
-            Some(&json!({"bridge": change})),
+            Some(&body),
         )
         .await?;
     match (args.field.as_str(), args.remove) {
@@ -307,4 +377,65 @@ async fn try_call(signed: &Signed, args: TryArgs) -> anyhow::Result<()> {
         ),
     }
     Ok(())
+}
+
+async fn test_key(signed: &Signed, bridge: &str) -> anyhow::Result<ExitCode> {
+    let uuid = super::read::resolve(&signed.api, &signed.session.token, bridge).await?;
+    let answer = signed
+        .call(
+            Method::POST,
+            &format!("/api/v1/records/{uuid}/test-key"),
+            None,
+        )
+        .await?;
+    let result: brine_proto::KeyTestResult = serde_json::from_value(answer)
+        .map_err(|_| anyhow!("the server's answer has an unexpected shape"))?;
+    let verdict = if result.accepted {
+        "Key accepted"
+    } else {
+        "Key refused"
+    };
+    println!(
+        "{verdict}: the upstream answered {} to {} ({} ms).",
+        result.status, result.request, result.duration_ms
+    );
+    if !result.excerpt.is_empty() {
+        println!(
+            "  its answer began: {}",
+            super::table::clean(&result.excerpt)
+        );
+    }
+    Ok(if result.accepted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_are_typed_as_people_say_them() {
+        assert_eq!(
+            parse_probe("GET /models 200").unwrap(),
+            json!({"method": "GET", "path": "/models", "accepted": [200]})
+        );
+        assert_eq!(
+            parse_probe("head /v1/me 200,204").unwrap(),
+            json!({"method": "HEAD", "path": "/v1/me", "accepted": [200, 204]})
+        );
+        assert_eq!(
+            parse_probe("/user").unwrap(),
+            json!({"method": "GET", "path": "/user"})
+        );
+        assert_eq!(parse_probe("none").unwrap(), Value::Null);
+        assert_eq!(
+            parse_probe(r#"{"path": "/x"}"#).unwrap(),
+            json!({"path": "/x"})
+        );
+        assert!(parse_probe("GET /models 200 extra").is_err());
+        assert!(parse_probe("GET /models ok").is_err());
+    }
 }

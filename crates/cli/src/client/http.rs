@@ -208,6 +208,10 @@ impl Api {
 
 /// What to do about a refusal, when we can tell.
 fn hint(status: StatusCode, error: &str, auth: Auth<'_>) -> Option<&'static str> {
+    // A bridge's new key that its probe could not test (the upstream is down, say).
+    if error == "Key not tested" && status != StatusCode::BAD_REQUEST {
+        return Some("`brine bridges set ... --no-verify` saves it without testing");
+    }
     if status != StatusCode::UNAUTHORIZED {
         return None;
     }

@@ -1631,3 +1631,104 @@ async fn handoff_create_end_and_done_from_the_command_line() {
     let list: Value = serde_json::from_str(&shown.stdout).unwrap();
     assert_eq!(list["handoffs"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bridge_key_is_tested_before_it_is_replaced_and_on_demand() {
+    let server = TestServer::start_with(|c| c.allow_private_upstreams = true).await;
+    let up = crate::key_test::KeyedUpstream::start("sk-cli-GOOD-key-7777").await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    let url = format!("{}/v1", up.base);
+    let created = cli
+        .run(
+            &[
+                "bridges",
+                "create",
+                "--name",
+                "Chat",
+                "--url",
+                &url,
+                "--header",
+                "Authorization",
+                "--probe",
+                "GET /models 200",
+            ],
+            "Bearer sk-cli-GOOD-key-7777\n",
+        )
+        .await;
+    created.assert_ok();
+    let uuid = created.field("uuid:");
+
+    // On demand, by name: accepted, exit 0.
+    let tested = cli.run(&["bridges", "test-key", "Chat"], "").await;
+    tested.assert_ok();
+    assert!(
+        tested
+            .stdout
+            .starts_with("Key accepted: the upstream answered 200 to GET /models"),
+        "{}",
+        tested.stdout
+    );
+    // A typo is refused, and nothing changes.
+    let typo = cli
+        .run(
+            &["bridges", "set", &uuid, "header", "Authorization"],
+            "Bearer sk-cli-TYPO-key-8888",
+        )
+        .await;
+    typo.assert_failed();
+    assert!(
+        typo.stderr.contains(
+            "Key rejected: The upstream answered 401 to GET /models with the new key; nothing was changed."
+        ),
+        "{}",
+        typo.stderr
+    );
+    assert!(!typo.stderr.contains("sk-cli-TYPO"), "{}", typo.stderr);
+    cli.run(&["bridges", "test-key", &uuid], "")
+        .await
+        .assert_ok();
+    // Saved anyway on purpose: the test then fails with exit status 1 and says why.
+    cli.run(
+        &[
+            "bridges",
+            "set",
+            &uuid,
+            "header",
+            "Authorization",
+            "--no-verify",
+        ],
+        "Bearer sk-cli-TYPO-key-8888",
+    )
+    .await
+    .assert_ok();
+    let refused = cli.run(&["bridges", "test-key", "Chat"], "").await;
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    assert!(
+        refused
+            .stdout
+            .starts_with("Key refused: the upstream answered 401 to GET /models"),
+        "{}",
+        refused.stdout
+    );
+    assert!(refused.stdout.contains("[REDACTED]"), "{}", refused.stdout);
+    assert!(
+        !refused.stdout.contains("sk-cli-TYPO"),
+        "{}",
+        refused.stdout
+    );
+    // The probe changes like any setting; `none` removes it.
+    cli.run(
+        &["bridges", "set", &uuid, "probe", "HEAD /models 200,204"],
+        "",
+    )
+    .await
+    .assert_ok();
+    let shown = cli.run(&["bridges", "show", &uuid], "").await;
+    assert!(shown.stdout.contains("\"HEAD\""), "{}", shown.stdout);
+    cli.run(&["bridges", "set", &uuid, "probe", "none"], "")
+        .await
+        .assert_ok();
+    let none = cli.run(&["bridges", "test-key", &uuid], "").await;
+    none.assert_failed();
+    assert!(none.stderr.contains("No probe"), "{}", none.stderr);
+}

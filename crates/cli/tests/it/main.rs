@@ -17,6 +17,7 @@ mod cli;
 mod dashboard;
 mod handoffs;
 mod hardening;
+mod key_test;
 mod limits;
 mod logs;
 mod metrics;

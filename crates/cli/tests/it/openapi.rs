@@ -41,6 +41,7 @@ async fn openapi_lists_every_route_with_its_errors() {
         ("/api/v1/records/{uuid}/api-key", "delete"),
         ("/api/v1/records/{uuid}/secure-page", "put"),
         ("/api/v1/records/{uuid}/try", "post"),
+        ("/api/v1/records/{uuid}/test-key", "post"),
         ("/secure/{uuid}", "get"),
         ("/secure/{uuid}", "post"),
         ("/api/v1/records/{uuid}/events", "get"),
@@ -82,6 +83,11 @@ async fn openapi_lists_every_route_with_its_errors() {
                 "{method} {path} documents its error envelope"
             );
         }
+    }
+    // A bridge's probe is described where the policy is.
+    let probe = &doc["components"]["schemas"]["Probe"]["properties"];
+    for field in ["method", "path", "accepted", "params"] {
+        assert!(probe[field].is_object(), "Probe.{field} is documented");
     }
     let status = &doc["components"]["schemas"]["RecordStatus"]["enum"];
     assert!(

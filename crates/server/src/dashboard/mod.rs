@@ -54,6 +54,7 @@ pub fn router() -> Router<AppState> {
         .route("/records/{uuid}/state", post(record::set_state))
         .route("/records/{uuid}/delete", post(record::delete))
         .route("/records/{uuid}/try", post(record::try_call))
+        .route("/records/{uuid}/test-key", post(record::test_key))
         .route("/records/{uuid}/select", post(record::preview_select))
         .route("/handoffs", get(handoffs::list))
         .route("/handoffs/new", get(handoffs::new).post(handoffs::create))

@@ -10,7 +10,8 @@ use brine_bridge::select::Selector;
 use brine_core::{Access, RecordKind};
 use brine_crypto::ApiKey;
 use brine_proto::{
-    EventQuery, RecordView, SecurePageBody, TryCall, UpdateRecord, WebhookBody, WebhookView,
+    EventQuery, KeyTestResult, RecordView, SecurePageBody, TryCall, UpdateRecord, WebhookBody,
+    WebhookView,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -45,6 +46,8 @@ pub struct Extra {
     pub q: Option<String>,
     /// A webhook signing secret just issued (shown once).
     pub webhook_secret: Option<String>,
+    /// What the bridge's key test just found.
+    pub key_test: Option<KeyTestResult>,
 }
 
 #[derive(Template)]
@@ -85,6 +88,7 @@ struct RecordPage<'a> {
     webhook_secret: Option<&'a str>,
     /// The events a webhook can send: value, label, ticked.
     webhook_events: Vec<(&'static str, &'static str, bool)>,
+    key_test: Option<&'a KeyTestResult>,
 }
 
 impl RecordPage<'_> {
@@ -124,6 +128,43 @@ impl RecordPage<'_> {
             brine_core::QuotaPeriod::Day => "day",
             brine_core::QuotaPeriod::Month => "month",
         }
+    }
+
+    /// The bridge's key test, when it has one.
+    pub fn probe(&self) -> Option<&brine_core::Probe> {
+        self.r.bridge.as_ref().and_then(|b| b.probe.as_deref())
+    }
+
+    pub fn probe_method_is(&self, method: &str) -> bool {
+        self.probe()
+            .map_or(method == "GET", |p| p.method.eq_ignore_ascii_case(method))
+    }
+
+    pub fn probe_path(&self) -> &str {
+        self.probe().map_or("", |p| p.path.as_str())
+    }
+
+    pub fn probe_accepted(&self) -> String {
+        self.probe().map_or_else(
+            || "200".to_owned(),
+            |p| {
+                p.accepted
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        )
+    }
+
+    pub fn probe_params(&self) -> String {
+        self.probe().map_or_else(String::new, |p| {
+            p.params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
     }
 
     pub fn bridge_params(&self) -> String {
@@ -280,6 +321,7 @@ pub async fn record_page(
         webhook,
         webhook_secret: extra.webhook_secret.as_deref(),
         webhook_events,
+        key_test: extra.key_test.as_ref(),
         r: &record,
     };
     render(&page, &page.chrome, status)
@@ -313,6 +355,8 @@ const TIMELINE_OUTCOMES: &[(&str, &str)] = &[
     ("revealed", "Revealed"),
     ("denied", "Refused: key, password or rules"),
     ("rate_limited", "Refused: over a limit"),
+    ("key_tested", "Key tests"),
+    ("key_refused", "New keys refused"),
     ("gone", "Refused: expired, used up or disabled"),
     ("delivered", "Webhook delivered"),
     ("delivery_failed", "Webhook delivery failed"),
@@ -560,9 +604,27 @@ posted!(replace_value, |p| {
 });
 
 posted!(edit_bridge, |p| {
-    let patch = super::bridge_form::merge_patch(&p.fields);
-    let body = json!({"bridge": patch});
+    let patch = match super::bridge_form::merge_patch(&p.fields) {
+        Ok(patch) => patch,
+        Err(message) => return p.failed("bridge", OwnerError::invalid(message)).await,
+    };
+    // "Save without testing": the owner's explicit choice, for an upstream that is down.
+    let verify = !p.fields.ticked("skip_verify");
+    let body = json!({"bridge": patch, "verify": verify});
     change(p, "bridge", body).await
+});
+
+posted!(test_key, |p| {
+    match p.owners.test_key(p.owner.account, p.uuid, &p.client).await {
+        Ok(result) => {
+            let extra = Extra {
+                key_test: Some(result),
+                ..Extra::default()
+            };
+            p.page(extra, StatusCode::OK).await
+        }
+        Err(e) => p.failed("key-test", e).await,
+    }
 });
 
 posted!(reveal, |p| {

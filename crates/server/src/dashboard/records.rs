@@ -139,6 +139,11 @@ pub struct Draft {
     pub paths: String,
     pub timeout_ms: String,
     pub total_timeout_ms: String,
+    /// The key test (the bridge's probe).
+    pub probe_on: bool,
+    pub probe_method: String,
+    pub probe_path: String,
+    pub probe_accepted: String,
     /// Errors by field name; `""` for those that concern no one field.
     pub errors: Vec<(String, String)>,
 }
@@ -151,6 +156,8 @@ impl Draft {
             methods: vec!["GET".into()],
             header_names: vec![String::new()],
             quota_per: "day".into(),
+            probe_method: "GET".into(),
+            probe_accepted: "200".into(),
             ..Self::default()
         }
     }
@@ -188,6 +195,10 @@ impl Draft {
             paths: f.text("paths").to_owned(),
             timeout_ms: f.text("timeout_ms").trim().to_owned(),
             total_timeout_ms: f.text("total_timeout_ms").trim().to_owned(),
+            probe_on: f.ticked("probe_on"),
+            probe_method: f.text("probe_method").to_owned(),
+            probe_path: f.text("probe_path").trim().to_owned(),
+            probe_accepted: f.text("probe_accepted").trim().to_owned(),
             errors: Vec::new(),
         }
     }
@@ -348,6 +359,13 @@ fn request(f: &Fields, draft: &mut Draft) -> Value {
         if let Some(ms) = number(draft, "bridge", &total) {
             bridge.insert("total_timeout_ms".into(), json!(ms));
         }
+        match super::bridge_form::probe(f) {
+            Ok(Value::Null) => {}
+            Ok(probe) => {
+                bridge.insert("probe".into(), probe);
+            }
+            Err(message) => draft.fail("bridge", message),
+        }
         body.insert("bridge".into(), Value::Object(bridge));
     } else {
         body.insert("data".into(), json!(f.text("data")));
@@ -484,7 +502,14 @@ pub fn owner_refusal(e: OwnerError) -> PageResult<(&'static str, String)> {
             "",
             "This sealed secret needs its current X-API-Key for that.".to_owned(),
         )),
-        OwnerError::Upstream(failure) => Ok(("", format!("{failure:?}"))),
+        e @ (OwnerError::Upstream(_) | OwnerError::KeyCheck(_)) => Ok((
+            "",
+            // The API's words for skipping a bridge key's test, in the form's words.
+            crate::error::ApiError::from(e)
+                .body
+                .message
+                .replace("send \"verify\": false", "tick \"Save without testing\""),
+        )),
         OwnerError::Fault(fault) => Err(fault.into()),
     }
 }

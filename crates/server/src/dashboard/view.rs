@@ -88,6 +88,13 @@ pub fn event_line(event: &EventView, now: OffsetDateTime) -> EventLine {
         .as_ref()
         .and_then(|d| d.get("refused_by"))
         .and_then(|s| s.as_str());
+    if let Some(line) = key_check_line(event) {
+        return EventLine {
+            what: line,
+            when: when(event.at, now),
+            client: client_of(event),
+        };
+    }
     let handoff_end = event
         .detail
         .as_ref()
@@ -124,23 +131,58 @@ pub fn event_line(event: &EventView, now: OffsetDateTime) -> EventLine {
             if n == 1 { "" } else { "s" }
         ));
     }
+    EventLine {
+        what,
+        when: when(event.at, now),
+        client: client_of(event),
+    }
+}
+
+/// Where an event came from: the address (and place) and the browser.
+fn client_of(event: &EventView) -> String {
     let place = match (&event.country, &event.city) {
         (Some(country), Some(city)) => format!(" ({city}, {country})"),
         (Some(country), None) => format!(" ({country})"),
         _ => String::new(),
     };
     let ip = event.client_ip.as_ref().map(|ip| format!("{ip}{place}"));
-    let client = match (&ip, &event.user_agent) {
+    match (&ip, &event.user_agent) {
         (Some(ip), Some(ua)) => format!("from {ip} · {ua}"),
         (Some(ip), None) => format!("from {ip}"),
         (None, Some(ua)) => ua.clone(),
         (None, None) => String::new(),
-    };
-    EventLine {
-        what,
-        when: when(event.at, now),
-        client,
     }
+}
+
+/// The line of a bridge key's test: on demand, before a new key was saved, or a new key refused.
+fn key_check_line(event: &EventView) -> Option<String> {
+    let d = event.detail.as_ref()?;
+    let request = d
+        .get("request")
+        .and_then(|v| v.as_str())
+        .unwrap_or("the probe");
+    let answer = match (d.get("status").and_then(|v| v.as_u64()), d.get("error")) {
+        (Some(status), _) => format!("the upstream answered {status} to {request}"),
+        (None, Some(_)) => format!("the upstream could not be reached with {request}"),
+        (None, None) => String::new(),
+    };
+    let line = match (
+        event.outcome.as_str(),
+        d.get("key_check").and_then(|v| v.as_str()),
+    ) {
+        ("key_tested", _) => match d.get("accepted").and_then(|v| v.as_bool()) {
+            Some(true) => format!("You tested the bridge's key: accepted ({answer})"),
+            Some(false) => format!("You tested the bridge's key: refused ({answer})"),
+            None => format!("You tested the bridge's key: {answer}"),
+        },
+        ("key_refused", _) => format!("A new key was not saved: {answer}"),
+        ("updated", Some("accepted")) => {
+            format!("You changed the bridge's key, tested first ({answer})")
+        }
+        ("updated", Some("skipped")) => "You changed the bridge's key without testing it".into(),
+        _ => return None,
+    };
+    Some(line)
 }
 
 /// A webhook delivery's event type, attempt and the receiver's answer, for its timeline line.

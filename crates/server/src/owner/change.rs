@@ -30,10 +30,14 @@ impl Owners {
         let record = self.owned(owner, uuid).await?;
         let now = now_ms();
         let params_sent = body.params.is_some();
-        let bridge = body
-            .bridge
-            .map(|patch| self.patched_bridge(&record, patch))
-            .transpose()?;
+        let verify = body.verify.unwrap_or(true);
+        let (bridge, secrets_changed) = match body.bridge {
+            Some(patch) => {
+                let (bridge, changed) = self.patched_bridge(&record, patch)?;
+                (Some(bridge), changed)
+            }
+            None => (None, false),
+        };
         let (data, policy) = match (body.data, bridge) {
             (None, None) => match (record.kind, body.params) {
                 (_, None) => (None, None),
@@ -110,6 +114,21 @@ impl Owners {
             updated_at: Some(now),
             ..RecordChanges::default()
         };
+        // Once the input has been checked: a new key is tried upstream before it replaces the one
+        // that works.
+        let key_check = match (&data, &changes.policy) {
+            (Some(plain), Some(Policy::Bridge(policy))) if secrets_changed => {
+                match (&policy.probe, verify) {
+                    (Some(probe), true) => Some(
+                        self.check_new_key(&record, plain, policy, probe, client)
+                            .await?,
+                    ),
+                    (Some(_), false) => Some(serde_json::json!({"key_check": "skipped"})),
+                    (None, _) => None,
+                }
+            }
+            _ => None,
+        };
         let new_key = if record.sealed {
             match (data, password) {
                 (Some(data), password) => {
@@ -175,7 +194,13 @@ impl Owners {
             changes.page_label = Some(None);
         }
         self.commit(&record, &changes).await?;
-        self.audit(uuid, Outcome::Updated, client).await?;
+        match key_check {
+            Some(detail) => {
+                self.audit_detail(uuid, Outcome::Updated, detail, client)
+                    .await?
+            }
+            None => self.audit(uuid, Outcome::Updated, client).await?,
+        }
         tracing::info!(record = %uuid, "record updated");
         Ok((self.reload(uuid).await?, new_key))
     }

@@ -9,6 +9,7 @@ mod keys;
 pub mod logs;
 mod page;
 mod patch;
+mod probe;
 mod view;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use brine_core::ValidationError;
 use brine_store::{Record, Store, StoreError};
 use uuid::Uuid;
 
+pub use self::probe::KeyCheckFailure;
 pub use self::view::with_key;
 use crate::access::{Gate, Records};
 use crate::audit::{AuditLog, Channel, Event, Outcome};
@@ -44,8 +46,10 @@ pub enum OwnerError {
     },
     /// A sealed record's current X-API-Key, sent to prove the right to re-key it, is wrong.
     KeyRequired,
-    /// The playground's call did not get an answer to show.
+    /// The playground's call (or a key test) did not get an answer to show.
     Upstream(Failure),
+    /// A bridge's new key was not stored: its probe was refused or could not be sent.
+    KeyCheck(KeyCheckFailure),
     Fault(Fault),
 }
 

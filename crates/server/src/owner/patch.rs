@@ -1,8 +1,9 @@
 //! `PATCH /api/v1/records/{uuid}` with `{"bridge": {...}}`: a JSON merge patch (RFC 7396) of the
 //! stored bridge, in the shape create takes (`BridgeBody`: url, headers, fallback_urls and the
-//! policy's fields). The stored bridge is opened with the server slot (bridges are never sealed),
-//! patched here, and then checked and sealed again exactly like a new one. (A sealed bridge
-//! cannot be opened: its patch starts from its policy alone, so it must bring url and headers.)
+//! policy's fields; a `probe` object replaces the stored probe whole). The stored bridge is
+//! opened with the server slot (bridges are never sealed), patched here, and then checked and
+//! sealed again exactly like a new one. (A sealed bridge cannot be opened: its patch starts from
+//! its policy alone, so it must bring url and headers.)
 
 use brine_core::RecordKind;
 use brine_proto::BridgeBody;
@@ -62,7 +63,12 @@ fn invalid(message: &str) -> OwnerError {
 
 impl Owners {
     /// The bridge as it is stored, patched with `patch`; checked by the caller as on create.
-    pub(super) fn patched_bridge(&self, record: &Record, patch: Value) -> OwnerResult<BridgeBody> {
+    /// Also says whether its secret part (URL, headers, fallbacks: where a key lives) changed.
+    pub(super) fn patched_bridge(
+        &self,
+        record: &Record,
+        patch: Value,
+    ) -> OwnerResult<(BridgeBody, bool)> {
         if record.kind != RecordKind::Bridge {
             return Err(invalid("A credential takes 'data', not 'bridge'."));
         }
@@ -102,15 +108,28 @@ impl Owners {
         let mut merged = serde_json::to_value(&stored).map_err(|_| corrupt(record))?;
         let mut patch = patch;
         match_header_names(&merged, &mut patch);
+        // A probe is one request: a new one replaces the stored one whole, so that a parameter
+        // or status left out is not kept from the old one.
+        if patch.get("probe").is_some_and(Value::is_object)
+            && let Some(fields) = merged.as_object_mut()
+        {
+            fields.remove("probe");
+        }
         merge_patch(&mut merged, &patch);
         // serde's own message could quote a value from the patch (a header value is a secret).
-        serde_json::from_value(merged).map_err(|_| {
+        let patched: BridgeBody = serde_json::from_value(merged).map_err(|_| {
             invalid(
                 "The patched bridge is not valid: url is a string, headers an object of strings \
                  (null removes one), fallback_urls and the allowed_* lists arrays of strings, \
-                 timeouts numbers; unknown fields are refused.",
+                 timeouts numbers, probe an object; unknown fields are refused.",
             )
-        })
+        })?;
+        // A sealed bridge's patch always carries its whole secret part again.
+        let secrets_changed = record.sealed
+            || patched.url != stored.url
+            || patched.headers != stored.headers
+            || patched.fallback_urls != stored.fallback_urls;
+        Ok((patched, secrets_changed))
     }
 }
 

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use brine_bridge::scrub::Scrubber;
+use brine_core::BridgePolicy;
 use brine_crypto::DataKey;
 use brine_store::{Record, StoreError};
 use uuid::Uuid;
@@ -62,20 +63,23 @@ impl BridgeCache {
 /// Decrypts and compiles a stored bridge. Everything stored was checked when it was written, so
 /// a failure here is a fault of the stored data.
 pub fn compile(record: &Record, vault: &Vault, dek: &DataKey) -> Result<Compiled, Fault> {
-    let corrupt = |what: String| {
-        Fault::Store(StoreError::Corrupt(format!(
-            "bridge {}: {what}",
-            record.uuid
-        )))
-    };
     let policy = record
         .policy
         .bridge()
-        .ok_or_else(|| corrupt("not a bridge".into()))?;
+        .ok_or_else(|| corrupt(record.uuid, "not a bridge".into()))?;
     let plain = vault.decrypt(record, dek)?;
+    compile_plain(record.uuid, &plain, policy)
+}
+
+/// Compiles a bridge's secret part, given in the clear (as sealed: JSON), with `policy`.
+pub fn compile_plain(uuid: Uuid, plain: &str, policy: &BridgePolicy) -> Result<Compiled, Fault> {
     let secrets: BridgeSecrets =
-        serde_json::from_str(&plain).map_err(|_| corrupt("unreadable upstream".into()))?;
-    let bridge = Bridge::compile(&secrets, policy.clone()).map_err(|e| corrupt(e.message))?;
+        serde_json::from_str(plain).map_err(|_| corrupt(uuid, "unreadable upstream".into()))?;
+    let bridge = Bridge::compile(&secrets, policy.clone()).map_err(|e| corrupt(uuid, e.message))?;
     let scrubber = Scrubber::new(bridge.secrets.iter().map(String::as_str));
     Ok(Compiled { bridge, scrubber })
+}
+
+fn corrupt(uuid: Uuid, what: String) -> Fault {
+    Fault::Store(StoreError::Corrupt(format!("bridge {uuid}: {what}")))
 }

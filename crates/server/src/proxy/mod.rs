@@ -8,6 +8,7 @@ pub mod cache;
 pub mod compiled;
 pub mod inflight;
 pub mod playground;
+pub mod probe;
 pub mod upstream;
 
 use std::sync::atomic::Ordering;

@@ -6,8 +6,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use brine_core::RecordKind;
 use brine_proto::{
-    ApiKeyBody, CreateRecord, EventList, EventQuery, RecordList, RecordView, RecordWithKey,
-    RevealBody, RotateRecord, SecurePageBody, TryCall, TryResult, UpdateRecord,
+    ApiKeyBody, CreateRecord, EventList, EventQuery, KeyTestResult, RecordList, RecordView,
+    RecordWithKey, RevealBody, RotateRecord, SecurePageBody, TryCall, TryResult, UpdateRecord,
 };
 
 use crate::auth::Owner;
@@ -94,7 +94,9 @@ pub async fn reveal(
 /// Change a record's name, access, value, password, expiry or read limit.
 ///
 /// Making a record private, or replacing a sealed record's value, issues a new X-API-Key, returned
-/// once in this response.
+/// once in this response. A bridge with a probe whose URL, headers or fallbacks change is first
+/// tested with the new values: unless the upstream accepts them, nothing changes (`"verify":
+/// false` skips the test).
 #[utoipa::path(patch, path = "/api/v1/records/{uuid}", tag = "records",
     params(("uuid" = Uuid, Path)),
     request_body = UpdateRecord,
@@ -105,6 +107,9 @@ pub async fn reveal(
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such record of yours", body = ErrorBody),
         (status = 409, description = "Not possible on a sealed record", body = ErrorBody),
+        (status = 422, description = "`Key rejected`: the upstream refused the bridge's probe with the new key", body = ErrorBody),
+        (status = 502, description = "`Key not tested`: the probe could not reach the upstream", body = ErrorBody),
+        (status = 504, description = "`Key not tested`: the upstream did not answer the probe in time", body = ErrorBody),
     ))]
 pub async fn update(
     State(owners): State<Owners>,
@@ -308,4 +313,27 @@ pub async fn try_bridge(
             .try_bridge(owner.account, uuid, call, &client)
             .await?,
     ))
+}
+
+/// Test a bridge's stored key: sends the bridge's probe upstream and says whether the answer's
+/// status means the key was accepted. Audited as `key_tested`.
+#[utoipa::path(post, path = "/api/v1/records/{uuid}/test-key", tag = "records",
+    params(("uuid" = Uuid, Path)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The upstream's status, and whether it means accepted", body = KeyTestResult),
+        (status = 400, description = "Not a bridge, or the probe cannot make a URL", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such record of yours", body = ErrorBody),
+        (status = 409, description = "The bridge has no probe, or is sealed", body = ErrorBody),
+        (status = 502, description = "The upstream could not be reached or is not allowed", body = ErrorBody),
+        (status = 504, description = "The upstream did not answer in time", body = ErrorBody),
+    ))]
+pub async fn test_key(
+    State(owners): State<Owners>,
+    owner: Owner,
+    RecordId(uuid): RecordId,
+    client: ClientInfo,
+) -> ApiResult<Json<KeyTestResult>> {
+    Ok(Json(owners.test_key(owner.account, uuid, &client).await?))
 }
