@@ -5,6 +5,7 @@
 //! it means "leave as it is" (`null` is meaningful in a PATCH).
 
 mod auth;
+mod intake;
 mod logs;
 mod read;
 mod records;
@@ -16,6 +17,7 @@ pub use auth::{
     PasswordConfirmation, RecoveryCodes, SessionList, SessionView, TokenBody, TwoFactorCode,
     TwoFactorSetup,
 };
+pub use intake::{CreateIntake, IntakeCreated, IntakeInto, IntakeList, IntakeView};
 pub use logs::{
     ErrorCounts, LogEventList, LogQuery, RecordSeries, RecordUsageView, SeriesPoint, SeriesQuery,
     SummaryQuery, UsageSeries, UsageSummary,

@@ -19,7 +19,9 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::BodyReadTimeout;
-use crate::routes::{account, auth, batch, health, logs, pages, public, records, webhooks};
+use crate::routes::{
+    account, auth, batch, health, intake, intake_page, logs, pages, public, records, webhooks,
+};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -37,7 +39,9 @@ use crate::state::AppState;
         (name = "account", description = "The signed-in account: sessions, history, password, two-factor sign-in, deletion"),
         (name = "records", description = "The owner's management API"),
         (name = "logs", description = "Usage across the account: sums, series, the event log, export"),
+        (name = "intake", description = "Intake links: ask someone for a secret, once"),
         (name = "secure page", description = "Password-protected pages for people (HTML)"),
+        (name = "intake page", description = "Where someone sends the secret an intake link asks for (HTML)"),
         (name = "health", description = "Probes"),
     )
 )]
@@ -93,9 +97,12 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(logs::events))
         .routes(routes!(webhooks::put, webhooks::show, webhooks::delete))
         .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(intake::create, intake::list))
+        .routes(routes!(intake::show, intake::revoke))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(pages::show, pages::unlock))
+                .routes(routes!(intake_page::show, intake_page::submit))
                 .layer(
                     ServiceBuilder::new()
                         .layer(set_header(

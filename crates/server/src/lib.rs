@@ -19,6 +19,7 @@ mod extract;
 mod fault;
 mod forms;
 mod http;
+mod intake;
 mod kdf;
 mod lockout;
 mod loop_guard;
@@ -312,8 +313,16 @@ impl Server {
             secure: public_url.as_ref().is_some_and(|u| u.scheme() == "https"),
             signup_open: settings.signup,
         });
+        let owners = Owners::new(gate.clone(), proxy.clone());
+        let intake = intake::IntakeDesk::new(
+            owners.clone(),
+            store.clone(),
+            vault.clone(),
+            settings.lockout,
+        );
         let state = AppState::new(state::StateParts {
-            owners: Owners::new(gate.clone(), proxy.clone()),
+            owners,
+            intake,
             accounts: Accounts::new(accounts::AccountsConfig {
                 store: store.clone(),
                 tokens: Arc::new(tokens),

@@ -16,6 +16,7 @@ mod browser;
 mod cli;
 mod dashboard;
 mod hardening;
+mod intake;
 mod limits;
 mod logs;
 mod metrics;

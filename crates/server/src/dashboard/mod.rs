@@ -13,6 +13,7 @@ mod account;
 mod bridge_form;
 mod chart;
 mod fields;
+mod intake;
 mod logs;
 mod record;
 mod records;
@@ -53,6 +54,8 @@ pub fn router() -> Router<AppState> {
         .route("/records/{uuid}/delete", post(record::delete))
         .route("/records/{uuid}/try", post(record::try_call))
         .route("/records/{uuid}/select", post(record::preview_select))
+        .route("/intake-links", get(intake::show).post(intake::create))
+        .route("/intake-links/{id}/revoke", post(intake::revoke))
         .route("/logs", get(logs::show))
         .route("/logs/export", get(logs::export))
         .route("/account", get(account::show))
@@ -84,6 +87,7 @@ pub struct Chrome {
 pub enum Nav {
     Secrets,
     New,
+    Intake,
     Logs,
     Account,
     None,
@@ -116,6 +120,7 @@ impl Chrome {
             (self.nav, name),
             (Nav::Secrets, "secrets")
                 | (Nav::New, "new")
+                | (Nav::Intake, "intake")
                 | (Nav::Logs, "logs")
                 | (Nav::Account, "account")
         )

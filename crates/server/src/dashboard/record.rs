@@ -291,6 +291,7 @@ fn webhook_label(event: EventType) -> &'static str {
         EventType::FirstReveal => "The secure page is revealed for the first time",
         EventType::FirstUseAfterRotation => "The first use after the key is rotated",
         EventType::FailedAttemptsBurst => "A burst of failed attempts (10 within 5 minutes)",
+        EventType::IntakeReceived => "A value arrives through an intake link",
     }
 }
 
@@ -314,6 +315,7 @@ const TIMELINE_OUTCOMES: &[(&str, &str)] = &[
     ("denied", "Refused: key, password or rules"),
     ("rate_limited", "Refused: over a limit"),
     ("gone", "Refused: expired, used up or disabled"),
+    ("received", "Received through an intake link"),
     ("delivered", "Webhook delivered"),
     ("delivery_failed", "Webhook delivery failed"),
 ];

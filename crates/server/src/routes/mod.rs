@@ -2,6 +2,8 @@ pub mod account;
 pub mod auth;
 pub mod batch;
 pub mod health;
+pub mod intake;
+pub mod intake_page;
 pub mod logs;
 pub mod pages;
 pub mod public;
