@@ -7,6 +7,7 @@ mod account;
 mod bridges;
 mod http;
 pub(crate) mod input;
+mod intake;
 mod logs;
 mod read;
 mod records;
@@ -41,6 +42,10 @@ pub enum Command {
     /// Make, show, change and try bridges (needs `brine login`).
     #[command(subcommand)]
     Bridges(bridges::BridgesCommand),
+    /// Ask someone for a secret through a one-time link; list and revoke your links (needs
+    /// `brine login`).
+    #[command(subcommand)]
+    Intake(intake::IntakeCommand),
     /// Your account's usage logs (needs `brine login`).
     #[command(subcommand)]
     Logs(logs::LogsCommand),
@@ -82,6 +87,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Whoami => account::whoami().await,
         Command::Records(command) => records::run(command).await,
         Command::Bridges(command) => bridges::run(command).await,
+        Command::Intake(command) => intake::run(command).await,
         Command::Logs(command) => logs::run(command).await,
         Command::Share(args) => share::share(args).await,
         Command::Get(args) => read::get(args).await,

@@ -219,7 +219,7 @@ fn owner_session(source: &Source) -> anyhow::Result<Option<(Api, session::Sessio
 }
 
 /// A record named by uuid, or by name among the owner's records: exactly one must have it.
-async fn resolve(api: &Api, token: &str, record: &str) -> anyhow::Result<Uuid> {
+pub(super) async fn resolve(api: &Api, token: &str, record: &str) -> anyhow::Result<Uuid> {
     if let Ok(uuid) = Uuid::try_parse(record) {
         return Ok(uuid);
     }

@@ -257,7 +257,7 @@ fn quota_text(record: &RecordView) -> String {
     }
 }
 
-fn time_text(at: OffsetDateTime) -> String {
+pub(super) fn time_text(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_default()
 }
 

@@ -40,7 +40,7 @@ pub struct ShareArgs {
     json: bool,
 }
 
-fn parse_duration(text: &str) -> Result<time::Duration, String> {
+pub(super) fn parse_duration(text: &str) -> Result<time::Duration, String> {
     let bad = || format!("'{text}' is not a duration like 30m, 12h or 14d");
     let (number, unit) = text.split_at(text.len().saturating_sub(1));
     let n: i64 = number.parse().map_err(|_| bad())?;

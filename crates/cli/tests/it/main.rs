@@ -17,6 +17,7 @@ mod cli;
 mod dashboard;
 mod hardening;
 mod intake;
+mod intake_web;
 mod limits;
 mod logs;
 mod metrics;

@@ -51,6 +51,12 @@ async fn openapi_lists_every_route_with_its_errors() {
         ("/api/v1/logs/series", "get"),
         ("/api/v1/logs/events", "get"),
         ("/api/v1/logs/export", "get"),
+        ("/api/v1/intake", "post"),
+        ("/api/v1/intake", "get"),
+        ("/api/v1/intake/{id}", "get"),
+        ("/api/v1/intake/{id}", "delete"),
+        ("/intake/{token}", "get"),
+        ("/intake/{token}", "post"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
@@ -59,8 +65,8 @@ async fn openapi_lists_every_route_with_its_errors() {
         let op = &doc["paths"][path][method];
         assert!(op.is_object(), "{method} {path} is documented");
         let responses = op["responses"].as_object().unwrap();
-        // Health answers only 200; the secure page answers in HTML, by design.
-        if path != "/healthz" && !path.starts_with("/secure/") {
+        // Health answers only 200; the secure and intake pages answer in HTML, by design.
+        if path != "/healthz" && !path.starts_with("/secure/") && !path.starts_with("/intake/") {
             let documents_errors = responses.iter().any(|(code, r)| {
                 code.starts_with('4')
                     && r["content"]["application/json"]["schema"]["$ref"]
@@ -88,6 +94,11 @@ async fn openapi_lists_every_route_with_its_errors() {
     assert!(
         webhook["url"].is_object() && webhook["events"].is_object(),
         "{webhook}"
+    );
+    let intake = &doc["components"]["schemas"]["CreateIntake"]["properties"];
+    assert!(
+        intake["asked_for"].is_object() && intake["into"].is_object(),
+        "{intake}"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
