@@ -262,6 +262,29 @@ async fn passwords_are_checked_and_locked_out_and_links_expire_or_are_revoked() 
     assert_eq!(body(res).await["state"], "open");
 }
 
+async fn of_two_values_sent_at_once_exactly_one_is_stored() {
+    let s = TestServer::start().await;
+    let token = s.signup("ana@example.com").await;
+    let made = link(&s, &token, json!({"asked_for": "a key", "into": {"type": "credential"}})).await;
+    let url = made["url"].as_str().unwrap().to_owned();
+    let (a, b) = (
+        LoadedForm::load(s.http.get(&url)).await,
+        LoadedForm::load(s.http.get(&url)).await,
+    );
+    let (x, y) = tokio::join!(
+        a.post(&s.http, &url, &[("value", "first canary-intake")]).send(),
+        b.post(&s.http, &url, &[("value", "second canary-intake")]).send(),
+    );
+    let mut statuses = [x.unwrap().status(), y.unwrap().status()];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::NOT_FOUND]);
+    let res = s.read(made["record"].as_str().unwrap(), Some(made["api_key"].as_str().unwrap())).await;
+    let data = body(res).await["data"].as_str().unwrap().to_owned();
+    assert!(data == "first canary-intake" || data == "second canary-intake", "{data}");
+    let timeline = events(&s, &token, made["record"].as_str().unwrap()).await;
+    assert_eq!(received(&timeline), 1);
+}
+
 async fn bad_requests_get_the_envelope_and_change_nothing() {
     let s = TestServer::start().await;
     let token = s.signup("ana@example.com").await;
