@@ -6,6 +6,7 @@
 
 mod auth;
 mod handoffs;
+mod intake;
 mod logs;
 mod read;
 mod records;
@@ -22,6 +23,7 @@ pub use handoffs::{
     CreateHandoff, HandoffCreated, HandoffList, HandoffRecord, HandoffState, HandoffTodo,
     HandoffView,
 };
+pub use intake::{CreateIntake, IntakeCreated, IntakeInto, IntakeList, IntakeView};
 pub use logs::{
     ErrorCounts, LogEventList, LogQuery, RecordSeries, RecordUsageView, SeriesPoint, SeriesQuery,
     SummaryQuery, UsageSeries, UsageSummary,

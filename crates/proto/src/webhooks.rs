@@ -14,7 +14,7 @@ pub struct WebhookBody {
     #[schema(example = "https://hooks.example.com/brine")]
     pub url: String,
     /// Which events to send: `secure_page.first_reveal`, `record.first_use_after_rotation`,
-    /// `record.failed_attempts_burst`.
+    /// `record.failed_attempts_burst`, `record.intake_received`.
     pub events: Vec<String>,
     /// What counts as a burst of failed attempts (default: 10 within 300 seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -20,7 +20,8 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::BodyReadTimeout;
 use crate::routes::{
-    account, auth, batch, handoffs, health, logs, pages, public, records, tokens, webhooks,
+    account, auth, batch, handoffs, health, intake, intake_page, logs, pages, public, records,
+    tokens, webhooks,
 };
 use crate::state::AppState;
 
@@ -40,7 +41,9 @@ use crate::state::AppState;
         (name = "records", description = "The owner's management API"),
         (name = "handoffs", description = "A value handed to someone until an end date: a secure page and a key, ended together"),
         (name = "logs", description = "Usage across the account: sums, series, the event log, export"),
+        (name = "intake", description = "Intake links: ask someone for a secret, once"),
         (name = "secure page", description = "Password-protected pages for people (HTML)"),
+        (name = "intake page", description = "Where someone sends the secret an intake link asks for (HTML)"),
         (name = "health", description = "Probes"),
     )
 )]
@@ -105,9 +108,12 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(handoffs::show))
         .routes(routes!(handoffs::end))
         .routes(routes!(handoffs::done))
+        .routes(routes!(intake::create, intake::list))
+        .routes(routes!(intake::show, intake::revoke))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(pages::show, pages::unlock))
+                .routes(routes!(intake_page::show, intake_page::submit))
                 .layer(
                     ServiceBuilder::new()
                         .layer(set_header(

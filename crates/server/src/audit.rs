@@ -36,6 +36,8 @@ pub enum Channel {
     Batch,
     /// A webhook delivery to the owner's receiver (not an access to the record).
     Webhook,
+    /// A value submitted on an intake link (the owner's "request a secret").
+    Intake,
 }
 
 impl Channel {
@@ -48,6 +50,7 @@ impl Channel {
             Channel::Bridge => "bridge",
             Channel::Batch => "batch",
             Channel::Webhook => "webhook",
+            Channel::Intake => "intake",
         }
     }
 }
@@ -102,6 +105,8 @@ pub enum Outcome {
     Delivered,
     /// A webhook delivery attempt failed (retried later unless it was the last).
     DeliveryFailed,
+    /// A value arrived through an intake link (a new credential, or a bridge's header).
+    Received,
 }
 
 impl Outcome {
@@ -136,6 +141,7 @@ impl Outcome {
             Outcome::WebhookSecretRotated => "webhook_secret_rotated",
             Outcome::Delivered => "delivered",
             Outcome::DeliveryFailed => "delivery_failed",
+            Outcome::Received => "received",
         }
     }
 }

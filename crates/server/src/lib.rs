@@ -20,6 +20,7 @@ mod fault;
 mod forms;
 mod handoffs;
 mod http;
+mod intake;
 mod kdf;
 mod lockout;
 mod loop_guard;
@@ -340,9 +341,16 @@ impl Server {
             signup_open: settings.signup,
         });
         let owners = Owners::new(gate.clone(), proxy.clone());
+        let intake = intake::IntakeDesk::new(
+            owners.clone(),
+            store.clone(),
+            vault.clone(),
+            settings.lockout,
+        );
         let handoffs = handoffs::Handoffs::new(store.clone(), owners.clone());
         let state = AppState::new(state::StateParts {
             owners,
+            intake,
             accounts: Accounts::new(accounts::AccountsConfig {
                 store: store.clone(),
                 tokens: Arc::new(tokens),

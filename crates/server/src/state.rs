@@ -13,6 +13,7 @@ use crate::client_origin::Origins;
 use crate::dashboard::Site;
 use crate::forms::FormGuard;
 use crate::handoffs::Handoffs;
+use crate::intake::IntakeDesk;
 use crate::owner::Owners;
 use crate::page_loads::PageLoads;
 use crate::proxy::Proxy;
@@ -42,6 +43,8 @@ pub struct StateParts {
     pub gate: Gate,
     pub proxy: Proxy,
     pub owners: Owners,
+    /// Where values arrive through intake links.
+    pub intake: IntakeDesk,
     pub accounts: Accounts,
     pub trusted_proxies: Arc<TrustedProxies>,
     /// What is stored of each client (address form, user agent, place).
@@ -71,6 +74,7 @@ handles! {
     gate: Gate,
     proxy: Proxy,
     owners: Owners,
+    intake: IntakeDesk,
     accounts: Accounts,
     trusted_proxies: Arc<TrustedProxies>,
     origins: Arc<Origins>,

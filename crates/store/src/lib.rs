@@ -6,6 +6,7 @@
 
 mod accounts;
 mod handoffs;
+mod intake;
 mod logs;
 mod model;
 mod postgres;
@@ -28,6 +29,7 @@ use uuid::Uuid;
 
 pub use accounts::{Account, AccountEvent, AccountStore, NewSession, Refresh, SessionRow};
 pub use handoffs::{Handoff, HandoffStore};
+pub use intake::{IntakeAttempts, IntakeLink, IntakeStore, IntakeTarget};
 pub use logs::{DeletedRecord, LogStore, RecordName, RecordUsage, SeriesPoint, UsageRange};
 pub use model::{
     Appended, AuditEvent, KeySlot, LockoutEdges, NewAuditEvent, PageLimits, RecentFailures, Record,
@@ -189,6 +191,7 @@ pub trait Store:
     + WebhookStore
     + TokenStore
     + HandoffStore
+    + IntakeStore
     + Lifecycle
 {
 }
@@ -201,6 +204,7 @@ impl<T> Store for T where
         + WebhookStore
         + TokenStore
         + HandoffStore
+        + IntakeStore
         + Lifecycle
 {
 }

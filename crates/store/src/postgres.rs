@@ -294,3 +294,4 @@ crate::webhooks::impl_webhook_store!(PgStore, PgRow);
 crate::handoffs::impl_handoff_store!(PgStore, PgRow);
 crate::logs::impl_log_store!(PgStore, PgRow);
 crate::tokens::impl_token_store!(PgStore, PgRow);
+crate::intake::impl_intake_store!(PgStore, PgRow);

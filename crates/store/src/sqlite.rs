@@ -120,3 +120,4 @@ crate::webhooks::impl_webhook_store!(SqliteStore, SqliteRow);
 crate::handoffs::impl_handoff_store!(SqliteStore, SqliteRow);
 crate::logs::impl_log_store!(SqliteStore, SqliteRow);
 crate::tokens::impl_token_store!(SqliteStore, SqliteRow);
+crate::intake::impl_intake_store!(SqliteStore, SqliteRow);

@@ -9,6 +9,7 @@ mod bridges;
 mod handoff;
 mod http;
 pub(crate) mod input;
+mod intake;
 mod logs;
 mod read;
 mod records;
@@ -44,6 +45,10 @@ pub enum Command {
     /// Make, show, change and try bridges (needs `brine login`).
     #[command(subcommand)]
     Bridges(bridges::BridgesCommand),
+    /// Ask someone for a secret through a one-time link; list and revoke your links (needs
+    /// `brine login`).
+    #[command(subcommand)]
+    Intake(intake::IntakeCommand),
     /// Your account's usage logs (needs `brine login`).
     #[command(subcommand)]
     Logs(logs::LogsCommand),
@@ -95,6 +100,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Whoami => account::whoami().await,
         Command::Records(command) => records::run(command).await,
         Command::Bridges(command) => bridges::run(command).await,
+        Command::Intake(command) => intake::run(command).await,
         Command::Logs(command) => logs::run(command).await,
         Command::Tokens(command) => tokens::run(command).await,
         Command::Handoff(command) => handoff::run(command).await,

@@ -1732,3 +1732,113 @@ async fn a_bridge_key_is_tested_before_it_is_replaced_and_on_demand() {
     none.assert_failed();
     assert!(none.stderr.contains("No probe"), "{}", none.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn intake_create_list_and_revoke() {
+    let server = TestServer::start().await;
+    let cli = Cli::signed_up(&server, "ana@example.com").await;
+    // A new credential, with a password read from stdin (no terminal here) and an expiry.
+    let run = cli
+        .run(
+            &[
+                "intake",
+                "create",
+                "--for",
+                "the staging database URL",
+                "--password-prompt",
+                "--expires",
+                "7d",
+            ],
+            "read-it-to-me 7\n",
+        )
+        .await;
+    run.assert_ok();
+    let link = run.field("Link:");
+    let key = run.field("X-API-Key:");
+    let record = run.field("Record:");
+    let record = record.split_whitespace().next().unwrap().to_owned();
+    assert!(
+        link.starts_with(&format!("{}/intake/", server.base)),
+        "{link}"
+    );
+    assert!(run.stdout.contains("another channel"));
+    assert!(
+        !run.stdout.contains("read-it-to-me"),
+        "the password is not echoed"
+    );
+
+    // The person sends the value; the key printed by the CLI reads it.
+    let form = LoadedForm::load(server.http.get(&link)).await;
+    let res = form
+        .post(
+            &server.http,
+            &link,
+            &[
+                ("password", "read-it-to-me 7"),
+                ("value", "postgres://db/staging"),
+            ],
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        body(server.read(&record, Some(&key)).await).await["data"],
+        "postgres://db/staging"
+    );
+
+    // Into a bridge's header, by the bridge's name; then listed and revoked.
+    cli.run(
+        &[
+            "bridges",
+            "create",
+            "--name",
+            "OpenAI",
+            "--url",
+            "https://api.example.com/v1",
+            "--access",
+            "private",
+        ],
+        "",
+    )
+    .await
+    .assert_ok();
+    let run = cli
+        .run(
+            &[
+                "intake",
+                "create",
+                "--for",
+                "the new OpenAI key",
+                "--into-bridge",
+                "OpenAI",
+                "--header",
+                "Authorization",
+                "--template",
+                "Bearer {{value}}",
+                "--json",
+            ],
+            "",
+        )
+        .await;
+    run.assert_ok();
+    let made: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(made["into"]["type"], "bridge_header");
+    assert!(made.get("api_key").is_none());
+    let id = made["id"].as_str().unwrap().to_owned();
+
+    let run = cli.run(&["intake", "list"], "").await;
+    run.assert_ok();
+    assert!(run.stdout.contains("ASKED FOR"));
+    assert!(run.stdout.contains(&id) && run.stdout.contains("open"));
+    assert!(run.stdout.contains("used"), "{}", run.stdout);
+    cli.run(&["intake", "revoke", &id], "").await.assert_ok();
+    let run = cli.run(&["intake", "list", "--json"], "").await;
+    let list: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(list["links"][0]["state"], "revoked");
+    // Revoking a used link is refused with the server's message.
+    let used = list["links"][1]["id"].as_str().unwrap();
+    let run = cli.run(&["intake", "revoke", used], "").await;
+    run.assert_failed();
+    assert!(run.stderr.contains("used already"), "{}", run.stderr);
+}

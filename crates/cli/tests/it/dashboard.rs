@@ -28,7 +28,7 @@ pub async fn check_page(web: &Web, name: &str) {
     web.phone(false).await;
 }
 
-async fn sign_up(web: &Web, email: &str) {
+pub(crate) async fn sign_up(web: &Web, email: &str) {
     web.goto("/").await;
     assert_eq!(web.path().await, "/signin");
     web.follow("Create an account").await;
@@ -39,7 +39,7 @@ async fn sign_up(web: &Web, email: &str) {
 }
 
 /// The key in the modal that a create or a rotation shows.
-async fn key_in_modal(web: &Web) -> String {
+pub(crate) async fn key_in_modal(web: &Web) -> String {
     let text = web
         .client
         .find(fantoccini::Locator::Id("new-key"))

@@ -17,6 +17,8 @@ mod cli;
 mod dashboard;
 mod handoffs;
 mod hardening;
+mod intake;
+mod intake_web;
 mod key_test;
 mod limits;
 mod logs;

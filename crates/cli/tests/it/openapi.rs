@@ -62,6 +62,12 @@ async fn openapi_lists_every_route_with_its_errors() {
         ("/api/v1/handoffs/{id}", "get"),
         ("/api/v1/handoffs/{id}/end", "post"),
         ("/api/v1/handoffs/{id}/done", "post"),
+        ("/api/v1/intake", "post"),
+        ("/api/v1/intake", "get"),
+        ("/api/v1/intake/{id}", "get"),
+        ("/api/v1/intake/{id}", "delete"),
+        ("/intake/{token}", "get"),
+        ("/intake/{token}", "post"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
@@ -70,8 +76,8 @@ async fn openapi_lists_every_route_with_its_errors() {
         let op = &doc["paths"][path][method];
         assert!(op.is_object(), "{method} {path} is documented");
         let responses = op["responses"].as_object().unwrap();
-        // Health answers only 200; the secure page answers in HTML, by design.
-        if path != "/healthz" && !path.starts_with("/secure/") {
+        // Health answers only 200; the secure and intake pages answer in HTML, by design.
+        if path != "/healthz" && !path.starts_with("/secure/") && !path.starts_with("/intake/") {
             let documents_errors = responses.iter().any(|(code, r)| {
                 code.starts_with('4')
                     && r["content"]["application/json"]["schema"]["$ref"]
@@ -108,6 +114,11 @@ async fn openapi_lists_every_route_with_its_errors() {
     let handoff = &doc["components"]["schemas"]["CreateHandoff"]["properties"];
     assert_eq!(handoff["ends_at"]["format"], "date-time", "{handoff}");
     assert!(doc["components"]["schemas"]["HandoffView"]["properties"]["todo"].is_object());
+    let intake = &doc["components"]["schemas"]["CreateIntake"]["properties"];
+    assert!(
+        intake["asked_for"].is_object() && intake["into"].is_object(),
+        "{intake}"
+    );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
 }

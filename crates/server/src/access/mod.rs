@@ -157,8 +157,9 @@ fn rules(channel: Channel) -> Rules {
             lockout: None,
             claim: Claim::Nothing,
         },
-        // Webhook deliveries are recorded, never gated: nothing opens a record through them.
-        Channel::Webhook => Rules {
+        // Webhook deliveries and intake arrivals are recorded, never gated: nothing opens a
+        // record through them.
+        Channel::Webhook | Channel::Intake => Rules {
             status: true,
             limits: false,
             lockout: None,

@@ -14,6 +14,7 @@ mod bridge_form;
 mod chart;
 mod fields;
 mod handoffs;
+mod intake;
 mod logs;
 mod record;
 mod records;
@@ -61,6 +62,9 @@ pub fn router() -> Router<AppState> {
         .route("/handoffs/{id}", get(handoffs::show))
         .route("/handoffs/{id}/end", post(handoffs::end))
         .route("/handoffs/{id}/done", post(handoffs::done))
+        .route("/intake-links", get(intake::show))
+        .route("/intake-links/new", post(intake::create))
+        .route("/intake-links/{id}/revoke", post(intake::revoke))
         .route("/logs", get(logs::show))
         .route("/logs/export", get(logs::export))
         .route("/tokens", get(tokens::show).post(tokens::create))
@@ -95,6 +99,7 @@ pub enum Nav {
     Secrets,
     New,
     Handoffs,
+    Intake,
     Logs,
     Tokens,
     Account,
@@ -129,6 +134,7 @@ impl Chrome {
             (Nav::Secrets, "secrets")
                 | (Nav::New, "new")
                 | (Nav::Handoffs, "handoffs")
+                | (Nav::Intake, "intake")
                 | (Nav::Logs, "logs")
                 | (Nav::Tokens, "tokens")
                 | (Nav::Account, "account")

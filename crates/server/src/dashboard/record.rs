@@ -333,6 +333,7 @@ fn webhook_label(event: EventType) -> &'static str {
         EventType::FirstReveal => "The secure page is revealed for the first time",
         EventType::FirstUseAfterRotation => "The first use after the key is rotated",
         EventType::FailedAttemptsBurst => "A burst of failed attempts (10 within 5 minutes)",
+        EventType::IntakeReceived => "A value arrives through an intake link",
     }
 }
 
@@ -358,6 +359,7 @@ const TIMELINE_OUTCOMES: &[(&str, &str)] = &[
     ("key_tested", "Key tests"),
     ("key_refused", "New keys refused"),
     ("gone", "Refused: expired, used up or disabled"),
+    ("received", "Received through an intake link"),
     ("delivered", "Webhook delivered"),
     ("delivery_failed", "Webhook delivery failed"),
 ];

@@ -241,6 +241,7 @@ fn describe(channel: &str, outcome: &str) -> String {
         ("owner", "webhook_set") => "You set the webhook",
         ("owner", "webhook_removed") => "You removed the webhook",
         ("owner", "webhook_secret_rotated") => "You rotated the webhook's signing secret",
+        ("intake", "received") => "Received through an intake link",
         ("webhook", "delivered") => "Webhook delivered",
         ("webhook", "delivery_failed") => "Webhook delivery failed",
         (_, "bad_request") => "Refused: a malformed call",

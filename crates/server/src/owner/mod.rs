@@ -5,6 +5,7 @@
 mod change;
 mod create;
 mod enable;
+pub mod intake;
 mod keys;
 pub mod logs;
 mod page;

@@ -3,6 +3,8 @@ pub mod auth;
 pub mod batch;
 pub mod handoffs;
 pub mod health;
+pub mod intake;
+pub mod intake_page;
 pub mod logs;
 pub mod pages;
 pub mod public;

@@ -36,13 +36,16 @@ pub enum EventType {
     FirstReveal,
     FirstUseAfterRotation,
     FailedAttemptsBurst,
+    /// A value arrived through an intake link (a bridge's header was set from it).
+    IntakeReceived,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 3] = [
+    pub const ALL: [EventType; 4] = [
         EventType::FirstReveal,
         EventType::FirstUseAfterRotation,
         EventType::FailedAttemptsBurst,
+        EventType::IntakeReceived,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +53,7 @@ impl EventType {
             EventType::FirstReveal => "secure_page.first_reveal",
             EventType::FirstUseAfterRotation => "record.first_use_after_rotation",
             EventType::FailedAttemptsBurst => "record.failed_attempts_burst",
+            EventType::IntakeReceived => "record.intake_received",
         }
     }
 
@@ -63,6 +67,7 @@ impl EventType {
             EventType::FirstReveal => "first_reveal",
             EventType::FirstUseAfterRotation => "first_use",
             EventType::FailedAttemptsBurst => "burst",
+            EventType::IntakeReceived => "intake",
         }
     }
 }
@@ -179,6 +184,7 @@ pub struct Watch {
     pub first_reveal: bool,
     pub first_use: bool,
     pub burst: Option<(i64, i64)>,
+    pub intake: bool,
 }
 
 impl Watch {
@@ -189,6 +195,7 @@ impl Watch {
             first_use: has(EventType::FirstUseAfterRotation),
             burst: has(EventType::FailedAttemptsBurst)
                 .then_some((w.burst_threshold, w.burst_window_secs)),
+            intake: has(EventType::IntakeReceived),
         }
     }
 }

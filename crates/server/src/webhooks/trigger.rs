@@ -73,6 +73,7 @@ fn matters(watch: &Watch, channel: Channel, outcome: Outcome) -> bool {
     (watch.first_reveal && channel == Channel::SecurePage && outcome == Outcome::Revealed)
         || (watch.first_use && outcome == Outcome::Ok && is_use(channel))
         || (watch.burst.is_some() && is_failure(outcome))
+        || (watch.intake && channel == Channel::Intake && outcome == Outcome::Received)
 }
 
 impl WebhookTap {
@@ -223,6 +224,18 @@ async fn consider(
                 enqueue(hooks, EventType::FirstUseAfterRotation, &record, data).await?;
             }
         }
+    }
+    // Each arrival is its own event (a link is used once): no "first" to decide.
+    if watch.intake && event.channel == Channel::Intake && event.outcome == Outcome::Received {
+        let Some(record) = current(hooks, uuid).await? else {
+            return Ok(());
+        };
+        let data = json!({
+            "received_at": rfc3339(event.at),
+            "client_ip": event.client_ip,
+            "user_agent": event.user_agent,
+        });
+        enqueue(hooks, EventType::IntakeReceived, &record, data).await?;
     }
     if let Some((threshold, window_secs)) = watch.burst
         && is_failure(event.outcome)
