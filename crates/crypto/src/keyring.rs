@@ -200,7 +200,11 @@ fn parse_version(text: &str) -> Result<u32, KeyringError> {
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let versions: Vec<u32> = self.versions().collect();
-        write!(f, "Keyring(current v{}, versions {versions:?})", self.current)
+        write!(
+            f,
+            "Keyring(current v{}, versions {versions:?})",
+            self.current
+        )
     }
 }
 

@@ -260,15 +260,15 @@ fn keyrings_parse_every_written_form_and_refuse_mistakes() {
         Keyring::parse(&format!("current:3 1:{one}")).unwrap_err(),
         KeyringError::NoCurrent(3)
     );
-    assert_eq!(Keyring::parse("# nothing\n").unwrap_err(), KeyringError::Empty);
+    assert_eq!(
+        Keyring::parse("# nothing\n").unwrap_err(),
+        KeyringError::Empty
+    );
     assert!(matches!(
         Keyring::parse(&format!("0:{one}")),
         Err(KeyringError::Syntax(_))
     ));
-    assert!(matches!(
-        Keyring::parse(&one),
-        Err(KeyringError::Syntax(_))
-    ));
+    assert!(matches!(Keyring::parse(&one), Err(KeyringError::Syntax(_))));
     let short = Keyring::parse(&format!("2:{}", b64.encode([1u8; 16]))).unwrap_err();
     assert_eq!(
         short,

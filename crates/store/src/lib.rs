@@ -5,6 +5,7 @@
 //! an X-API-Key or a password.
 
 mod accounts;
+pub mod key_versions;
 mod logs;
 mod model;
 mod postgres;
@@ -25,6 +26,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use accounts::{Account, AccountEvent, AccountStore, NewSession, SessionRow};
+pub use key_versions::{KeyVersionStore, SealedField, SealedValue, VersionCount};
 pub use logs::{DeletedRecord, LogStore, RecordName, RecordUsage, SeriesPoint, UsageRange};
 pub use model::{
     Appended, AuditEvent, KeySlot, LockoutEdges, NewAuditEvent, PageLimits, RecentFailures, Record,
@@ -177,11 +179,25 @@ pub trait Lifecycle: Send + Sync {
 
 /// Everything the server needs from storage.
 pub trait Store:
-    MetaStore + AccountStore + RecordStore + AuditStore + LogStore + WebhookStore + Lifecycle
+    MetaStore
+    + AccountStore
+    + RecordStore
+    + AuditStore
+    + LogStore
+    + WebhookStore
+    + KeyVersionStore
+    + Lifecycle
 {
 }
 impl<T> Store for T where
-    T: MetaStore + AccountStore + RecordStore + AuditStore + LogStore + WebhookStore + Lifecycle
+    T: MetaStore
+        + AccountStore
+        + RecordStore
+        + AuditStore
+        + LogStore
+        + WebhookStore
+        + KeyVersionStore
+        + Lifecycle
 {
 }
 

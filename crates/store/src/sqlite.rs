@@ -118,3 +118,4 @@ impl_sql_store!(SqliteStore, Sqlite, SqliteRow);
 crate::accounts::impl_account_store!(SqliteStore, SqliteRow);
 crate::webhooks::impl_webhook_store!(SqliteStore, SqliteRow);
 crate::logs::impl_log_store!(SqliteStore, SqliteRow);
+crate::key_versions::impl_key_version_store!(SqliteStore, SqliteRow);
