@@ -5,6 +5,7 @@
 //! an X-API-Key or a password.
 
 mod accounts;
+pub mod backup;
 pub mod key_versions;
 mod logs;
 mod model;

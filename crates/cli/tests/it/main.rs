@@ -10,12 +10,14 @@
 mod common;
 
 mod accounts;
+mod backup;
 mod batch;
 mod bridges;
 mod browser;
 mod cli;
 mod dashboard;
 mod hardening;
+mod keyring;
 mod limits;
 mod logs;
 mod metrics;
