@@ -42,6 +42,26 @@ enum Command {
     Client(client::Command),
 }
 
+/// `brine records list | head -3`: when the reader of stdout goes away, a client command ends
+/// quietly with the exit code of a process stopped by SIGPIPE (141), as other command-line
+/// tools do, rather than with a panic report. (Rust ignores SIGPIPE, so `println!` panics
+/// instead; restoring the signal would need `unsafe`.)
+fn quiet_on_closed_pipe() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        report(info);
+    }));
+}
+
 #[derive(Subcommand)]
 enum AdminCommand {
     /// Set a new password for an account (ending all its sessions), e.g. when its owner is
@@ -61,6 +81,9 @@ enum AdminCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Client(_)) {
+        quiet_on_closed_pipe();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -93,6 +93,7 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
             "master_key",
             "master_keys",
             "token_ttl_secs",
+            "cli_session_days",
             "signup",
             "kdf_concurrency",
             "max_body_bytes",

@@ -18,6 +18,10 @@ pub struct Credentials {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "123456")]
     pub code: Option<String>,
+    /// Also return a refresh token, so the session can be renewed for days
+    /// (`POST /api/v1/auth/refresh`). The CLI asks for one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refresh: bool,
 }
 
 /// (No `Debug`: it holds the token.)
@@ -27,6 +31,17 @@ pub struct TokenBody {
     pub token: String,
     /// Seconds until the token expires.
     pub expires_in: i64,
+    /// When asked for at sign-in: renews the session at `POST /api/v1/auth/refresh`. Each use
+    /// returns a new one; presenting a used one again ends the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// (No `Debug`: it holds the token.)
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    pub refresh_token: String,
 }
 
 /// The signed-in account.
@@ -60,6 +75,9 @@ pub struct SessionView {
     pub user_agent: Option<String>,
     /// Whether this is the session making the request.
     pub current: bool,
+    /// Renewed with a refresh token (a signed-in CLI): it lasts until `expires_at` unless used.
+    #[serde(default)]
+    pub refreshable: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

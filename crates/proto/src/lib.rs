@@ -9,12 +9,13 @@ mod logs;
 mod read;
 mod records;
 mod time_format;
+mod tokens;
 mod webhooks;
 
 pub use auth::{
     AccountEventList, AccountEventView, AccountView, ChangePassword, Credentials,
-    PasswordConfirmation, RecoveryCodes, SessionList, SessionView, TokenBody, TwoFactorCode,
-    TwoFactorSetup,
+    PasswordConfirmation, RecoveryCodes, RefreshBody, SessionList, SessionView, TokenBody,
+    TwoFactorCode, TwoFactorSetup,
 };
 pub use logs::{
     ErrorCounts, LogEventList, LogQuery, RecordSeries, RecordUsageView, SeriesPoint, SeriesQuery,
@@ -27,6 +28,9 @@ pub use records::{
     UpdateRecord,
 };
 pub use time_format::Timestamp;
+pub use tokens::{
+    CreateServiceToken, NewServiceToken, ServiceTokenList, ServiceTokenView, TokenRecord,
+};
 pub use webhooks::{BurstRule, DeliveryView, WebhookBody, WebhookSecret, WebhookView};
 
 use std::borrow::Cow;

@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::BodyReadTimeout;
-use crate::routes::{account, auth, batch, health, logs, pages, public, records, webhooks};
+use crate::routes::{account, auth, batch, health, logs, pages, public, records, tokens, webhooks};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -71,6 +71,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::signup))
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))
+        .routes(routes!(auth::refresh))
         .routes(routes!(account::show, account::delete))
         .routes(routes!(account::change_password))
         .routes(routes!(account::sessions))
@@ -93,6 +94,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(logs::events))
         .routes(routes!(webhooks::put, webhooks::show, webhooks::delete))
         .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(tokens::create, tokens::list))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(tokens::describe))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(pages::show, pages::unlock))

@@ -32,6 +32,9 @@ pub struct Settings {
     pub master_keys: Option<SecretString>,
     /// Lifetime of a dashboard token, in seconds.
     pub token_ttl_secs: u64,
+    /// How long a signed-in CLI stays signed in without being used, in days (its refresh token
+    /// renews the session on each use).
+    pub cli_session_days: u64,
     /// Whether anyone may create an account with `POST /api/v1/auth/signup`.
     pub signup: bool,
     /// How many Argon2 computations may run at once (each uses ~19 MiB and one core).
@@ -142,6 +145,7 @@ impl Default for Settings {
             master_key: None,
             master_keys: None,
             token_ttl_secs: 3600,
+            cli_session_days: 30,
             signup: true,
             kdf_concurrency: std::thread::available_parallelism()
                 .map(|n| n.get())

@@ -274,6 +274,16 @@ impl From<Refusal> for ApiError {
                 "A sealed record opens only with its X-API-Key or password; its owner can \
                  replace the value but not view it.",
             ),
+            Refusal::TokenInvalid => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "Authentication required",
+                "This service token is not valid: it is unknown, expired or revoked.",
+            ),
+            Refusal::TokenOutOfScope => Self::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "This service token does not cover this record; its owner can make one that does.",
+            ),
         }
     }
 }

@@ -32,6 +32,7 @@ mod proxy;
 mod retention;
 pub mod rotation;
 mod routes;
+mod service_tokens;
 mod state;
 #[cfg(test)]
 mod test_support;
@@ -149,6 +150,13 @@ impl Server {
             .filter(|s| *s > 0)
             .map(time::Duration::seconds)
             .ok_or_else(|| StartupError::Setting("token_ttl_secs must be positive".into()))?;
+        let cli_session = i64::try_from(settings.cli_session_days)
+            .ok()
+            .filter(|d| (1..=3650).contains(d))
+            .map(time::Duration::days)
+            .ok_or_else(|| {
+                StartupError::Setting("cli_session_days must be between 1 and 3650".into())
+            })?;
         let lockout = settings.lockout;
         if lockout.per_client == 0 || lockout.per_record == 0 || lockout.window_secs == 0 {
             return Err(StartupError::Setting(
@@ -338,6 +346,7 @@ impl Server {
             accounts: Accounts::new(accounts::AccountsConfig {
                 store: store.clone(),
                 tokens: Arc::new(tokens),
+                cli_session,
                 challenge_keys,
                 totp,
                 vault,
@@ -345,6 +354,7 @@ impl Server {
                 decoy_hash: decoy.into(),
                 signup_open: settings.signup,
             }),
+            tokens: gate.tokens().clone(),
             gate,
             proxy,
             trusted_proxies: Arc::new(client_ip::TrustedProxies::new(

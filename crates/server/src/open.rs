@@ -16,6 +16,7 @@ use crate::credential;
 use crate::error::ApiError;
 use crate::extract::ClientInfo;
 use crate::proxy::{Incoming, Proxy, api_key};
+use crate::service_tokens::ServiceTokens;
 use crate::throttle::write_headers;
 
 /// Answers a request for record `uuid`.
@@ -86,15 +87,21 @@ async fn open_once(
     }
 }
 
-/// What a caller presented to open a credential: GET takes an X-API-Key; POST takes an
-/// X-API-Key or a JSON password (never in a batch).
+/// What a caller presented to open a credential: GET takes an X-API-Key (a record's key or a
+/// service token); POST takes either or a JSON password (never in a batch).
 fn presented(incoming: &Incoming) -> Result<Credential, Refusal> {
-    let key = api_key(&incoming.headers).map(str::to_owned);
+    let key = api_key(&incoming.headers).map(|key| {
+        if ServiceTokens::is_token(key) {
+            Credential::ServiceToken(key.to_owned())
+        } else {
+            Credential::ApiKey(key.to_owned())
+        }
+    });
     match incoming.method {
-        Method::GET | Method::HEAD => Ok(key.map_or(Credential::Nothing, Credential::ApiKey)),
+        Method::GET | Method::HEAD => Ok(key.unwrap_or(Credential::Nothing)),
         Method::POST => {
             if let Some(key) = key {
-                return Ok(Credential::ApiKey(key));
+                return Ok(key);
             }
             if incoming.body.is_empty() {
                 return Ok(Credential::Nothing);

@@ -16,6 +16,7 @@ use crate::owner::Owners;
 use crate::page_loads::PageLoads;
 use crate::proxy::Proxy;
 use crate::routes::batch::BatchSettings;
+use crate::service_tokens::ServiceTokens;
 use crate::webhooks::Webhooks;
 
 /// Shared by every request; one reference count to clone.
@@ -49,6 +50,7 @@ pub struct StateParts {
     pub page_loads: PageLoads,
     pub batch: BatchSettings,
     pub webhooks: Webhooks,
+    pub tokens: ServiceTokens,
     /// For the loop guard's audit of refused calls (see `loop_guard`).
     pub store: Arc<dyn Store>,
 }
@@ -75,4 +77,5 @@ handles! {
     page_loads: PageLoads,
     batch: BatchSettings,
     webhooks: Webhooks,
+    tokens: ServiceTokens,
 }

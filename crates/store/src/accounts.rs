@@ -33,6 +33,8 @@ pub struct NewSession<'a> {
     pub expires_at: OffsetDateTime,
     pub client_ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
+    /// SHA-256 of the session's first refresh token, for a session that can be renewed.
+    pub refresh_digest: Option<&'a [u8]>,
 }
 
 /// An open session, as the owner's sessions list shows it.
@@ -45,6 +47,20 @@ pub struct SessionRow {
     pub expires_at: OffsetDateTime,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
+    /// Renewed with a refresh token (the CLI's sessions).
+    pub refreshable: bool,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refresh {
+    /// It was the session's current token: replaced by the new one, the session extended.
+    Rotated(SessionRow),
+    /// An earlier token of an open session of `account`, presented again: someone holds a
+    /// copy, so the session has been ended.
+    Reused { account: Uuid },
+    /// No open session of that id.
+    Unknown,
 }
 
 /// Something that happened to an account: `signed_in`, `sign_in_failed`, `password_changed`...
@@ -106,6 +122,17 @@ pub trait AccountStore: Send + Sync {
     async fn session(&self, id: Uuid, now: OffsetDateTime) -> Result<Option<SessionRow>>;
     /// The account's sessions that have not expired at `now`, newest first.
     async fn sessions_of(&self, account: Uuid, now: OffsetDateTime) -> Result<Vec<SessionRow>>;
+    /// Presents refresh token digest `old` for `session` at `now`: when it is current, replaces
+    /// it with `new` and moves the session's expiry to `expires_at`; when the session is open but
+    /// `old` is not current, ends the session.
+    async fn rotate_refresh(
+        &self,
+        session: Uuid,
+        old: &[u8],
+        new: &[u8],
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<Refresh>;
     /// Returns whether a session was deleted.
     async fn delete_session(&self, id: Uuid) -> Result<bool>;
     /// Deletes the session if it belongs to `account`; returns whether it did.
@@ -138,7 +165,8 @@ macro_rules! impl_account_store {
             use crate::sql::is_unique_violation;
             use crate::time_ms::{from_ms, to_ms};
             use crate::{
-                Account, AccountEvent, AccountStore, NewSession, Result, SessionRow, StoreError,
+                Account, AccountEvent, AccountStore, NewSession, Refresh, Result, SessionRow,
+                StoreError,
             };
 
             fn account(row: &$row) -> Result<Account> {
@@ -161,6 +189,7 @@ macro_rules! impl_account_store {
                     expires_at: from_ms(row.try_get("expires_at")?)?,
                     client_ip: row.try_get("client_ip")?,
                     user_agent: row.try_get("user_agent")?,
+                    refreshable: row.try_get("refreshable")?,
                 })
             }
 
@@ -374,7 +403,8 @@ macro_rules! impl_account_store {
                         .await?;
                     sqlx::query(
                         "INSERT INTO sessions (id, account_id, kind, created_at, expires_at, \
-                         client_ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                         client_ip, user_agent, refresh_digest) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     )
                     .bind(s.id)
                     .bind(s.account)
@@ -383,6 +413,7 @@ macro_rules! impl_account_store {
                     .bind(to_ms(s.expires_at))
                     .bind(s.client_ip)
                     .bind(s.user_agent)
+                    .bind(s.refresh_digest)
                     .execute(&self.pool)
                     .await?;
                     Ok(())
@@ -390,7 +421,8 @@ macro_rules! impl_account_store {
 
                 async fn session(&self, id: Uuid, now: OffsetDateTime) -> Result<Option<SessionRow>> {
                     let row = sqlx::query(
-                        "SELECT id, account_id, kind, created_at, expires_at, client_ip, user_agent FROM sessions WHERE id = $1 AND expires_at > $2"
+                        "SELECT id, account_id, kind, created_at, expires_at, client_ip, user_agent, \
+                         refresh_digest IS NOT NULL AS refreshable FROM sessions WHERE id = $1 AND expires_at > $2"
                     )
                     .bind(id)
                     .bind(to_ms(now))
@@ -405,7 +437,8 @@ macro_rules! impl_account_store {
                     now: OffsetDateTime,
                 ) -> Result<Vec<SessionRow>> {
                     let rows = sqlx::query(
-                        "SELECT id, account_id, kind, created_at, expires_at, client_ip, user_agent FROM sessions WHERE account_id = $1 \
+                        "SELECT id, account_id, kind, created_at, expires_at, client_ip, user_agent, \
+                         refresh_digest IS NOT NULL AS refreshable FROM sessions WHERE account_id = $1 \
                          AND expires_at > $2 ORDER BY created_at DESC, id"
                     )
                     .bind(account)
@@ -413,6 +446,49 @@ macro_rules! impl_account_store {
                     .fetch_all(&self.pool)
                     .await?;
                     rows.iter().map(session).collect()
+                }
+
+                async fn rotate_refresh(
+                    &self,
+                    id: Uuid,
+                    old: &[u8],
+                    new: &[u8],
+                    now: OffsetDateTime,
+                    expires_at: OffsetDateTime,
+                ) -> Result<Refresh> {
+                    // Digests of 256-bit random secrets: comparing them in SQL leaks nothing
+                    // that would help forge one.
+                    let rotated = sqlx::query(
+                        "UPDATE sessions SET refresh_digest = $1, expires_at = $2 \
+                         WHERE id = $3 AND refresh_digest = $4 AND expires_at > $5",
+                    )
+                    .bind(new)
+                    .bind(to_ms(expires_at))
+                    .bind(id)
+                    .bind(old)
+                    .bind(to_ms(now))
+                    .execute(&self.pool)
+                    .await?;
+                    if rotated.rows_affected() > 0 {
+                        return Ok(match self.session(id, now).await? {
+                            Some(row) => Refresh::Rotated(row),
+                            None => Refresh::Unknown,
+                        });
+                    }
+                    let ended = sqlx::query(
+                        "DELETE FROM sessions WHERE id = $1 AND refresh_digest IS NOT NULL \
+                         AND expires_at > $2 RETURNING account_id",
+                    )
+                    .bind(id)
+                    .bind(to_ms(now))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(match ended {
+                        Some(row) => Refresh::Reused {
+                            account: row.try_get::<Uuid, _>("account_id")?,
+                        },
+                        None => Refresh::Unknown,
+                    })
                 }
 
                 async fn delete_session(&self, id: Uuid) -> Result<bool> {

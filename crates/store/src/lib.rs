@@ -16,6 +16,7 @@ mod sqlite_writer;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod time_ms;
+mod tokens;
 pub mod transfer;
 pub mod usage;
 mod webhooks;
@@ -26,7 +27,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use accounts::{Account, AccountEvent, AccountStore, NewSession, SessionRow};
+pub use accounts::{Account, AccountEvent, AccountStore, NewSession, Refresh, SessionRow};
 pub use key_versions::{KeyVersionStore, SealedField, SealedValue, VersionCount};
 pub use logs::{DeletedRecord, LogStore, RecordName, RecordUsage, SeriesPoint, UsageRange};
 pub use model::{
@@ -35,6 +36,7 @@ pub use model::{
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use tokens::{NewServiceToken, ServiceTokenRow, TokenCheck, TokenStore};
 pub use webhooks::{
     ClaimedDelivery, DeliveryEnd, DeliveryRow, NewDelivery, Webhook, WebhookStore, WebhookWatch,
 };
@@ -187,6 +189,7 @@ pub trait Store:
     + LogStore
     + WebhookStore
     + KeyVersionStore
+    + TokenStore
     + Lifecycle
 {
 }
@@ -198,6 +201,7 @@ impl<T> Store for T where
         + LogStore
         + WebhookStore
         + KeyVersionStore
+        + TokenStore
         + Lifecycle
 {
 }

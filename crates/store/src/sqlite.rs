@@ -124,3 +124,4 @@ crate::accounts::impl_account_store!(SqliteStore, SqliteRow);
 crate::webhooks::impl_webhook_store!(SqliteStore, SqliteRow);
 crate::logs::impl_log_store!(SqliteStore, SqliteRow);
 crate::key_versions::impl_key_version_store!(SqliteStore, SqliteRow);
+crate::tokens::impl_token_store!(SqliteStore, SqliteRow);

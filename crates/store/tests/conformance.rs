@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use brine_core::{Access, BridgePolicy, Policy, Quota, QuotaPeriod, RecordKind, RecordLimits};
 use brine_store::{
-    Account, Appended, EventFilter, KeySlot, LockoutEdges, NewAuditEvent, NewSession, PageLimits,
-    RecentFailures, Record, RecordChanges, Settle, SlotKind, Store, StoreError,
+    Account, Appended, EventFilter, KeySlot, LockoutEdges, NewAuditEvent, NewServiceToken,
+    NewSession, PageLimits, RecentFailures, Record, RecordChanges, Refresh, Settle, SlotKind,
+    Store, StoreError,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -127,6 +128,7 @@ async fn accounts_and_sessions(store: &dyn Store) {
         expires_at: created_at + Duration::hours(1),
         client_ip: Some("192.0.2.7"),
         user_agent: Some("curl/8"),
+        refresh_digest: None,
     };
     store
         .create_session(&open(expired, t - Duration::hours(2), "api"))
@@ -262,6 +264,7 @@ async fn deleting_an_account_removes_everything_in_it(store: &dyn Store) {
             expires_at: t + Duration::hours(1),
             client_ip: None,
             user_agent: None,
+            refresh_digest: None,
         })
         .await
         .unwrap();
@@ -1104,6 +1107,8 @@ async fn conformance(store: Arc<dyn Store>) {
     retention_deletes_only_what_is_old_enough(store.as_ref()).await;
     usage_rollups_and_history(store.as_ref()).await;
     master_key_versions(store.as_ref()).await;
+    refresh_tokens_rotate_once(store.as_ref()).await;
+    service_tokens(store.as_ref()).await;
 }
 
 /// Values under each master-key version: counted, walked in id order past a version, and
@@ -1249,6 +1254,180 @@ async fn master_key_versions(store: &dyn Store) {
     assert_eq!((hook.url_key_version, hook.secret_key_version), (2, 2));
     assert_eq!((hook.url, hook.secret), (vec![1; 50], vec![1; 50]));
     assert!(!store.sealed_uses(SealedField::WebhookUrl, 1).await.unwrap());
+}
+
+/// A renewable session's refresh digest is replaced once per use; an earlier digest ends the
+/// session; an expired or ended session renews nothing.
+async fn refresh_tokens_rotate_once(store: &dyn Store) {
+    let ana = account(store, "ana-refresh@example.com").await;
+    let t = now();
+    let id = Uuid::new_v4();
+    let open = |id: Uuid, digest: &'static [u8]| NewSession {
+        id,
+        account: ana.id,
+        kind: "api",
+        created_at: t,
+        expires_at: t + Duration::days(30),
+        client_ip: None,
+        user_agent: None,
+        refresh_digest: Some(digest),
+    };
+    store.create_session(&open(id, b"r1")).await.unwrap();
+    assert!(store.session(id, t).await.unwrap().unwrap().refreshable);
+    let later = t + Duration::days(40);
+    match store
+        .rotate_refresh(id, b"r1", b"r2", t, later)
+        .await
+        .unwrap()
+    {
+        Refresh::Rotated(row) => assert_eq!((row.id, row.expires_at), (id, later)),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        store
+            .rotate_refresh(id, b"r2", b"r3", t, later)
+            .await
+            .unwrap(),
+        Refresh::Rotated(_)
+    ));
+    assert_eq!(
+        store
+            .rotate_refresh(id, b"r1", b"r4", t, later)
+            .await
+            .unwrap(),
+        Refresh::Reused { account: ana.id }
+    );
+    assert_eq!(store.session(id, t).await.unwrap(), None);
+    assert_eq!(
+        store
+            .rotate_refresh(id, b"r3", b"r5", t, later)
+            .await
+            .unwrap(),
+        Refresh::Unknown
+    );
+    // Past its expiry, even the current digest renews nothing.
+    let other = Uuid::new_v4();
+    store.create_session(&open(other, b"s1")).await.unwrap();
+    let after = t + Duration::days(31);
+    assert_eq!(
+        store
+            .rotate_refresh(other, b"s1", b"s2", after, after + Duration::days(30))
+            .await
+            .unwrap(),
+        Refresh::Unknown
+    );
+    // A session without a refresh token is never ended by one.
+    let plain = Uuid::new_v4();
+    store
+        .create_session(&NewSession {
+            refresh_digest: None,
+            ..open(plain, b"")
+        })
+        .await
+        .unwrap();
+    assert!(!store.session(plain, t).await.unwrap().unwrap().refreshable);
+    assert_eq!(
+        store
+            .rotate_refresh(plain, b"x", b"y", t, later)
+            .await
+            .unwrap(),
+        Refresh::Unknown
+    );
+    assert!(store.session(plain, t).await.unwrap().is_some());
+}
+
+/// Service tokens: stored with their scope atomically, names unique per account, checked
+/// against one record in one query, scopes shrink when records go, revoked by their owner only.
+async fn service_tokens(store: &dyn Store) {
+    let ana = account(store, "ana-tokens@example.com").await;
+    let bob = account(store, "bob-tokens@example.com").await;
+    let (a, b, c) = (record(ana.id), record(ana.id), record(ana.id));
+    for r in [&a, &b, &c] {
+        store.insert_record(r).await.unwrap();
+    }
+    let t = now();
+    let id = Uuid::new_v4();
+    let scope = [a.uuid, b.uuid];
+    let new = NewServiceToken {
+        id,
+        account: ana.id,
+        name: "ci",
+        digest: b"digest",
+        created_at: t,
+        expires_at: t + Duration::days(90),
+        records: &scope,
+    };
+    store.create_service_token(&new).await.unwrap();
+    let twin = NewServiceToken {
+        id: Uuid::new_v4(),
+        ..new
+    };
+    assert!(matches!(
+        store.create_service_token(&twin).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // The same name is free for another account.
+    let bobs = NewServiceToken {
+        id: Uuid::new_v4(),
+        account: bob.id,
+        records: &[],
+        ..new
+    };
+    store.create_service_token(&bobs).await.unwrap();
+
+    let check = store
+        .check_service_token(id, a.uuid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            check.account,
+            check.name.as_str(),
+            check.digest.as_slice(),
+            check.covers
+        ),
+        (ana.id, "ci", &b"digest"[..], true)
+    );
+    assert!(
+        !store
+            .check_service_token(id, c.uuid)
+            .await
+            .unwrap()
+            .unwrap()
+            .covers
+    );
+    assert_eq!(
+        store
+            .check_service_token(Uuid::new_v4(), a.uuid)
+            .await
+            .unwrap(),
+        None
+    );
+
+    store
+        .touch_service_token(id, t + Duration::minutes(5))
+        .await
+        .unwrap();
+    let listed = store.service_tokens_of(ana.id).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let mut expected = scope.to_vec();
+    expected.sort();
+    assert_eq!(listed[0].records, expected);
+    assert_eq!(listed[0].last_used_at, Some(t + Duration::minutes(5)));
+    assert_eq!(store.service_token(id).await.unwrap().unwrap().name, "ci");
+
+    // A deleted record leaves every scope.
+    assert!(store.delete_record(b.uuid, ana.id).await.unwrap());
+    assert_eq!(
+        store.service_token(id).await.unwrap().unwrap().records,
+        [a.uuid]
+    );
+
+    assert!(!store.delete_service_token_of(bob.id, id).await.unwrap());
+    assert!(store.delete_service_token_of(ana.id, id).await.unwrap());
+    assert_eq!(store.check_service_token(id, a.uuid).await.unwrap(), None);
+    assert!(!store.delete_service_token_of(ana.id, id).await.unwrap());
 }
 
 /// A record's disabled time and page label round-trip and change like any field, and bump the

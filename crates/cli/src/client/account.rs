@@ -43,6 +43,8 @@ async fn open_session(args: AuthArgs, path: &str, new_account: bool) -> anyhow::
         email: args.email.clone(),
         password: password.expose().to_owned(),
         code: None,
+        // A CLI session renews itself, so it lasts for days rather than a token's hour.
+        refresh: true,
     };
     let mut answer = api
         .call(
@@ -72,12 +74,9 @@ async fn open_session(args: AuthArgs, path: &str, new_account: bool) -> anyhow::
             .await;
     }
     let answer = answer?;
-    let TokenBody { token, .. } = serde_json::from_value(answer)
+    let body: TokenBody = serde_json::from_value(answer)
         .map_err(|_| anyhow!("the server's answer holds no token"))?;
-    let file = session::save(&Session {
-        server: api.base().to_owned(),
-        token,
-    })?;
+    let file = session::save(&Session::from_answer(api.base(), body))?;
     let verb = if new_account {
         "Created the account and signed in"
     } else {
@@ -96,6 +95,16 @@ pub async fn logout() -> anyhow::Result<ExitCode> {
     let Some(session) = session::load_optional()? else {
         println!("Not signed in; nothing to do.");
         return Ok(ExitCode::SUCCESS);
+    };
+    // An expired token is renewed first, so that the server ends the session it belongs to
+    // (which would otherwise stay renewable); a session that had already ended is gone.
+    let session = match session::renewed(session).await {
+        Ok(session) => session,
+        Err(_) if !session::path()?.exists() => {
+            println!("Signed out (the session had already ended).");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e),
     };
     let api = Api::new(&session.server)?;
     let revoked = api
@@ -135,6 +144,7 @@ pub async fn whoami() -> anyhow::Result<ExitCode> {
         println!("Not signed in. Sign in with `brine login`.");
         return Ok(ExitCode::FAILURE);
     };
+    let session = session::renewed(session).await?;
     let api = Api::new(&session.server)?;
     let answer = api
         .call(

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::input;
-use super::records::Signed;
+use super::records::{RecordRef, Signed};
 
 #[derive(Subcommand)]
 pub enum BridgesCommand {
@@ -35,8 +35,9 @@ pub enum BridgesCommand {
     /// Show a bridge's settings (its URL and headers stay hidden; `brine records reveal` shows
     /// them).
     Show {
-        /// The bridge's uuid.
-        uuid: Uuid,
+        /// The bridge's uuid or name.
+        #[arg(value_name = "BRIDGE")]
+        uuid: RecordRef,
     },
     /// Change one setting and keep the rest: `brine bridges set UUID allowed_methods '["GET","POST"]'`.
     ///
@@ -79,8 +80,9 @@ pub struct CreateArgs {
 
 #[derive(Args)]
 pub struct SetArgs {
-    /// The bridge's uuid.
-    uuid: Uuid,
+    /// The bridge's uuid or name.
+    #[arg(value_name = "BRIDGE")]
+    uuid: RecordRef,
     /// The setting: url, allowed_methods, allowed_origins, allowed_paths, params, timeout_ms,
     /// total_timeout_ms, fallback_urls, ... or `header`.
     field: String,
@@ -93,8 +95,9 @@ pub struct SetArgs {
 
 #[derive(Args)]
 pub struct TryArgs {
-    /// The bridge's uuid.
-    uuid: Uuid,
+    /// The bridge's uuid or name.
+    #[arg(value_name = "BRIDGE")]
+    uuid: RecordRef,
     /// The method (default GET).
     #[arg(long, short = 'X')]
     method: Option<String>,
@@ -113,10 +116,10 @@ pub struct TryArgs {
 }
 
 pub async fn run(command: BridgesCommand) -> anyhow::Result<ExitCode> {
-    let signed = Signed::open()?;
+    let signed = Signed::open().await?;
     match command {
         BridgesCommand::Create(args) => create(&signed, args).await,
-        BridgesCommand::Show { uuid } => show(&signed, uuid).await,
+        BridgesCommand::Show { uuid } => show(&signed, signed.resolve(&uuid).await?).await,
         BridgesCommand::Set(args) => set(&signed, args).await,
         BridgesCommand::Try(args) => try_call(&signed, args).await,
     }?;
@@ -229,6 +232,7 @@ async fn show(signed: &Signed, uuid: Uuid) -> anyhow::Result<()> {
 }
 
 async fn set(signed: &Signed, args: SetArgs) -> anyhow::Result<()> {
+    let uuid = signed.resolve(&args.uuid).await?;
     let change = if args.field == "header" {
         let value = if args.remove {
             Value::Null
@@ -248,19 +252,20 @@ async fn set(signed: &Signed, args: SetArgs) -> anyhow::Result<()> {
     signed
         .call(
             Method::PATCH,
-            &format!("/api/v1/records/{}", args.uuid),
+            &format!("/api/v1/records/{uuid}"),
             Some(&json!({"bridge": change})),
         )
         .await?;
     match (args.field.as_str(), args.remove) {
-        ("header", true) => println!("Removed header {} of {}.", args.value, args.uuid),
-        ("header", false) => println!("Set header {} of {}.", args.value, args.uuid),
-        (field, _) => println!("Set {field} of {}.", args.uuid),
+        ("header", true) => println!("Removed header {} of {uuid}.", args.value),
+        ("header", false) => println!("Set header {} of {uuid}.", args.value),
+        (field, _) => println!("Set {field} of {uuid}."),
     }
     Ok(())
 }
 
 async fn try_call(signed: &Signed, args: TryArgs) -> anyhow::Result<()> {
+    let uuid = signed.resolve(&args.uuid).await?;
     let mut params = BTreeMap::new();
     for param in &args.params {
         let (name, value) = param
@@ -284,7 +289,7 @@ async fn try_call(signed: &Signed, args: TryArgs) -> anyhow::Result<()> {
     let answer = signed
         .call(
             Method::POST,
-            &format!("/api/v1/records/{}/try", args.uuid),
+            &format!("/api/v1/records/{uuid}/try"),
             Some(&call),
         )
         .await?;

@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 
 /// The environment variable that holds an X-API-Key for `get`, `run` and `records rotate`.
 pub const API_KEY_ENV: &str = "BRINE_API_KEY";
+pub const SERVICE_TOKEN_ENV: &str = "BRINE_SERVICE_TOKEN";
 
 /// The largest value a record holds (64 KiB), plus room for a trailing newline.
 const MAX_VALUE_BYTES: u64 = 64 * 1024 + 2;
@@ -158,6 +159,18 @@ pub fn api_key(file: Option<&Path>) -> anyhow::Result<Option<Secret>> {
         Ok(key) if !key.trim().is_empty() => Ok(Some(Secret(key.trim().to_owned()))),
         Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
         Err(std::env::VarError::NotUnicode(_)) => bail!("{API_KEY_ENV} is not valid text"),
+    }
+}
+
+/// A service token from `file`, else from BRINE_SERVICE_TOKEN, if set.
+pub fn service_token(file: Option<&Path>) -> anyhow::Result<Option<Secret>> {
+    if let Some(path) = file {
+        return secret_file(path, "service token").map(Some);
+    }
+    match std::env::var(SERVICE_TOKEN_ENV) {
+        Ok(token) if !token.trim().is_empty() => Ok(Some(Secret(token.trim().to_owned()))),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => bail!("{SERVICE_TOKEN_ENV} is not valid text"),
     }
 }
 

@@ -59,7 +59,7 @@ pub async fn run(command: LogsCommand) -> anyhow::Result<std::process::ExitCode>
 }
 
 async fn export(args: ExportArgs) -> anyhow::Result<std::process::ExitCode> {
-    let signed = Signed::open()?;
+    let signed = Signed::open().await?;
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     query.append_pair(
         "format",

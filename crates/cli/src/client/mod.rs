@@ -1,7 +1,8 @@
 //! Client commands that talk to a brine server over its HTTP API.
 //!
 //! `signup`/`login`/`logout` manage a session file; `records ...` manage your records with it;
-//! `get` and `run` read values with an X-API-Key and need no session at all.
+//! `get`, `run` and `env` read values with an X-API-Key, a service token or the session;
+//! `tokens` makes service tokens.
 
 mod account;
 mod bridges;
@@ -13,6 +14,7 @@ mod records;
 mod session;
 mod share;
 mod table;
+mod tokens;
 
 use std::process::ExitCode;
 
@@ -44,6 +46,10 @@ pub enum Command {
     /// Your account's usage logs (needs `brine login`).
     #[command(subcommand)]
     Logs(logs::LogsCommand),
+    /// Service tokens for CI and servers: read-only, scoped to named records, with an expiry
+    /// (needs `brine login`).
+    #[command(subcommand)]
+    Tokens(tokens::TokensCommand),
     /// Share a secret with a person: a password-protected page, its link and its password.
     ///
     /// Reads the value from stdin (or a hidden prompt), creates a private record with a secure
@@ -52,20 +58,22 @@ pub enum Command {
     Share(share::ShareArgs),
     /// Print a record's value, exactly as stored.
     ///
-    /// With an X-API-Key (--api-key-file, else BRINE_API_KEY) it reads as code does. Without
-    /// one, signed in, it reveals the value as its owner (audited), by uuid or by name. Else
-    /// only public records answer. A newline is added only when stdout is a terminal, so
+    /// With an X-API-Key (--api-key-file, else BRINE_API_KEY) it reads as code does. Else with
+    /// a service token (--token-file, else BRINE_SERVICE_TOKEN), by uuid or by name. Else,
+    /// signed in, it reveals the value as its owner (audited), by uuid or by name. Else only
+    /// public records answer. A newline is added only when stdout is a terminal, so
     /// `$(brine get UUID)` and pipes get the exact value.
     Get(read::GetArgs),
     /// Run a command with record values in its environment, never writing them to disk.
     ///
     /// Example: brine run --env STRIPE_KEY=UUID --env DB_URL=UUID2@db.key -- ./deploy.sh
     ///
-    /// Each --env NAME=RECORD (or line of --env-file) fetches one value; the key for it comes
-    /// from an @KEYFILE suffix, else --api-key-file, else BRINE_API_KEY, else your session
-    /// (names need one), else none (public records). If any fetch fails,
-    /// the command is not started. brine then becomes COMMAND (same process id, signals and exit
-    /// code); BRINE_API_KEY is removed from COMMAND's environment, so it sees the values only.
+    /// Each --env NAME=RECORD (or line of --env-file, or entry of ./brine.toml's [env]) fetches
+    /// one value; it is opened with an @KEYFILE suffix's key, else --api-key-file or
+    /// BRINE_API_KEY, else a service token (--token-file or BRINE_SERVICE_TOKEN), else your
+    /// session, else nothing (public records). If any fetch fails, the command is not started.
+    /// brine then becomes COMMAND (same process id, signals and exit code); BRINE_API_KEY and
+    /// BRINE_SERVICE_TOKEN are removed from its environment, so it sees the values only.
     Run(read::RunArgs),
     /// Print record values as a dotenv file or a JSON object, for tools that read one.
     ///
@@ -83,6 +91,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Records(command) => records::run(command).await,
         Command::Bridges(command) => bridges::run(command).await,
         Command::Logs(command) => logs::run(command).await,
+        Command::Tokens(command) => tokens::run(command).await,
         Command::Share(args) => share::share(args).await,
         Command::Get(args) => read::get(args).await,
         Command::Run(args) => read::run(args).await,

@@ -12,7 +12,7 @@ use reqwest::Method;
 use uuid::Uuid;
 
 use super::http::{Api, Auth, DEFAULT_SERVER};
-use super::input::{self, API_KEY_ENV, Secret};
+use super::input::{self, API_KEY_ENV, SERVICE_TOKEN_ENV, Secret};
 use super::session;
 
 /// Where to read from, and with which key.
@@ -25,6 +25,10 @@ pub struct Source {
     /// the key comes from the BRINE_API_KEY environment variable, if set.
     #[arg(long, value_name = "FILE")]
     api_key_file: Option<PathBuf>,
+    /// A file holding a service token (`brst_...`, made with `brine tokens create`). Without
+    /// it, the token comes from the BRINE_SERVICE_TOKEN environment variable, if set.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
 }
 
 impl Source {
@@ -42,6 +46,91 @@ impl Source {
 
     fn default_key(&self) -> anyhow::Result<Option<Secret>> {
         input::api_key(self.api_key_file.as_deref())
+    }
+
+    /// The service token given, with the records it may read (asked of the server once).
+    async fn service_token(&self, api: &Api) -> anyhow::Result<Option<ServiceToken>> {
+        let Some(secret) = input::service_token(self.token_file.as_deref())? else {
+            return Ok(None);
+        };
+        let answer = api
+            .call(
+                Method::GET,
+                "/api/v1/service-token",
+                Auth::read(Some(&secret)),
+                None,
+            )
+            .await
+            .context("the service token was refused")?;
+        let view: brine_proto::ServiceTokenView = serde_json::from_value(answer)
+            .map_err(|_| anyhow!("the server's answer has an unexpected shape"))?;
+        Ok(Some(ServiceToken {
+            secret,
+            name: view.name,
+            records: view.records,
+        }))
+    }
+}
+
+/// A service token and the records it may read.
+struct ServiceToken {
+    secret: Secret,
+    name: String,
+    records: Vec<brine_proto::TokenRecord>,
+}
+
+impl ServiceToken {
+    /// A record of the token's scope, by uuid or by name.
+    fn resolve(&self, record: &str) -> anyhow::Result<Uuid> {
+        if let Ok(uuid) = Uuid::try_parse(record) {
+            return Ok(uuid);
+        }
+        let matching: Vec<_> = self.records.iter().filter(|r| r.name == record).collect();
+        match matching.as_slice() {
+            [one] => Ok(one.uuid),
+            [] => bail!(
+                "service token {:?} reads no record named {record:?}; it reads: {}",
+                self.name,
+                self.records
+                    .iter()
+                    .map(|r| format!("{:?}", r.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            many => {
+                let uuids: Vec<String> = many.iter().map(|r| r.uuid.to_string()).collect();
+                bail!(
+                    "{} records are named {record:?}; give one of their uuids instead: {}",
+                    many.len(),
+                    uuids.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// Everything a read may use, in the order it is tried: the record's own X-API-Key, a service
+/// token, the owner's session; else none (public records).
+struct Readers {
+    api: Api,
+    token: Option<ServiceToken>,
+    session: Option<(Api, session::Session)>,
+}
+
+impl Readers {
+    async fn new(source: &Source) -> anyhow::Result<Self> {
+        let api = source.api()?;
+        let token = source.service_token(&api).await?;
+        // A service token is what CI uses: the owner's session is not looked at then.
+        let session = match token {
+            Some(_) => None,
+            None => owner_session(source).await?,
+        };
+        Ok(Self {
+            api,
+            token,
+            session,
+        })
     }
 }
 
@@ -206,20 +295,21 @@ async fn fetch(api: &Api, uuid: Uuid, key: Option<&Secret>) -> anyhow::Result<Se
     }
 }
 
-/// The owner's session, when it is for the server asked for (or none was named).
-fn owner_session(source: &Source) -> anyhow::Result<Option<(Api, session::Session)>> {
+/// The owner's session (renewed if need be), when it is for the server asked for (or none was
+/// named).
+async fn owner_session(source: &Source) -> anyhow::Result<Option<(Api, session::Session)>> {
     let Some(session) = session::load_optional().ok().flatten() else {
         return Ok(None);
     };
     let api = Api::new(&session.server)?;
     match &source.server {
         Some(server) if super::http::normalize_server(server)? != api.base() => Ok(None),
-        _ => Ok(Some((api, session))),
+        _ => Ok(Some((api, session::renewed(session).await?))),
     }
 }
 
 /// A record named by uuid, or by name among the owner's records: exactly one must have it.
-async fn resolve(api: &Api, token: &str, record: &str) -> anyhow::Result<Uuid> {
+pub(super) async fn resolve(api: &Api, token: &str, record: &str) -> anyhow::Result<Uuid> {
     if let Ok(uuid) = Uuid::try_parse(record) {
         return Ok(uuid);
     }
@@ -260,33 +350,37 @@ async fn reveal(api: &Api, token: &str, uuid: Uuid) -> anyhow::Result<Secret> {
     }
 }
 
-/// One record's value: with a key, read as code does; without one, the owner's session
-/// reveals it; else a public read.
-async fn read_one(
-    api: &Api,
-    record: &str,
-    key: Option<&Secret>,
-    session: Option<&(Api, session::Session)>,
-) -> anyhow::Result<Secret> {
+/// One record's value: with its key, read as code does; else with the service token; else the
+/// owner's session reveals it; else a public read.
+async fn read_one(readers: &Readers, record: &str, key: Option<&Secret>) -> anyhow::Result<Secret> {
     let not_a_uuid = || {
         anyhow!(
-            "{record:?} is not a uuid; record names work once you are signed in (`brine login`)"
+            "{record:?} is not a uuid; record names work with a service token or once you are \
+             signed in (`brine login`)"
         )
     };
-    match (key, session) {
-        (Some(key), session) => {
-            let uuid = match (Uuid::try_parse(record), session) {
-                (Ok(uuid), _) => uuid,
-                (Err(_), Some((owner_api, s))) => resolve(owner_api, &s.token, record).await?,
-                (Err(_), None) => return Err(not_a_uuid()),
+    let api = &readers.api;
+    match (key, &readers.token, &readers.session) {
+        (Some(key), token, session) => {
+            let uuid = match (Uuid::try_parse(record), token, session) {
+                (Ok(uuid), _, _) => uuid,
+                (Err(_), Some(token), _) => token.resolve(record)?,
+                (Err(_), None, Some((owner_api, s))) => {
+                    resolve(owner_api, &s.token, record).await?
+                }
+                (Err(_), None, None) => return Err(not_a_uuid()),
             };
             fetch(api, uuid, Some(key)).await
         }
-        (None, Some((owner_api, s))) => {
+        (None, Some(token), _) => {
+            let uuid = token.resolve(record)?;
+            fetch(api, uuid, Some(&token.secret)).await
+        }
+        (None, None, Some((owner_api, s))) => {
             let uuid = resolve(owner_api, &s.token, record).await?;
             reveal(owner_api, &s.token, uuid).await
         }
-        (None, None) => {
+        (None, None, None) => {
             let uuid = Uuid::try_parse(record).map_err(|_| not_a_uuid())?;
             fetch(api, uuid, None).await
         }
@@ -295,14 +389,8 @@ async fn read_one(
 
 pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
     let key = args.source.default_key()?;
-    let session = owner_session(&args.source)?;
-    let value = read_one(
-        &args.source.api()?,
-        &args.record,
-        key.as_ref(),
-        session.as_ref(),
-    )
-    .await?;
+    let readers = Readers::new(&args.source).await?;
+    let value = read_one(&readers, &args.record, key.as_ref()).await?;
     let mut stdout = std::io::stdout().lock();
     let newline: &[u8] = if stdout.is_terminal() { b"\n" } else { b"" };
     let written = stdout
@@ -358,9 +446,8 @@ async fn read_all(
             bail!("{} is given twice", spec.name);
         }
     }
-    let api = source.api()?;
     let default_key = source.default_key()?;
-    let session = owner_session(source)?;
+    let readers = Readers::new(source).await?;
     // Every value first: if one cannot be had, the command does not start.
     let mut values = Vec::with_capacity(specs.len());
     for spec in &specs {
@@ -370,7 +457,7 @@ async fn read_all(
             None => None,
         };
         let key = own_key.as_ref().or(default_key.as_ref());
-        let value = read_one(&api, &spec.record, key, session.as_ref())
+        let value = read_one(&readers, &spec.record, key)
             .await
             .with_context(failed)?;
         if value.expose().contains('\0') {
@@ -432,7 +519,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .split_first()
         .ok_or_else(|| anyhow!("no command given after --"))?;
     let mut command = std::process::Command::new(program);
-    command.args(program_args).env_remove(API_KEY_ENV);
+    // The command gets the values it asked for, never what opened them.
+    command
+        .args(program_args)
+        .env_remove(API_KEY_ENV)
+        .env_remove(SERVICE_TOKEN_ENV);
     for (name, value) in &values {
         command.env(name, value.expose());
     }

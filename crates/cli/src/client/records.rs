@@ -40,8 +40,9 @@ pub enum RecordsCommand {
     },
     /// Show a record's details (never its value).
     Show {
-        /// The record's uuid.
-        uuid: Uuid,
+        /// The record's uuid or name.
+        #[arg(value_name = "RECORD")]
+        uuid: RecordRef,
         /// Print the server's JSON answer.
         #[arg(long)]
         json: bool,
@@ -54,39 +55,45 @@ pub enum RecordsCommand {
     /// Delete a record. It stops answering at once; there is no undo (its history stays in
     /// the logs for the retention period). Asks first when run at a terminal.
     Delete {
-        /// The record's uuid.
-        uuid: Uuid,
+        /// The record's uuid or name.
+        #[arg(value_name = "RECORD")]
+        uuid: RecordRef,
         /// Do not ask.
         #[arg(long, short)]
         yes: bool,
     },
     /// Print a record's value as its owner sees it (audited as your reveal).
     Reveal {
-        /// The record's uuid.
-        uuid: Uuid,
+        /// The record's uuid or name.
+        #[arg(value_name = "RECORD")]
+        uuid: RecordRef,
     },
     /// Replace a record's value, read like `create` reads it (stdin or a hidden prompt).
     SetValue {
-        /// The record's uuid.
-        uuid: Uuid,
+        /// The record's uuid or name.
+        #[arg(value_name = "RECORD")]
+        uuid: RecordRef,
     },
     /// Stop a record answering (as for a uuid that does not exist), keeping everything.
     Disable {
-        /// The record's uuid.
-        uuid: Uuid,
+        /// The record's uuid or name.
+        #[arg(value_name = "RECORD")]
+        uuid: RecordRef,
     },
     /// Let a disabled record answer again.
     Enable {
-        /// The record's uuid.
-        uuid: Uuid,
+        /// The record's uuid or name.
+        #[arg(value_name = "RECORD")]
+        uuid: RecordRef,
     },
     /// Turn a record's secure page on or off, or give it a new password.
     #[command(subcommand)]
     Page(PageCommand),
     /// Show who read a record, when and from where (newest first).
     Events {
-        /// The record's uuid.
-        uuid: Uuid,
+        /// The record's uuid or name.
+        #[arg(value_name = "RECORD")]
+        uuid: RecordRef,
         /// Show at most this many events.
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=500))]
         limit: u32,
@@ -104,15 +111,17 @@ pub enum PageCommand {
     Password(PageArgs),
     /// Turn the page off.
     Disable {
-        /// The record's uuid.
-        uuid: Uuid,
+        /// The record's uuid or name.
+        #[arg(value_name = "RECORD")]
+        uuid: RecordRef,
     },
 }
 
 #[derive(Args)]
 pub struct PageArgs {
-    /// The record's uuid.
-    uuid: Uuid,
+    /// The record's uuid or name.
+    #[arg(value_name = "RECORD")]
+    uuid: RecordRef,
     /// A file holding the page password (at least 8 characters); without it, a strong one is
     /// generated and printed.
     #[arg(long, value_name = "FILE")]
@@ -204,8 +213,9 @@ fn parse_quota(s: &str) -> Result<(u32, String), String> {
 
 #[derive(Args)]
 pub struct RotateArgs {
-    /// The record's uuid.
-    uuid: Uuid,
+    /// The record's uuid or name.
+    #[arg(value_name = "RECORD")]
+    uuid: RecordRef,
     /// Sealed records: a file holding the current X-API-Key (else BRINE_API_KEY is used).
     #[arg(long, value_name = "FILE")]
     api_key_file: Option<PathBuf>,
@@ -257,7 +267,7 @@ fn quota_text(record: &RecordView) -> String {
     }
 }
 
-fn time_text(at: OffsetDateTime) -> String {
+pub(super) fn time_text(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_default()
 }
 
@@ -267,6 +277,18 @@ pub(super) fn parse_time(s: &str) -> Result<Timestamp, String> {
         .map_err(|_| "expected an RFC 3339 time such as 2030-01-31T18:00:00Z".to_owned())
 }
 
+/// A record as the owner names it on the command line: its uuid or its name.
+#[derive(Clone, Debug)]
+pub struct RecordRef(String);
+
+impl std::str::FromStr for RecordRef {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
 /// The signed-in session and a client for its server.
 pub(super) struct Signed {
     pub(super) api: Api,
@@ -274,8 +296,8 @@ pub(super) struct Signed {
 }
 
 impl Signed {
-    pub(super) fn open() -> anyhow::Result<Self> {
-        let session = session::load()?;
+    pub(super) async fn open() -> anyhow::Result<Self> {
+        let session = session::load().await?;
         Ok(Self {
             api: Api::new(&session.server)?,
             session,
@@ -297,12 +319,17 @@ impl Signed {
         self.api.base()
     }
 
+    /// A record named by its uuid or by its name among the owner's records.
+    pub(super) async fn resolve(&self, record: &RecordRef) -> anyhow::Result<Uuid> {
+        super::read::resolve(&self.api, &self.session.token, &record.0).await
+    }
+
     fn read_url(&self, uuid: &str) -> String {
         format!("{}/r/{uuid}", self.api.base())
     }
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(value: Value) -> anyhow::Result<T> {
+pub(super) fn decode<T: for<'de> Deserialize<'de>>(value: Value) -> anyhow::Result<T> {
     serde_json::from_value(value)
         .map_err(|_| anyhow!("the server's answer has an unexpected shape"))
 }
@@ -328,19 +355,31 @@ pub(super) fn print_json(value: &Value) -> anyhow::Result<()> {
 }
 
 pub async fn run(command: RecordsCommand) -> anyhow::Result<ExitCode> {
-    let signed = Signed::open()?;
+    let signed = Signed::open().await?;
     match command {
         RecordsCommand::Create(args) => create(&signed, args).await?,
         RecordsCommand::List { json } => list(&signed, json).await?,
-        RecordsCommand::Show { uuid, json } => show(&signed, uuid, json).await?,
+        RecordsCommand::Show { uuid, json } => {
+            show(&signed, signed.resolve(&uuid).await?, json).await?
+        }
         RecordsCommand::Rotate(args) => rotate(&signed, args).await?,
-        RecordsCommand::Delete { uuid, yes } => delete(&signed, uuid, yes).await?,
-        RecordsCommand::Reveal { uuid } => reveal(&signed, uuid).await?,
-        RecordsCommand::SetValue { uuid } => set_value(&signed, uuid).await?,
-        RecordsCommand::Disable { uuid } => set_state(&signed, uuid, "disable").await?,
-        RecordsCommand::Enable { uuid } => set_state(&signed, uuid, "enable").await?,
+        RecordsCommand::Delete { uuid, yes } => {
+            delete(&signed, signed.resolve(&uuid).await?, yes).await?
+        }
+        RecordsCommand::Reveal { uuid } => reveal(&signed, signed.resolve(&uuid).await?).await?,
+        RecordsCommand::SetValue { uuid } => {
+            set_value(&signed, signed.resolve(&uuid).await?).await?
+        }
+        RecordsCommand::Disable { uuid } => {
+            set_state(&signed, signed.resolve(&uuid).await?, "disable").await?
+        }
+        RecordsCommand::Enable { uuid } => {
+            set_state(&signed, signed.resolve(&uuid).await?, "enable").await?
+        }
         RecordsCommand::Page(command) => page(&signed, command).await?,
-        RecordsCommand::Events { uuid, limit, json } => events(&signed, uuid, limit, json).await?,
+        RecordsCommand::Events { uuid, limit, json } => {
+            events(&signed, signed.resolve(&uuid).await?, limit, json).await?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -402,6 +441,7 @@ async fn set_state(signed: &Signed, uuid: Uuid, action: &str) -> anyhow::Result<
 async fn page(signed: &Signed, command: PageCommand) -> anyhow::Result<()> {
     let (uuid, args) = match command {
         PageCommand::Disable { uuid } => {
+            let uuid = signed.resolve(&uuid).await?;
             let body = json!({"enabled": false});
             signed
                 .call(
@@ -413,7 +453,9 @@ async fn page(signed: &Signed, command: PageCommand) -> anyhow::Result<()> {
             println!("The secure page of {uuid} is off; its link no longer opens.");
             return Ok(());
         }
-        PageCommand::Enable(args) | PageCommand::Password(args) => (args.uuid, args),
+        PageCommand::Enable(args) | PageCommand::Password(args) => {
+            (signed.resolve(&args.uuid).await?, args)
+        }
     };
     let generated = args.password_file.is_none();
     let password = match &args.password_file {
@@ -591,13 +633,13 @@ fn print_access(record: &RecordView) {
 
 /// A new file for an X-API-Key: created (mode 0600, never over an existing file) before the
 /// key is asked for, written once it comes, removed if none does.
-struct KeyFile {
+pub(super) struct KeyFile {
     path: PathBuf,
     file: std::fs::File,
 }
 
 impl KeyFile {
-    fn create(path: &std::path::Path) -> anyhow::Result<Self> {
+    pub(super) fn create(path: &std::path::Path) -> anyhow::Result<Self> {
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -618,7 +660,7 @@ impl KeyFile {
         })
     }
 
-    fn write(&self, key: &str) -> anyhow::Result<()> {
+    pub(super) fn write(&self, key: &str) -> anyhow::Result<()> {
         use std::io::Write;
         let mut file = &self.file;
         writeln!(file, "{key}")
@@ -627,7 +669,7 @@ impl KeyFile {
     }
 
     /// Removes the (still empty) file when no key came.
-    fn discard(&self) {
+    pub(super) fn discard(&self) {
         let _ = std::fs::remove_file(&self.path);
     }
 }
@@ -661,8 +703,21 @@ async fn list(signed: &Signed, json: bool) -> anyhow::Result<()> {
 }
 
 /// A bridge call's detail as one line: `GET /v1/models → 200 in 12 ms, 5.1 kB`.
-fn call_text(detail: Option<&Value>) -> Option<String> {
+/// What an event's detail says in a few words: a bridge call's summary, the service token that
+/// read the record, or what refused it.
+fn detail_text(detail: Option<&Value>) -> Option<String> {
     let d = detail?;
+    if let Some(token) = d.get("service_token").and_then(Value::as_str) {
+        return Some(format!("service token {token:?}"));
+    }
+    if let Some(call) = call_text(d) {
+        return Some(call);
+    }
+    let refused_by = d.get("refused_by").and_then(Value::as_str)?;
+    Some(format!("refused by {refused_by}"))
+}
+
+fn call_text(d: &Value) -> Option<String> {
     let method = d.get("method")?.as_str()?;
     let path = d.get("path").and_then(Value::as_str).unwrap_or("/");
     let mut text = format!("{method} {path}");
@@ -756,7 +811,8 @@ async fn show(signed: &Signed, uuid: Uuid, json: bool) -> anyhow::Result<()> {
 }
 
 async fn rotate(signed: &Signed, args: RotateArgs) -> anyhow::Result<()> {
-    let path = format!("/api/v1/records/{}", args.uuid);
+    let uuid = signed.resolve(&args.uuid).await?;
+    let path = format!("/api/v1/records/{uuid}");
     let record: RecordView = decode(signed.call(Method::GET, &path, None).await?)?;
     let rotate_path = format!("{path}/api-key");
     let bearer = Some(signed.session.token.as_str());
@@ -777,14 +833,13 @@ async fn rotate(signed: &Signed, args: RotateArgs) -> anyhow::Result<()> {
         Some(file) => {
             file.write(&key)?;
             println!(
-                "New X-API-Key for {} written to {} (mode 0600).",
-                args.uuid,
+                "New X-API-Key for {uuid} written to {} (mode 0600).",
                 file.path.display()
             );
             println!("The old key no longer works.");
         }
         None => {
-            println!("New X-API-Key for {}: {key}", args.uuid);
+            println!("New X-API-Key for {uuid}: {key}");
             println!("It is shown once — store it now. The old key no longer works.");
         }
     }
@@ -823,7 +878,7 @@ async fn rotate_call(
             anyhow!(
                 "record {} is sealed: give its current X-API-Key with --api-key-file FILE or \
                  BRINE_API_KEY, or replace its value with --new-value",
-                args.uuid
+                record.uuid
             )
         })?;
         let auth = Auth {
@@ -866,11 +921,11 @@ async fn events(signed: &Signed, uuid: Uuid, limit: u32, json: bool) -> anyhow::
                 e.user_agent
                     .as_deref()
                     .map_or_else(unknown, |ua| shorten(&clean(ua), 40)),
-                call_text(e.detail.as_ref()).map_or_else(unknown, |d| clean(&d)),
+                detail_text(e.detail.as_ref()).map_or_else(unknown, |d| clean(&d)),
             ]
         })
         .collect();
-    let head = ["AT", "CHANNEL", "OUTCOME", "CLIENT", "USER AGENT", "CALL"];
+    let head = ["AT", "CHANNEL", "OUTCOME", "CLIENT", "USER AGENT", "DETAIL"];
     print!("{}", render(&head, &rows));
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! The session file: which server you signed in to and the token it gave you.
+//! The session file: which server you signed in to, the token it gave you, and the refresh token
+//! that renews it (a signed-in CLI stays signed in for days: `cli_session_days` on the server).
 //!
 //! Only you may read it (mode 0600, in a 0700 directory). It is replaced atomically: a temporary
 //! file created with mode 0600 next to it is renamed over it, so it is never half-written or, even
@@ -8,8 +9,12 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
+use brine_proto::{RefreshBody, TokenBody};
+use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
+
+use super::http::{Api, Auth, ServerError};
 
 const FILE_NAME: &str = "session.json";
 
@@ -18,6 +23,39 @@ const FILE_NAME: &str = "session.json";
 pub struct Session {
     pub server: String,
     pub token: String,
+    /// Renews the session once (each renewal gives a new one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// When `token` expires (unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+/// Renew a token this long before it expires, so that a command never starts with one that
+/// runs out on the way.
+const RENEW_BEFORE_SECS: i64 = 120;
+
+impl Session {
+    /// The session a sign-in (or a renewal) answered with.
+    pub fn from_answer(server: &str, body: TokenBody) -> Self {
+        Self {
+            server: server.to_owned(),
+            token: body.token,
+            refresh_token: body.refresh_token,
+            expires_at: Some(now_secs() + body.expires_in),
+        }
+    }
+
+    fn due_for_renewal(&self) -> bool {
+        self.refresh_token.is_some()
+            && self
+                .expires_at
+                .is_none_or(|at| at - now_secs() < RENEW_BEFORE_SECS)
+    }
+}
+
+fn now_secs() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 fn non_empty_env(name: &str) -> Option<PathBuf> {
@@ -63,11 +101,70 @@ pub fn load_optional() -> anyhow::Result<Option<Session>> {
     Ok(Some(session))
 }
 
-/// The saved session, or an error telling how to get one.
-pub fn load() -> anyhow::Result<Session> {
+/// The saved session, or an error telling how to get one; renewed first when its token has
+/// expired or is about to.
+pub async fn load() -> anyhow::Result<Session> {
     match load_optional()? {
-        Some(session) => Ok(session),
+        Some(session) => renewed(session).await,
         None => bail!("not signed in: run `brine login` first"),
+    }
+}
+
+/// `session`, renewed with its refresh token when its token has expired or is about to. Several
+/// brine commands may run at once: one renews while the others wait on a lock, then take the
+/// renewed session from the file (presenting the same refresh token twice would end the
+/// session, as if it had been copied).
+pub async fn renewed(session: Session) -> anyhow::Result<Session> {
+    if !session.due_for_renewal() {
+        return Ok(session);
+    }
+    let dir = config_dir()?;
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("session.lock"))
+        .context("cannot open the session's lock file")?;
+    lock.lock().context("cannot lock the session file")?;
+    let current = load_optional()?.unwrap_or(session);
+    if !current.due_for_renewal() {
+        return Ok(current);
+    }
+    let Some(refresh_token) = current.refresh_token.as_deref() else {
+        return Ok(current);
+    };
+    let api = Api::new(&current.server)?;
+    let body = RefreshBody {
+        refresh_token: refresh_token.to_owned(),
+    };
+    let answer = api
+        .call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            Auth::none(),
+            Some(&serde_json::to_value(&body)?),
+        )
+        .await;
+    match answer {
+        Ok(answer) => {
+            let body: TokenBody = serde_json::from_value(answer)
+                .map_err(|_| anyhow!("the server's answer holds no token"))?;
+            let session = Session::from_answer(&current.server, body);
+            save(&session)?;
+            Ok(session)
+        }
+        Err(e) => {
+            if let Some(refused) = e.downcast_ref::<ServerError>()
+                && refused.status == StatusCode::UNAUTHORIZED
+            {
+                remove()?;
+                bail!(
+                    "your session has ended ({}); run `brine login` to sign in again",
+                    refused.message.trim_end_matches('.')
+                );
+            }
+            Err(e)
+        }
     }
 }
 

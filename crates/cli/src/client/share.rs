@@ -40,7 +40,7 @@ pub struct ShareArgs {
     json: bool,
 }
 
-fn parse_duration(text: &str) -> Result<time::Duration, String> {
+pub(super) fn parse_duration(text: &str) -> Result<time::Duration, String> {
     let bad = || format!("'{text}' is not a duration like 30m, 12h or 14d");
     let (number, unit) = text.split_at(text.len().saturating_sub(1));
     let n: i64 = number.parse().map_err(|_| bad())?;
@@ -57,7 +57,7 @@ fn parse_duration(text: &str) -> Result<time::Duration, String> {
 }
 
 pub async fn share(args: ShareArgs) -> anyhow::Result<std::process::ExitCode> {
-    let signed = Signed::open()?;
+    let signed = Signed::open().await?;
     let password = match &args.password_file {
         Some(path) => input::secret_file(path, "page password")?,
         None => input::Secret::from(

@@ -105,6 +105,7 @@ impl Cli {
             .current_dir(self.home.path())
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("BRINE_API_KEY")
+            .env_remove("BRINE_SERVICE_TOKEN")
             .env_remove("BRINE_EMAIL")
             .envs(env.iter().copied())
             .stdin(Stdio::piped())
@@ -805,495 +806,503 @@ async fn logs_export_writes_every_event_to_a_private_file() {
     assert_eq!(lines[0]["status"], 401);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn show_list_and_events_say_what_a_record_is_and_how_it_was_used() {
-    let server = TestServer::start_with(|c| c.allow_private_upstreams = true).await;
-    let up = crate::upstream::Upstream::start().await;
-    let cli = Cli::signed_up(&server, "ana@example.com").await;
-    let token = cli.token();
-    let bridge = server
-        .create(
-            &token,
-            json!({"name": "Weather", "type": "bridge", "access": "public",
-            "bridge": {"url": up.url("/v1")}}),
-        )
-        .await;
-    let bridge = uuid_of(&bridge);
-    let page = server
-        .create(
-            &token,
-            json!({"name": "For Bo", "access": "private", "api_key": false, "data": "v",
-            "secure_page": {"enabled": true, "password": "a page password", "max_views": 3}}),
-        )
-        .await;
-    let page = uuid_of(&page);
-    let res = server.get(&format!("/r/{bridge}")).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    res.bytes().await.unwrap();
+each_backend! {
+    async fn show_list_and_events_say_what_a_record_is_and_how_it_was_used() {
+        let server = TestServer::start_with(|c| c.allow_private_upstreams = true).await;
+        let up = crate::upstream::Upstream::start().await;
+        let cli = Cli::signed_up(&server, "ana@example.com").await;
+        let token = cli.token();
+        let bridge = server
+            .create(
+                &token,
+                json!({"name": "Weather", "type": "bridge", "access": "public",
+                "bridge": {"url": up.url("/v1")}}),
+            )
+            .await;
+        let bridge = uuid_of(&bridge);
+        let page = server
+            .create(
+                &token,
+                json!({"name": "For Bo", "access": "private", "api_key": false, "data": "v",
+                "secure_page": {"enabled": true, "password": "a page password", "max_views": 3}}),
+            )
+            .await;
+        let page = uuid_of(&page);
+        let res = server.get(&format!("/r/{bridge}")).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        res.bytes().await.unwrap();
 
-    let list = cli.run(&["records", "list"], "").await;
-    list.assert_ok();
-    assert!(
-        list.stdout.starts_with("UUID") && list.stdout.contains("TYPE"),
-        "{}",
-        list.stdout
-    );
-    let row = list.stdout.lines().find(|l| l.contains(&bridge)).unwrap();
-    assert!(row.contains("bridge") && !row.contains("never"), "{row}");
-    let row = list.stdout.lines().find(|l| l.contains(&page)).unwrap();
-    assert!(row.contains("credential") && row.contains("never"), "{row}");
+        let list = cli.run(&["records", "list"], "").await;
+        list.assert_ok();
+        assert!(
+            list.stdout.starts_with("UUID") && list.stdout.contains("TYPE"),
+            "{}",
+            list.stdout
+        );
+        let row = list.stdout.lines().find(|l| l.contains(&bridge)).unwrap();
+        assert!(row.contains("bridge") && !row.contains("never"), "{row}");
+        let row = list.stdout.lines().find(|l| l.contains(&page)).unwrap();
+        assert!(row.contains("credential") && row.contains("never"), "{row}");
 
-    let show = cli.run(&["records", "show", &page], "").await;
-    show.assert_ok();
-    assert_eq!(show.field("type:"), "credential");
-    assert!(
-        show.field("read URL:").starts_with("none: no X-API-Key"),
-        "{}",
-        show.stdout
-    );
-    let page_line = show.field("secure page:");
-    assert!(
-        page_line.contains(&format!("/secure/{page}")) && page_line.contains("0 of 3 views"),
-        "{page_line}"
-    );
-    assert!(show.field("reads:").contains("read limit"));
-    let show = cli.run(&["records", "show", &bridge], "").await;
-    assert_eq!(show.field("type:"), "bridge");
-    assert!(show.field("read URL:").ends_with(&format!("/r/{bridge}")));
-    assert_eq!(show.field("secure page:"), "off");
+        let show = cli.run(&["records", "show", &page], "").await;
+        show.assert_ok();
+        assert_eq!(show.field("type:"), "credential");
+        assert!(
+            show.field("read URL:").starts_with("none: no X-API-Key"),
+            "{}",
+            show.stdout
+        );
+        let page_line = show.field("secure page:");
+        assert!(
+            page_line.contains(&format!("/secure/{page}")) && page_line.contains("0 of 3 views"),
+            "{page_line}"
+        );
+        assert!(show.field("reads:").contains("read limit"));
+        let show = cli.run(&["records", "show", &bridge], "").await;
+        assert_eq!(show.field("type:"), "bridge");
+        assert!(show.field("read URL:").ends_with(&format!("/r/{bridge}")));
+        assert_eq!(show.field("secure page:"), "off");
 
-    let events = cli.run(&["records", "events", &bridge], "").await;
-    events.assert_ok();
-    assert!(events.stdout.contains("CALL"), "{}", events.stdout);
-    assert!(
-        events.stdout.contains("GET / → 200 in "),
-        "{}",
-        events.stdout
-    );
+        let events = cli.run(&["records", "events", &bridge], "").await;
+        events.assert_ok();
+        assert!(events.stdout.contains("DETAIL"), "{}", events.stdout);
+        assert!(
+            events.stdout.contains("GET / → 200 in "),
+            "{}",
+            events.stdout
+        );
 
-    let who = cli.run(&["whoami"], "").await;
-    who.assert_ok();
-    assert!(
-        who.stdout
-            .starts_with("ana@example.com on http://127.0.0.1:"),
-        "{}",
-        who.stdout
-    );
-    assert!(who.stdout.contains("two-factor sign-in: off"));
+        let who = cli.run(&["whoami"], "").await;
+        who.assert_ok();
+        assert!(
+            who.stdout
+                .starts_with("ana@example.com on http://127.0.0.1:"),
+            "{}",
+            who.stdout
+        );
+        assert!(who.stdout.contains("two-factor sign-in: off"));
 
-    // Without a terminal there is nobody to ask: scripts delete as before (and --yes is there).
-    cli.run(&["records", "delete", &page], "").await.assert_ok();
-    let deleted = cli.run(&["records", "delete", "--yes", &bridge], "").await;
-    deleted.assert_ok();
-    assert!(
-        deleted.stdout.contains("history stays"),
-        "{}",
-        deleted.stdout
-    );
+        // Without a terminal there is nobody to ask: scripts delete as before (and --yes is there).
+        cli.run(&["records", "delete", &page], "").await.assert_ok();
+        let deleted = cli.run(&["records", "delete", "--yes", &bridge], "").await;
+        deleted.assert_ok();
+        assert!(
+            deleted.stdout.contains("history stays"),
+            "{}",
+            deleted.stdout
+        );
+    }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn keys_go_to_private_files_that_are_never_overwritten() {
-    let server = TestServer::start().await;
-    let cli = Cli::signed_up(&server, "ana@example.com").await;
-    let file = cli.path("stripe.key");
-    let path = file.to_str().unwrap();
-    let created = cli
-        .run(
-            &["records", "create", "--name", "Stripe", "--key-file", path],
-            "sk_keyfile_canary",
-        )
-        .await;
-    created.assert_ok();
-    assert!(created.stdout.contains("written to"), "{}", created.stdout);
-    assert_eq!(mode(&file), 0o600);
-    let key = std::fs::read_to_string(&file).unwrap();
-    assert!(key.starts_with("brk_") && !created.stdout.contains(key.trim()));
-    let uuid = created.field("uuid:");
-    let got = cli.run(&["get", &uuid, "--api-key-file", path], "").await;
-    got.assert_ok();
-    assert_eq!(got.stdout, "sk_keyfile_canary");
+each_backend! {
+    async fn keys_go_to_private_files_that_are_never_overwritten() {
+        let server = TestServer::start().await;
+        let cli = Cli::signed_up(&server, "ana@example.com").await;
+        let file = cli.path("stripe.key");
+        let path = file.to_str().unwrap();
+        let created = cli
+            .run(
+                &["records", "create", "--name", "Stripe", "--key-file", path],
+                "sk_keyfile_canary",
+            )
+            .await;
+        created.assert_ok();
+        assert!(created.stdout.contains("written to"), "{}", created.stdout);
+        assert_eq!(mode(&file), 0o600);
+        let key = std::fs::read_to_string(&file).unwrap();
+        assert!(key.starts_with("brk_") && !created.stdout.contains(key.trim()));
+        let uuid = created.field("uuid:");
+        let got = cli.run(&["get", &uuid, "--api-key-file", path], "").await;
+        got.assert_ok();
+        assert_eq!(got.stdout, "sk_keyfile_canary");
 
-    // An existing file is refused before anything is created.
-    let again = cli
-        .run(
-            &["records", "create", "--name", "Second", "--key-file", path],
-            "v",
-        )
-        .await;
-    again.assert_failed();
-    assert!(
-        again.stderr.contains("never overwrites"),
-        "{}",
-        again.stderr
-    );
-    let list = cli.run(&["records", "list"], "").await;
-    assert!(!list.stdout.contains("Second"));
-    assert_eq!(std::fs::read_to_string(&file).unwrap(), key);
+        // An existing file is refused before anything is created.
+        let again = cli
+            .run(
+                &["records", "create", "--name", "Second", "--key-file", path],
+                "v",
+            )
+            .await;
+        again.assert_failed();
+        assert!(
+            again.stderr.contains("never overwrites"),
+            "{}",
+            again.stderr
+        );
+        let list = cli.run(&["records", "list"], "").await;
+        assert!(!list.stdout.contains("Second"));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), key);
 
-    // A rotation writes the new key to a new file; the old key stops.
-    let rotated_file = cli.path("stripe-2.key");
-    let rotated = cli
-        .run(
-            &[
-                "records",
-                "rotate",
-                &uuid,
-                "--key-file",
-                rotated_file.to_str().unwrap(),
-            ],
-            "",
-        )
-        .await;
-    rotated.assert_ok();
-    assert_eq!(mode(&rotated_file), 0o600);
-    cli.run(&["get", &uuid, "--api-key-file", path], "")
-        .await
-        .assert_failed();
-    let got = cli
-        .run(
-            &[
-                "get",
-                &uuid,
-                "--api-key-file",
-                rotated_file.to_str().unwrap(),
-            ],
-            "",
-        )
-        .await;
-    assert_eq!(got.stdout, "sk_keyfile_canary");
-    let refused = cli
-        .run(&["records", "rotate", &uuid, "--key-file", path], "")
-        .await;
-    refused.assert_failed();
-    // The refused rotation changed nothing: the second key still reads.
-    let got = cli
-        .run(
-            &[
-                "get",
-                &uuid,
-                "--api-key-file",
-                rotated_file.to_str().unwrap(),
-            ],
-            "",
-        )
-        .await;
-    got.assert_ok();
+        // A rotation writes the new key to a new file; the old key stops.
+        let rotated_file = cli.path("stripe-2.key");
+        let rotated = cli
+            .run(
+                &[
+                    "records",
+                    "rotate",
+                    &uuid,
+                    "--key-file",
+                    rotated_file.to_str().unwrap(),
+                ],
+                "",
+            )
+            .await;
+        rotated.assert_ok();
+        assert_eq!(mode(&rotated_file), 0o600);
+        cli.run(&["get", &uuid, "--api-key-file", path], "")
+            .await
+            .assert_failed();
+        let got = cli
+            .run(
+                &[
+                    "get",
+                    &uuid,
+                    "--api-key-file",
+                    rotated_file.to_str().unwrap(),
+                ],
+                "",
+            )
+            .await;
+        assert_eq!(got.stdout, "sk_keyfile_canary");
+        let refused = cli
+            .run(&["records", "rotate", &uuid, "--key-file", path], "")
+            .await;
+        refused.assert_failed();
+        // The refused rotation changed nothing: the second key still reads.
+        let got = cli
+            .run(
+                &[
+                    "get",
+                    &uuid,
+                    "--api-key-file",
+                    rotated_file.to_str().unwrap(),
+                ],
+                "",
+            )
+            .await;
+        got.assert_ok();
+    }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn get_finds_a_record_by_name_within_the_account_only() {
-    let server = TestServer::start().await;
-    let cli = Cli::signed_up(&server, "ana@example.com").await;
-    let (first, _) = cli.create("dup", "private", "one").await;
-    let (second, _) = cli.create("dup", "private", "two").await;
-    cli.create("single", "owner_only", "only-mine").await;
-    let got = cli.run(&["get", "single"], "").await;
-    got.assert_ok();
-    assert_eq!(got.stdout, "only-mine");
+each_backend! {
+    async fn get_finds_a_record_by_name_within_the_account_only() {
+        let server = TestServer::start().await;
+        let cli = Cli::signed_up(&server, "ana@example.com").await;
+        let (first, _) = cli.create("dup", "private", "one").await;
+        let (second, _) = cli.create("dup", "private", "two").await;
+        cli.create("single", "owner_only", "only-mine").await;
+        let got = cli.run(&["get", "single"], "").await;
+        got.assert_ok();
+        assert_eq!(got.stdout, "only-mine");
 
-    let ambiguous = cli.run(&["get", "dup"], "").await;
-    ambiguous.assert_failed();
-    assert!(
-        ambiguous.stderr.contains("2 records are named \"dup\"")
-            && ambiguous.stderr.contains(&first)
-            && ambiguous.stderr.contains(&second),
-        "{}",
-        ambiguous.stderr
-    );
-    assert!(!ambiguous.stdout.contains("one") && !ambiguous.stdout.contains("two"));
-    let unknown = cli.run(&["get", "nothing"], "").await;
-    unknown.assert_failed();
-    assert!(
-        unknown.stderr.contains("no record named"),
-        "{}",
-        unknown.stderr
-    );
+        let ambiguous = cli.run(&["get", "dup"], "").await;
+        ambiguous.assert_failed();
+        assert!(
+            ambiguous.stderr.contains("2 records are named \"dup\"")
+                && ambiguous.stderr.contains(&first)
+                && ambiguous.stderr.contains(&second),
+            "{}",
+            ambiguous.stderr
+        );
+        assert!(!ambiguous.stdout.contains("one") && !ambiguous.stdout.contains("two"));
+        let unknown = cli.run(&["get", "nothing"], "").await;
+        unknown.assert_failed();
+        assert!(
+            unknown.stderr.contains("no record named"),
+            "{}",
+            unknown.stderr
+        );
 
-    // Another account's names are not searched.
-    let bob = Cli::signed_up(&server, "bob@example.com").await;
-    let theirs = bob.run(&["get", "single"], "").await;
-    theirs.assert_failed();
-    assert!(
-        theirs.stderr.contains("no record named"),
-        "{}",
-        theirs.stderr
-    );
-    // Signed out, a name cannot be resolved.
-    let stranger = Cli::new(&server);
-    let out = stranger.run(&["get", "single"], "").await;
-    out.assert_failed();
-    assert!(out.stderr.contains("brine login"), "{}", out.stderr);
+        // Another account's names are not searched.
+        let bob = Cli::signed_up(&server, "bob@example.com").await;
+        let theirs = bob.run(&["get", "single"], "").await;
+        theirs.assert_failed();
+        assert!(
+            theirs.stderr.contains("no record named"),
+            "{}",
+            theirs.stderr
+        );
+        // Signed out, a name cannot be resolved.
+        let stranger = Cli::new(&server);
+        let out = stranger.run(&["get", "single"], "").await;
+        out.assert_failed();
+        assert!(out.stderr.contains("brine login"), "{}", out.stderr);
+    }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_record_is_revealed_replaced_disabled_and_given_a_page_from_the_terminal() {
-    let server = TestServer::start().await;
-    let cli = Cli::signed_up(&server, "ana@example.com").await;
-    let (uuid, key) = cli.create("Stripe", "private", "sk_first").await;
-    let key = key.unwrap();
-    let read = || async { server.read(&uuid, Some(&key)).await };
+each_backend! {
+    async fn a_record_is_revealed_replaced_disabled_and_given_a_page_from_the_terminal() {
+        let server = TestServer::start().await;
+        let cli = Cli::signed_up(&server, "ana@example.com").await;
+        let (uuid, key) = cli.create("Stripe", "private", "sk_first").await;
+        let key = key.unwrap();
+        let read = || async { server.read(&uuid, Some(&key)).await };
 
-    let shown = cli.run(&["records", "reveal", &uuid], "").await;
-    shown.assert_ok();
-    assert_eq!(shown.stdout, "sk_first");
-    cli.run(&["records", "set-value", &uuid], "sk_second")
-        .await
-        .assert_ok();
-    assert_eq!(body(read().await).await["data"], "sk_second");
+        let shown = cli.run(&["records", "reveal", &uuid], "").await;
+        shown.assert_ok();
+        assert_eq!(shown.stdout, "sk_first");
+        cli.run(&["records", "set-value", &uuid], "sk_second")
+            .await
+            .assert_ok();
+        assert_eq!(body(read().await).await["data"], "sk_second");
 
-    cli.run(&["records", "disable", &uuid], "")
-        .await
-        .assert_ok();
-    assert_eq!(read().await.status(), StatusCode::NOT_FOUND);
-    cli.run(&["records", "enable", &uuid], "").await.assert_ok();
-    assert_eq!(read().await.status(), StatusCode::OK);
+        cli.run(&["records", "disable", &uuid], "")
+            .await
+            .assert_ok();
+        assert_eq!(read().await.status(), StatusCode::NOT_FOUND);
+        cli.run(&["records", "enable", &uuid], "").await.assert_ok();
+        assert_eq!(read().await.status(), StatusCode::OK);
 
-    // A page with a generated password; a new password ends the old one; off closes it.
-    let on = cli
-        .run(
-            &["records", "page", "enable", &uuid, "--max-views", "2"],
-            "",
-        )
-        .await;
-    on.assert_ok();
-    let link = on.field("Link:");
-    let password = on.field("Password:");
-    assert_eq!(link, server.url(&format!("/secure/{uuid}")));
-    let unlock = |password: String| {
-        let (server, uuid) = (&server, &uuid);
-        async move {
-            let form = LoadedForm::load(server.get(&format!("/secure/{uuid}"))).await;
-            let link = server.url(&format!("/secure/{uuid}"));
-            form.post(&reqwest::Client::new(), &link, &[("password", &password)])
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
-    };
-    assert_eq!(unlock(password.clone()).await, StatusCode::OK);
-    let new = cli.run(&["records", "page", "password", &uuid], "").await;
-    new.assert_ok();
-    let new_password = new.field("Password:");
-    assert_ne!(new_password, password);
-    assert_eq!(unlock(password).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(unlock(new_password.clone()).await, StatusCode::OK);
-    // Off, the page looks like any unknown page and no password opens it.
-    cli.run(&["records", "page", "disable", &uuid], "")
-        .await
-        .assert_ok();
-    assert_ne!(unlock(new_password).await, StatusCode::OK);
+        // A page with a generated password; a new password ends the old one; off closes it.
+        let on = cli
+            .run(
+                &["records", "page", "enable", &uuid, "--max-views", "2"],
+                "",
+            )
+            .await;
+        on.assert_ok();
+        let link = on.field("Link:");
+        let password = on.field("Password:");
+        assert_eq!(link, server.url(&format!("/secure/{uuid}")));
+        let unlock = |password: String| {
+            let (server, uuid) = (&server, &uuid);
+            async move {
+                let form = LoadedForm::load(server.get(&format!("/secure/{uuid}"))).await;
+                let link = server.url(&format!("/secure/{uuid}"));
+                form.post(&reqwest::Client::new(), &link, &[("password", &password)])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        };
+        assert_eq!(unlock(password.clone()).await, StatusCode::OK);
+        let new = cli.run(&["records", "page", "password", &uuid], "").await;
+        new.assert_ok();
+        let new_password = new.field("Password:");
+        assert_ne!(new_password, password);
+        assert_eq!(unlock(password).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(unlock(new_password.clone()).await, StatusCode::OK);
+        // Off, the page looks like any unknown page and no password opens it.
+        cli.run(&["records", "page", "disable", &uuid], "")
+            .await
+            .assert_ok();
+        assert_ne!(unlock(new_password).await, StatusCode::OK);
+    }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn run_takes_an_env_file_of_names_and_uuids() {
-    let server = TestServer::start().await;
-    let cli = Cli::signed_up(&server, "ana@example.com").await;
-    cli.create("Stripe live", "owner_only", "sk_env_file").await;
-    let (keyed, key) = cli.create("Keyed", "private", "keyed value").await;
-    let key_file = cli.write("keyed.key", &key.unwrap());
-    let env_file = cli.write(
-        "deploy.env",
-        &format!(
-            "# secrets for deploy.sh\n\nexport STRIPE_KEY=\"Stripe live\"  \nKEYED={keyed}@{} # by key\n",
-            key_file.display()
-        ),
-    );
-    let script = r#"printf "%s|%s|%s" "$STRIPE_KEY" "$KEYED" "${BRINE_API_KEY-unset}""#;
-    // The owner-only record through the session, the other with its own key file.
-    let run = cli
-        .run(
-            &[
-                "run",
-                "--env-file",
-                env_file.to_str().unwrap(),
-                "--",
-                "sh",
-                "-c",
-                script,
-            ],
-            "",
-        )
-        .await;
-    run.assert_ok();
-    assert_eq!(run.stdout, "sk_env_file|keyed value|unset");
-    let session = std::fs::read_to_string(cli.session_file()).unwrap();
-    let env = cli
-        .run(
-            &["run", "--env-file", env_file.to_str().unwrap(), "--", "env"],
-            "",
-        )
-        .await;
-    let token: Value = serde_json::from_str(&session).unwrap();
-    assert!(!env.stdout.contains(token["token"].as_str().unwrap()));
+each_backend! {
+    async fn run_takes_an_env_file_of_names_and_uuids() {
+        let server = TestServer::start().await;
+        let cli = Cli::signed_up(&server, "ana@example.com").await;
+        cli.create("Stripe live", "owner_only", "sk_env_file").await;
+        let (keyed, key) = cli.create("Keyed", "private", "keyed value").await;
+        let key_file = cli.write("keyed.key", &key.unwrap());
+        let env_file = cli.write(
+            "deploy.env",
+            &format!(
+                "# secrets for deploy.sh\n\nexport STRIPE_KEY=\"Stripe live\"  \nKEYED={keyed}@{} # by key\n",
+                key_file.display()
+            ),
+        );
+        let script = r#"printf "%s|%s|%s" "$STRIPE_KEY" "$KEYED" "${BRINE_API_KEY-unset}""#;
+        // The owner-only record through the session, the other with its own key file.
+        let run = cli
+            .run(
+                &[
+                    "run",
+                    "--env-file",
+                    env_file.to_str().unwrap(),
+                    "--",
+                    "sh",
+                    "-c",
+                    script,
+                ],
+                "",
+            )
+            .await;
+        run.assert_ok();
+        assert_eq!(run.stdout, "sk_env_file|keyed value|unset");
+        let session = std::fs::read_to_string(cli.session_file()).unwrap();
+        let env = cli
+            .run(
+                &["run", "--env-file", env_file.to_str().unwrap(), "--", "env"],
+                "",
+            )
+            .await;
+        let token: Value = serde_json::from_str(&session).unwrap();
+        assert!(!env.stdout.contains(token["token"].as_str().unwrap()));
 
-    // One record that cannot be read: the command never starts.
-    let marker = cli.path("started");
-    let broken = cli.write(
-        "broken.env",
-        "STRIPE_KEY=Stripe live\nMISSING=No such record\n",
-    );
-    let touch = format!("touch {}", marker.display());
-    let run = cli
-        .run(
-            &[
-                "run",
-                "--env-file",
-                broken.to_str().unwrap(),
-                "--",
-                "sh",
-                "-c",
-                &touch,
-            ],
-            "",
-        )
-        .await;
-    run.assert_failed();
-    assert!(
-        run.stderr.contains("cannot fetch MISSING"),
-        "{}",
-        run.stderr
-    );
-    assert!(!marker.exists());
-    let bad = cli.write("bad.env", "GOOD=x\nthis is not a line\n");
-    let run = cli
-        .run(
-            &["run", "--env-file", bad.to_str().unwrap(), "--", "true"],
-            "",
-        )
-        .await;
-    run.assert_failed();
-    assert!(run.stderr.contains("line 2"), "{}", run.stderr);
+        // One record that cannot be read: the command never starts.
+        let marker = cli.path("started");
+        let broken = cli.write(
+            "broken.env",
+            "STRIPE_KEY=Stripe live\nMISSING=No such record\n",
+        );
+        let touch = format!("touch {}", marker.display());
+        let run = cli
+            .run(
+                &[
+                    "run",
+                    "--env-file",
+                    broken.to_str().unwrap(),
+                    "--",
+                    "sh",
+                    "-c",
+                    &touch,
+                ],
+                "",
+            )
+            .await;
+        run.assert_failed();
+        assert!(
+            run.stderr.contains("cannot fetch MISSING"),
+            "{}",
+            run.stderr
+        );
+        assert!(!marker.exists());
+        let bad = cli.write("bad.env", "GOOD=x\nthis is not a line\n");
+        let run = cli
+            .run(
+                &["run", "--env-file", bad.to_str().unwrap(), "--", "true"],
+                "",
+            )
+            .await;
+        run.assert_failed();
+        assert!(run.stderr.contains("line 2"), "{}", run.stderr);
+    }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn env_prints_values_as_dotenv_or_json() {
-    let server = TestServer::start().await;
-    let cli = Cli::signed_up(&server, "ana@example.com").await;
-    cli.create("Quoted", "owner_only", "say \"hi\" $HOME\nnext")
-        .await;
-    cli.create("Plain", "owner_only", "plain").await;
-    let env_file = cli.write("app.env", "A=Quoted\nB=Plain\n");
-    let dotenv = cli
-        .run(&["env", "--env-file", env_file.to_str().unwrap()], "")
-        .await;
-    dotenv.assert_ok();
-    assert_eq!(
-        dotenv.stdout,
-        "A=\"say \\\"hi\\\" \\$HOME\\nnext\"\nB=\"plain\"\n"
-    );
-    let json = cli
-        .run(
-            &[
-                "env",
-                "--env-file",
-                env_file.to_str().unwrap(),
-                "--format",
-                "json",
-            ],
-            "",
-        )
-        .await;
-    json.assert_ok();
-    let values: Value = serde_json::from_str(&json.stdout).unwrap();
-    assert_eq!(values, json!({"A": "say \"hi\" $HOME\nnext", "B": "plain"}));
-    let missing = cli.run(&["env", "--env", "C=No such"], "").await;
-    missing.assert_failed();
-    assert_eq!(missing.stdout, "");
+each_backend! {
+    async fn env_prints_values_as_dotenv_or_json() {
+        let server = TestServer::start().await;
+        let cli = Cli::signed_up(&server, "ana@example.com").await;
+        cli.create("Quoted", "owner_only", "say \"hi\" $HOME\nnext")
+            .await;
+        cli.create("Plain", "owner_only", "plain").await;
+        let env_file = cli.write("app.env", "A=Quoted\nB=Plain\n");
+        let dotenv = cli
+            .run(&["env", "--env-file", env_file.to_str().unwrap()], "")
+            .await;
+        dotenv.assert_ok();
+        assert_eq!(
+            dotenv.stdout,
+            "A=\"say \\\"hi\\\" \\$HOME\\nnext\"\nB=\"plain\"\n"
+        );
+        let json = cli
+            .run(
+                &[
+                    "env",
+                    "--env-file",
+                    env_file.to_str().unwrap(),
+                    "--format",
+                    "json",
+                ],
+                "",
+            )
+            .await;
+        json.assert_ok();
+        let values: Value = serde_json::from_str(&json.stdout).unwrap();
+        assert_eq!(values, json!({"A": "say \"hi\" $HOME\nnext", "B": "plain"}));
+        let missing = cli.run(&["env", "--env", "C=No such"], "").await;
+        missing.assert_failed();
+        assert_eq!(missing.stdout, "");
+    }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn run_and_env_read_the_project_file_in_the_working_directory() {
-    let server = TestServer::start().await;
-    let cli = Cli::signed_up(&server, "ana@example.com").await;
-    cli.create("Stripe live", "owner_only", "sk_project").await;
-    // Nothing to read yet: the error says what would do.
-    let none = cli.run(&["env"], "").await;
-    none.assert_failed();
-    assert!(none.stderr.contains("brine.toml"), "{}", none.stderr);
-    cli.write("brine.toml", "[env]\nSTRIPE_KEY = \"Stripe live\"\n");
-    let run = cli
-        .run(&["run", "--", "sh", "-c", "printf %s \"$STRIPE_KEY\""], "")
-        .await;
-    run.assert_ok();
-    assert_eq!(run.stdout, "sk_project");
-    let env = cli.run(&["env"], "").await;
-    assert_eq!(env.stdout, "STRIPE_KEY=\"sk_project\"\n");
-    // --env and --env-file replace the project file.
-    let given = cli.run(&["env", "--env", "OTHER=Stripe live"], "").await;
-    assert_eq!(given.stdout, "OTHER=\"sk_project\"\n");
+each_backend! {
+    async fn run_and_env_read_the_project_file_in_the_working_directory() {
+        let server = TestServer::start().await;
+        let cli = Cli::signed_up(&server, "ana@example.com").await;
+        cli.create("Stripe live", "owner_only", "sk_project").await;
+        // Nothing to read yet: the error says what would do.
+        let none = cli.run(&["env"], "").await;
+        none.assert_failed();
+        assert!(none.stderr.contains("brine.toml"), "{}", none.stderr);
+        cli.write("brine.toml", "[env]\nSTRIPE_KEY = \"Stripe live\"\n");
+        let run = cli
+            .run(&["run", "--", "sh", "-c", "printf %s \"$STRIPE_KEY\""], "")
+            .await;
+        run.assert_ok();
+        assert_eq!(run.stdout, "sk_project");
+        let env = cli.run(&["env"], "").await;
+        assert_eq!(env.stdout, "STRIPE_KEY=\"sk_project\"\n");
+        // --env and --env-file replace the project file.
+        let given = cli.run(&["env", "--env", "OTHER=Stripe live"], "").await;
+        assert_eq!(given.stdout, "OTHER=\"sk_project\"\n");
+    }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_bridge_is_made_from_a_file_changed_one_setting_at_a_time_and_tried() {
-    let server = TestServer::start_with(|c| c.allow_private_upstreams = true).await;
-    let up = crate::upstream::Upstream::start().await;
-    let cli = Cli::signed_up(&server, "ana@example.com").await;
-    let spec = cli.write(
-        "weather.toml",
-        &format!(
-            "name = \"Weather\"\n[bridge]\nurl = \"{}\"\nallowed_origins = [\"https://app.example.com\"]\n\n[bridge.headers]\nAuthorization = \"Bearer sk_bridge_file_canary\"\n",
-            up.url("/v1")
-        ),
-    );
-    let created = cli
-        .run(&["bridges", "create", "--file", spec.to_str().unwrap()], "")
-        .await;
-    created.assert_ok();
-    let uuid = created.field("uuid:");
-    assert!(!created.stdout.contains("sk_bridge_file_canary"));
+each_backend! {
+    async fn a_bridge_is_made_from_a_file_changed_one_setting_at_a_time_and_tried() {
+        let server = TestServer::start_with(|c| c.allow_private_upstreams = true).await;
+        let up = crate::upstream::Upstream::start().await;
+        let cli = Cli::signed_up(&server, "ana@example.com").await;
+        let spec = cli.write(
+            "weather.toml",
+            &format!(
+                "name = \"Weather\"\n[bridge]\nurl = \"{}\"\nallowed_origins = [\"https://app.example.com\"]\n\n[bridge.headers]\nAuthorization = \"Bearer sk_bridge_file_canary\"\n",
+                up.url("/v1")
+            ),
+        );
+        let created = cli
+            .run(&["bridges", "create", "--file", spec.to_str().unwrap()], "")
+            .await;
+        created.assert_ok();
+        let uuid = created.field("uuid:");
+        assert!(!created.stdout.contains("sk_bridge_file_canary"));
 
-    // One setting changed, the rest kept.
-    cli.run(
-        &[
-            "bridges",
-            "set",
-            &uuid,
-            "allowed_methods",
-            r#"["GET","POST"]"#,
-        ],
-        "",
-    )
-    .await
-    .assert_ok();
-    let shown = cli.run(&["bridges", "show", &uuid], "").await;
-    shown.assert_ok();
-    assert!(
-        shown.stdout.contains("\"POST\"") && shown.stdout.contains("https://app.example.com"),
-        "{}",
-        shown.stdout
-    );
-    assert!(!shown.stdout.contains("sk_bridge_file_canary"));
-    // A header's new value comes from stdin, never from the command line.
-    cli.run(
-        &["bridges", "set", &uuid, "header", "Authorization"],
-        "Bearer sk_rotated_canary",
-    )
-    .await
-    .assert_ok();
-
-    let tried = cli
-        .run(
+        // One setting changed, the rest kept.
+        cli.run(
             &[
                 "bridges",
-                "try",
+                "set",
                 &uuid,
-                "-X",
-                "POST",
-                "--body",
-                r#"{"q":1}"#,
+                "allowed_methods",
+                r#"["GET","POST"]"#,
             ],
             "",
         )
-        .await;
-    tried.assert_ok();
-    assert!(tried.stderr.starts_with("200 in "), "{}", tried.stderr);
-    let seen = up.seen();
-    let last = seen.last().unwrap();
-    assert_eq!(last.method, "POST");
-    assert_eq!(last.headers["authorization"], "Bearer sk_rotated_canary");
-    assert!(!tried.stdout.contains("sk_rotated_canary"));
+        .await
+        .assert_ok();
+        let shown = cli.run(&["bridges", "show", &uuid], "").await;
+        shown.assert_ok();
+        assert!(
+            shown.stdout.contains("\"POST\"") && shown.stdout.contains("https://app.example.com"),
+            "{}",
+            shown.stdout
+        );
+        assert!(!shown.stdout.contains("sk_bridge_file_canary"));
+        // A header's new value comes from stdin, never from the command line.
+        cli.run(
+            &["bridges", "set", &uuid, "header", "Authorization"],
+            "Bearer sk_rotated_canary",
+        )
+        .await
+        .assert_ok();
+
+        let tried = cli
+            .run(
+                &[
+                    "bridges",
+                    "try",
+                    &uuid,
+                    "-X",
+                    "POST",
+                    "--body",
+                    r#"{"q":1}"#,
+                ],
+                "",
+            )
+            .await;
+        tried.assert_ok();
+        assert!(tried.stderr.starts_with("200 in "), "{}", tried.stderr);
+        let seen = up.seen();
+        let last = seen.last().unwrap();
+        assert_eq!(last.method, "POST");
+        assert_eq!(last.headers["authorization"], "Bearer sk_rotated_canary");
+        assert!(!tried.stdout.contains("sk_rotated_canary"));
+    }
 }
 
 /// `brine ARGS` under a pseudo-terminal (util-linux `script`), as a person at a terminal runs it,
@@ -1323,96 +1332,211 @@ async fn at_a_terminal(cli: &Cli, args: &str, typed: &str) -> Run {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn delete_asks_at_a_terminal_and_only_yes_deletes() {
-    let server = TestServer::start().await;
-    let cli = Cli::signed_up(&server, "ana@example.com").await;
-    let (uuid, key) = cli.create("Keep me", "private", "v").await;
-    let key = key.unwrap();
+each_backend! {
+    async fn delete_asks_at_a_terminal_and_only_yes_deletes() {
+        let server = TestServer::start().await;
+        let cli = Cli::signed_up(&server, "ana@example.com").await;
+        let (uuid, key) = cli.create("Keep me", "private", "v").await;
+        let key = key.unwrap();
 
-    let declined = at_a_terminal(&cli, &format!("records delete {uuid}"), "no\n").await;
-    // The terminal shows the question; the answer was not yes.
-    assert!(
-        declined.stdout.contains("Delete \"Keep me\""),
-        "{}",
-        declined.stdout
-    );
-    assert!(
-        declined.stdout.contains("nothing deleted"),
-        "{}",
-        declined.stdout
-    );
-    assert_ne!(declined.code, Some(0));
-    assert_eq!(
-        server.read(&uuid, Some(&key)).await.status(),
-        StatusCode::OK
-    );
+        let declined = at_a_terminal(&cli, &format!("records delete {uuid}"), "no\n").await;
+        // The terminal shows the question; the answer was not yes.
+        assert!(
+            declined.stdout.contains("Delete \"Keep me\""),
+            "{}",
+            declined.stdout
+        );
+        assert!(
+            declined.stdout.contains("nothing deleted"),
+            "{}",
+            declined.stdout
+        );
+        assert_ne!(declined.code, Some(0));
+        assert_eq!(
+            server.read(&uuid, Some(&key)).await.status(),
+            StatusCode::OK
+        );
 
-    let confirmed = at_a_terminal(&cli, &format!("records delete {uuid}"), "yes\n").await;
-    assert_eq!(confirmed.code, Some(0), "{}", confirmed.stdout);
-    assert_eq!(
-        server.read(&uuid, Some(&key)).await.status(),
-        StatusCode::NOT_FOUND
-    );
+        let confirmed = at_a_terminal(&cli, &format!("records delete {uuid}"), "yes\n").await;
+        assert_eq!(confirmed.code, Some(0), "{}", confirmed.stdout);
+        assert_eq!(
+            server.read(&uuid, Some(&key)).await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_bridge_is_made_from_flags_with_header_values_from_stdin() {
-    let server = TestServer::start_with(|c| c.allow_private_upstreams = true).await;
-    let up = crate::upstream::Upstream::start().await;
-    let cli = Cli::signed_up(&server, "ana@example.com").await;
-    let url = up.url("/v1/{{city}}");
-    let created = cli
-        .run(
-            &[
-                "bridges",
-                "create",
-                "--name",
-                "Flags",
-                "--url",
-                &url,
-                "--param",
-                "city",
-                "--origin",
-                "https://app.example.com",
-                "--header",
-                "Authorization",
-                "--header",
-                "X-Team",
-            ],
-            "Bearer sk_flags_canary\nteam-7\n",
-        )
-        .await;
-    created.assert_ok();
-    assert!(!created.stdout.contains("sk_flags_canary"));
-    let uuid = created.field("uuid:");
-    let res = server
-        .get(&format!("/r/{uuid}?city=lisbon"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let seen = up.seen();
-    let last = seen.last().unwrap();
-    assert_eq!(last.path, "/v1/lisbon");
-    assert_eq!(last.headers["authorization"], "Bearer sk_flags_canary");
-    assert_eq!(last.headers["x-team"], "team-7");
-    // A missing value is refused before anything is made.
-    let short = cli
-        .run(
-            &[
-                "bridges", "create", "--name", "Short", "--url", &url, "--header", "A", "--header",
-                "B",
-            ],
-            "only-one\n",
-        )
-        .await;
-    short.assert_failed();
-    assert!(
-        short.stderr.contains("no value on stdin for header B"),
-        "{}",
-        short.stderr
-    );
-    let list = cli.run(&["records", "list"], "").await;
-    assert!(!list.stdout.contains("Short"));
+each_backend! {
+    async fn a_bridge_is_made_from_flags_with_header_values_from_stdin() {
+        let server = TestServer::start_with(|c| c.allow_private_upstreams = true).await;
+        let up = crate::upstream::Upstream::start().await;
+        let cli = Cli::signed_up(&server, "ana@example.com").await;
+        let url = up.url("/v1/{{city}}");
+        let created = cli
+            .run(
+                &[
+                    "bridges",
+                    "create",
+                    "--name",
+                    "Flags",
+                    "--url",
+                    &url,
+                    "--param",
+                    "city",
+                    "--origin",
+                    "https://app.example.com",
+                    "--header",
+                    "Authorization",
+                    "--header",
+                    "X-Team",
+                ],
+                "Bearer sk_flags_canary\nteam-7\n",
+            )
+            .await;
+        created.assert_ok();
+        assert!(!created.stdout.contains("sk_flags_canary"));
+        let uuid = created.field("uuid:");
+        let res = server
+            .get(&format!("/r/{uuid}?city=lisbon"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let seen = up.seen();
+        let last = seen.last().unwrap();
+        assert_eq!(last.path, "/v1/lisbon");
+        assert_eq!(last.headers["authorization"], "Bearer sk_flags_canary");
+        assert_eq!(last.headers["x-team"], "team-7");
+        // A missing value is refused before anything is made.
+        let short = cli
+            .run(
+                &[
+                    "bridges", "create", "--name", "Short", "--url", &url, "--header", "A", "--header",
+                    "B",
+                ],
+                "only-one\n",
+            )
+            .await;
+        short.assert_failed();
+        assert!(
+            short.stderr.contains("no value on stdin for header B"),
+            "{}",
+            short.stderr
+        );
+        let list = cli.run(&["records", "list"], "").await;
+        assert!(!list.stdout.contains("Short"));
+    }
+}
+
+each_backend! {
+    async fn ci_reads_with_a_service_token_and_never_hands_it_on() {
+        let server = TestServer::start().await;
+        let owner = Cli::signed_up(&server, "ana@example.com").await;
+        owner.create("stripe-test", "private", "sk_test_ci").await;
+        owner.create("db-url", "owner_only", "postgres://ci").await;
+        let (other, _) = owner.create("other", "owner_only", "not for ci").await;
+        let token_file = owner.path("ci.token");
+        let create = [
+            "tokens", "create", "deploy", "--records", "stripe-test,db-url", "--expires", "90d",
+            "--token-file", token_file.to_str().unwrap(),
+        ];
+        let made = owner.run(&create, "").await;
+        made.assert_ok();
+        assert!(made.stdout.contains("stripe-test") && made.stdout.contains("db-url"));
+        assert_eq!(mode(&token_file), 0o600);
+        let token = std::fs::read_to_string(&token_file).unwrap().trim().to_owned();
+        assert!(token.starts_with("brst_") && !made.stdout.contains(&token));
+        let again = owner.run(&create, "").await;
+        again.assert_failed();
+        assert!(again.stderr.contains("exists"), "{}", again.stderr);
+        assert_eq!(std::fs::read_to_string(&token_file).unwrap().trim(), token);
+
+        // A CI machine: no session, only the token.
+        let ci = Cli::new(&server);
+        let env = [("BRINE_SERVICE_TOKEN", token.as_str())];
+        let got = ci.run_with(&["get", "stripe-test"], "", &env).await;
+        got.assert_ok();
+        assert_eq!(got.stdout, "sk_test_ci");
+        let by_file = ci
+            .run(&["get", "db-url", "--token-file", token_file.to_str().unwrap()], "")
+            .await;
+        by_file.assert_ok();
+        assert_eq!(by_file.stdout, "postgres://ci");
+        let outside = ci.run_with(&["get", "other"], "", &env).await;
+        outside.assert_failed();
+        assert!(outside.stderr.contains("reads no record named"), "{}", outside.stderr);
+        let by_uuid = ci.run_with(&["get", &other], "", &env).await;
+        by_uuid.assert_failed();
+        assert!(by_uuid.stderr.contains("does not cover"), "{}", by_uuid.stderr);
+
+        let script = r#"printf "%s|%s|%s" "$STRIPE" "$DB" "${BRINE_SERVICE_TOKEN-unset}""#;
+        let run = ci
+            .run_with(
+                &["run", "--env", "STRIPE=stripe-test", "--env", "DB=db-url", "--", "sh", "-c", script],
+                "",
+                &env,
+            )
+            .await;
+        run.assert_ok();
+        assert_eq!(run.stdout, "sk_test_ci|postgres://ci|unset");
+        let whole = ci
+            .run_with(&["run", "--env", "S=stripe-test", "--", "env"], "", &env)
+            .await;
+        whole.assert_ok();
+        assert!(!whole.stdout.contains(&token), "the command never sees the token");
+        // A missing record stops the command before it starts.
+        let marker = ci.path("started");
+        let touch = format!("touch {}", marker.display());
+        let failed = ci
+            .run_with(
+                &["run", "--env", "S=stripe-test", "--env", "O=other", "--", "sh", "-c", &touch],
+                "",
+                &env,
+            )
+            .await;
+        failed.assert_failed();
+        assert!(!marker.exists());
+
+        // The owner names records by name too, and sees the token's reads.
+        let events = owner.run(&["records", "events", "stripe-test"], "").await;
+        events.assert_ok();
+        assert!(events.stdout.contains("service token \"deploy\""), "{}", events.stdout);
+        owner.run(&["records", "show", "db-url"], "").await.assert_ok();
+        let list = owner.run(&["tokens", "list"], "").await;
+        list.assert_ok();
+        assert!(list.stdout.contains("LAST USED") && list.stdout.contains("deploy"));
+        assert!(!list.stdout.contains(&token));
+        owner.run(&["tokens", "revoke", "deploy"], "").await.assert_ok();
+        let revoked = ci.run_with(&["get", "stripe-test"], "", &env).await;
+        revoked.assert_failed();
+        assert!(revoked.stderr.contains("service token"), "{}", revoked.stderr);
+        owner.run(&["tokens", "revoke", "deploy"], "").await.assert_failed();
+    }
+
+    async fn the_cli_session_renews_itself_and_a_copied_refresh_token_ends_it() {
+        // Tokens that live a minute: the CLI renews two minutes ahead, so before every command.
+        let server = TestServer::start_with(|s| s.token_ttl_secs = 60).await;
+        let cli = Cli::signed_up(&server, "ana@example.com").await;
+        let first = cli.session();
+        let copied = first["refresh_token"].as_str().unwrap().to_owned();
+        assert!(copied.starts_with("brrt_"));
+        cli.run(&["whoami"], "").await.assert_ok();
+        let second = cli.session();
+        assert_ne!(second["refresh_token"], first["refresh_token"]);
+        cli.run(&["records", "list"], "").await.assert_ok();
+        assert_eq!(mode(&cli.session_file()), 0o600);
+
+        // Someone replays the refresh token they copied: the session ends for both.
+        let replayed = server
+            .post("/api/v1/auth/refresh")
+            .json(&json!({"refresh_token": copied}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(replayed.status(), StatusCode::UNAUTHORIZED);
+        let after = cli.run(&["records", "list"], "").await;
+        after.assert_failed();
+        assert!(after.stderr.contains("session has ended"), "{}", after.stderr);
+        assert!(!cli.session_file().exists());
+    }
 }

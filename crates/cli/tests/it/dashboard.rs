@@ -723,3 +723,87 @@ async fn content_of(web: &Web, id: &str) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_owner_makes_a_service_token_for_ci_and_revokes_it() {
+    let Some(chromedriver) = chromedriver_path() else {
+        return;
+    };
+    let s = TestServer::start().await;
+    let token = s.signup("ana@example.com").await;
+    let stripe = s
+        .create(
+            &token,
+            json!({"name": "Stripe test", "access": "private", "data": VALUE}),
+        )
+        .await;
+    s.create(
+        &token,
+        json!({"name": "Database URL", "access": "owner_only", "data": "postgres://x"}),
+    )
+    .await;
+
+    let driver = Driver::start(&chromedriver);
+    let web = driver.browser(&s.base).await;
+    sign_in(&web, "ana@example.com", PASSWORD).await;
+    web.follow("Tokens").await;
+    assert_eq!(web.path().await, "/tokens");
+    web.wait_for_text("No service tokens yet").await;
+    check_page(&web, "tokens").await;
+
+    // Nothing chosen: refused beside the form, nothing made.
+    web.fill("Name", "GitHub Actions deploy").await;
+    web.press("Make token").await;
+    let text = web.wait_for_text("Name 1 to").await;
+    assert!(text.contains("No service tokens yet"), "{text}");
+
+    web.tick("Stripe test").await;
+    web.choose("Expires after", "30 days").await;
+    web.press("Make token").await;
+    web.wait_for_text("only time it is shown").await;
+    let secret = web
+        .client
+        .find(fantoccini::Locator::Id("new-key"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(secret.starts_with("brst_"), "{secret}");
+    check_page(&web, "token-modal").await;
+    web.click("Copy").await;
+    assert_eq!(web.clipboard().await, secret);
+    web.click("Download .txt").await;
+    let (file, content) = web.downloaded().await;
+    assert_eq!(file, "brine-service-token.txt");
+    assert!(
+        content.contains(&secret) && content.contains("BRINE_SERVICE_TOKEN"),
+        "{content}"
+    );
+    web.click("Done").await;
+
+    // CI reads the chosen secret with it, and only that one.
+    let res = s.read(&uuid_of(&stripe), Some(&secret)).await;
+    assert_eq!(body(res).await["data"], VALUE);
+    let text = web.main_text().await;
+    assert!(
+        text.contains("GitHub Actions deploy") && text.contains("Reads: Stripe test"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&secret[10..]),
+        "the list never shows the token"
+    );
+
+    web.goto("/tokens").await;
+    let text = web.wait_for_text("last used").await;
+    assert!(
+        text.contains("Expires in 29 days") || text.contains("Expires in 30 days"),
+        "{text}"
+    );
+    web.click("Revoke GitHub Actions deploy").await;
+    web.wait_for_text("No service tokens yet").await;
+    let res = s.read(&uuid_of(&stripe), Some(&secret)).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    web.close().await;
+}

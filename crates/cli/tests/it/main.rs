@@ -30,6 +30,7 @@ mod records;
 mod retention;
 mod secure_page;
 mod startup;
+mod tokens;
 mod transfer;
 mod upstream;
 mod web;

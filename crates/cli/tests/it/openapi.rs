@@ -19,6 +19,7 @@ async fn openapi_lists_every_route_with_its_errors() {
         ("/api/v1/auth/signup", "post"),
         ("/api/v1/auth/login", "post"),
         ("/api/v1/auth/logout", "post"),
+        ("/api/v1/auth/refresh", "post"),
         ("/api/v1/account", "get"),
         ("/api/v1/account", "delete"),
         ("/api/v1/account/password", "post"),
@@ -51,6 +52,10 @@ async fn openapi_lists_every_route_with_its_errors() {
         ("/api/v1/logs/series", "get"),
         ("/api/v1/logs/events", "get"),
         ("/api/v1/logs/export", "get"),
+        ("/api/v1/tokens", "get"),
+        ("/api/v1/tokens", "post"),
+        ("/api/v1/tokens/{uuid}", "delete"),
+        ("/api/v1/service-token", "get"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();

@@ -36,6 +36,7 @@ use crate::extract::ClientInfo;
 use crate::fault::Fault;
 use crate::lockout::{Admission, Attempt, Lockout};
 use crate::metrics::{DbCall, LimitRefusal};
+use crate::service_tokens::{ServiceTokens, Verdict};
 use crate::throttle::{Limited, Limits};
 use crate::vault::Vault;
 
@@ -69,8 +70,12 @@ pub enum Refusal {
     PathNotAllowed,
     /// The caller's input cannot make the call (a parameter, `select`); safe to show.
     BadRequest(String),
-    /// A sealed record, which the server cannot open for its owner.
+    /// A sealed record, which the server cannot open for its owner (or a service token).
     Sealed,
+    /// A service token that is malformed, unknown, revoked, expired or another account's.
+    TokenInvalid,
+    /// A service token of the record's owner that does not name this record.
+    TokenOutOfScope,
 }
 
 /// A refusal, or a fault of the server's own.
@@ -99,6 +104,9 @@ pub enum Credential {
     Password(Zeroizing<String>),
     /// The server's own slot: the owner's own operations.
     Server,
+    /// A service token (`brst_...`), checked against the record's owner and its scope; it
+    /// opens the record with the server's slot.
+    ServiceToken(String),
 }
 
 /// Which counter an opening spends.
@@ -178,6 +186,7 @@ pub struct GateParts {
     audit: AuditLog,
     limits: Limits,
     lockout: Lockout,
+    tokens: ServiceTokens,
 }
 
 /// How many times a request starts again when its record changes under it.
@@ -194,12 +203,14 @@ impl Gate {
         limits: Limits,
         lockout: Lockout,
     ) -> Self {
+        let tokens = ServiceTokens::new(records.store().clone());
         Self(Arc::new(GateParts {
             records,
             vault,
             audit,
             limits,
             lockout,
+            tokens,
         }))
     }
 
@@ -209,6 +220,10 @@ impl Gate {
 
     pub fn audit(&self) -> &AuditLog {
         &self.audit
+    }
+
+    pub fn tokens(&self) -> &ServiceTokens {
+        &self.tokens
     }
 
     /// Stage 1: the record, as a read ([`Found::via`] names another channel). Unknown uuids are
@@ -254,6 +269,7 @@ impl Gate {
             channel: Channel::Read,
             rules: rules(Channel::Read),
             client: client.clone(),
+            detail: None,
         })
     }
 
@@ -301,6 +317,9 @@ pub struct Found {
     channel: Channel,
     rules: Rules,
     client: ClientInfo,
+    /// The detail every event of this opening carries unless a stage gives its own: which
+    /// service token opened it.
+    detail: Option<String>,
 }
 
 impl Found {
@@ -350,8 +369,10 @@ impl Found {
     }
 
     fn event(&self, outcome: Outcome) -> Event {
-        Event::new(self.record.uuid, self.channel, outcome, &self.client)
-            .expect_version(self.expect_version())
+        let mut event = Event::new(self.record.uuid, self.channel, outcome, &self.client)
+            .expect_version(self.expect_version());
+        event.detail.clone_from(&self.detail);
+        event
     }
 
     /// Stores an event that is no opening (a secure page's form was loaded, a loop refused);
@@ -370,7 +391,9 @@ impl Found {
         detail: Option<String>,
     ) -> GateError {
         let mut event = self.event(outcome);
-        event.detail = detail;
+        if detail.is_some() {
+            event.detail = detail;
+        }
         match self.gate.audit.append(event).await {
             Ok(_) => GateError::Refused(refusal),
             Err(e) => GateError::Fault(e.into()),
@@ -489,13 +512,35 @@ impl Admitted {
     }
 
     /// Stage 3: the caller's key or password opens the record's data key.
-    pub async fn unlock(self, credential: Credential) -> Result<Unlocked, GateError> {
+    pub async fn unlock(mut self, credential: Credential) -> Result<Unlocked, GateError> {
         let record = self.found.record.clone();
-        let vault = &self.found.gate.vault;
+        let gate = self.found.gate.clone();
+        let vault = &gate.vault;
         let owner = self.found.channel == Channel::Owner;
         let dek = match (record.access, credential) {
             (_, Credential::Server) if owner => {
                 vault.open_with_server(&record).map_err(Fault::from)?
+            }
+            (_, Credential::ServiceToken(token)) => {
+                match gate.tokens.check(&token, &record).await? {
+                    Verdict::Granted { name } => {
+                        self.found.detail = Some(token_detail(&name));
+                        if record.sealed {
+                            return Err(self.refuse(Outcome::Denied, Refusal::Sealed).await);
+                        }
+                        vault.open_with_server(&record).map_err(Fault::from)?
+                    }
+                    Verdict::OutOfScope { name } => {
+                        self.found.detail = Some(token_detail(&name));
+                        let refusal = Refusal::TokenOutOfScope;
+                        return Err(self.refuse(Outcome::Forbidden, refusal).await);
+                    }
+                    Verdict::Invalid => {
+                        let detail = r#"{"refused_by":"service token"}"#.to_owned();
+                        self.found.detail = Some(detail);
+                        return Err(self.refuse(Outcome::Denied, Refusal::TokenInvalid).await);
+                    }
+                }
             }
             (Access::OwnerOnly, _) => {
                 return Err(self.refuse(Outcome::Forbidden, Refusal::OwnerOnly).await);
@@ -527,6 +572,11 @@ impl Admitted {
             dek,
         })
     }
+}
+
+/// The detail of the events of an opening by a service token.
+fn token_detail(name: &str) -> String {
+    serde_json::json!({ "service_token": name }).to_string()
 }
 
 /// Stage 3 passed: the data key is open.

@@ -3,6 +3,7 @@
 //! and the account's own audit log. The pages, the JSON API and the CLI all come through here,
 //! so no way in skips the second factor or the sign-in limits.
 
+mod refresh;
 mod two_factor;
 
 use std::sync::Arc;
@@ -10,11 +11,12 @@ use std::sync::Arc;
 use brine_core::{AccountPassword, Email, ValidationError};
 use brine_crypto::{hash_account_password, verify_account_password};
 use brine_limits::Decision;
-use brine_store::{Account, AccountEvent, NewSession, SessionRow, Store, StoreError};
+use brine_store::{Account, AccountEvent, NewSession, Refresh, SessionRow, Store, StoreError};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use self::refresh::{new_refresh, parse_refresh};
 pub use self::two_factor::{TotpKey, qr_svg};
 use crate::auth::{Claims, Owner, TokenKeys};
 use crate::clock::now_ms;
@@ -42,6 +44,11 @@ pub enum AccountError {
     NotFound,
     /// Over the sign-in limits.
     Limited(Decision),
+    /// A refresh token that is not (or no longer) valid; `reused` when it was an earlier token
+    /// of a session, which has now been ended.
+    RefreshRefused {
+        reused: bool,
+    },
     Fault(Fault),
 }
 
@@ -88,6 +95,15 @@ pub struct Session {
     pub id: Uuid,
     pub token: String,
     pub expires_in: i64,
+    /// For a renewable session (the CLI's): what renews it, once.
+    pub refresh_token: Option<Zeroizing<String>>,
+}
+
+/// How long a session lasts: a token's lifetime, or renewable with refresh tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    Fixed,
+    Renewable,
 }
 
 /// What a right password gives.
@@ -129,6 +145,8 @@ impl std::ops::Deref for Accounts {
 pub struct AccountsParts {
     store: Arc<dyn Store>,
     tokens: Arc<TokenKeys>,
+    /// How long a renewable session lasts without being renewed.
+    cli_session: Duration,
     /// Signs the short-lived challenges of a sign-in's second step; a different key from the
     /// session tokens', so one can never pass for the other.
     challenges: TokenKeys,
@@ -145,6 +163,7 @@ pub struct AccountsParts {
 pub struct AccountsConfig {
     pub store: Arc<dyn Store>,
     pub tokens: Arc<TokenKeys>,
+    pub cli_session: Duration,
     /// The challenge-signing key under each master-key version.
     pub challenge_keys: brine_crypto::Subkeys,
     pub totp: TotpKey,
@@ -159,6 +178,7 @@ impl Accounts {
         Self(Arc::new(AccountsParts {
             store: c.store,
             tokens: c.tokens,
+            cli_session: c.cli_session,
             challenges: TokenKeys::new(&c.challenge_keys, CHALLENGE_TTL),
             totp: c.totp,
             vault: c.vault,
@@ -175,6 +195,7 @@ impl Accounts {
         password: String,
         client: &ClientInfo,
         kind: SessionKind,
+        lifetime: Lifetime,
     ) -> AccountResult<Session> {
         if !self.signup_open {
             return Err(AccountError::SignupClosed);
@@ -202,7 +223,7 @@ impl Accounts {
         }
         tracing::info!(account = %account.id, "account created");
         self.event(account.id, "signed_up", client).await?;
-        self.open_session(account.id, kind, client).await
+        self.open_session(account.id, kind, lifetime, client).await
     }
 
     /// Signs in. Answers in the same time whether or not the email exists. With two-factor
@@ -215,6 +236,7 @@ impl Accounts {
         code: Option<String>,
         client: &ClientInfo,
         kind: SessionKind,
+        lifetime: Lifetime,
     ) -> AccountResult<SignIn> {
         // Before the lookup: known and unknown emails are counted, and answered, alike.
         self.limits
@@ -236,14 +258,14 @@ impl Accounts {
         };
         if account.totp_secret.is_none() {
             return self
-                .signed_in(account.id, kind, client)
+                .signed_in(account.id, kind, lifetime, client)
                 .await
                 .map(SignIn::Session);
         }
         match (code, kind) {
             (Some(code), _) => {
                 self.check_code(&account, &code, client).await?;
-                self.signed_in(account.id, kind, client)
+                self.signed_in(account.id, kind, lifetime, client)
                     .await
                     .map(SignIn::Session)
             }
@@ -281,7 +303,7 @@ impl Accounts {
             .await
             .map_err(AccountError::Limited)?;
         self.check_code(&account, &code, client).await?;
-        self.signed_in(account.id, SessionKind::Browser, client)
+        self.signed_in(account.id, SessionKind::Browser, Lifetime::Fixed, client)
             .await
     }
 
@@ -299,6 +321,46 @@ impl Accounts {
             }),
             _ => None,
         })
+    }
+
+    /// Renews a renewable session with its current refresh token: a new bearer token and a new
+    /// refresh token, the session extended. An earlier refresh token of the session, presented
+    /// again, means someone holds a copy: the session ends, for the copy and the owner alike.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        client: &ClientInfo,
+    ) -> AccountResult<Session> {
+        let Some((id, old)) = parse_refresh(refresh_token) else {
+            return Err(AccountError::RefreshRefused { reused: false });
+        };
+        let (new_token, new) = new_refresh(id)?;
+        let now = now_ms();
+        match self
+            .store
+            .rotate_refresh(id, &old, &new, now, now + self.cli_session)
+            .await?
+        {
+            Refresh::Rotated(session) => {
+                let ttl = self.tokens.ttl;
+                let token = self
+                    .tokens
+                    .issue(&Claims::new(session.account, id, now, ttl))
+                    .map_err(|_| Fault::Token)?;
+                Ok(Session {
+                    id,
+                    token,
+                    expires_in: ttl.whole_seconds(),
+                    refresh_token: Some(new_token),
+                })
+            }
+            Refresh::Reused { account } => {
+                tracing::warn!(session = %id, "an earlier refresh token was presented again; the session has been ended");
+                self.event(account, "refresh_token_reused", client).await?;
+                Err(AccountError::RefreshRefused { reused: true })
+            }
+            Refresh::Unknown => Err(AccountError::RefreshRefused { reused: false }),
+        }
     }
 
     /// Signs out: the session's token stops working at once, on every node.
@@ -355,9 +417,13 @@ impl Accounts {
         self.confirm_password(&account, current, client).await?;
         let new = AccountPassword::parse(new).map_err(AccountError::Invalid)?;
         let hash = self.hash(new).await?;
+        let lifetime = match self.store.session(owner.session, now_ms()).await? {
+            Some(session) if session.refreshable => Lifetime::Renewable,
+            _ => Lifetime::Fixed,
+        };
         self.store.set_password(account.id, &hash, None).await?;
         self.event(account.id, "password_changed", client).await?;
-        self.open_session(account.id, kind, client).await
+        self.open_session(account.id, kind, lifetime, client).await
     }
 
     /// Deletes the account after its password: its records first, through the owner's
@@ -555,10 +621,11 @@ impl Accounts {
         &self,
         account: Uuid,
         kind: SessionKind,
+        lifetime: Lifetime,
         client: &ClientInfo,
     ) -> AccountResult<Session> {
         self.event(account, "signed_in", client).await?;
-        self.open_session(account, kind, client).await
+        self.open_session(account, kind, lifetime, client).await
     }
 
     async fn event(&self, account: Uuid, kind: &str, client: &ClientInfo) -> AccountResult<()> {
@@ -578,20 +645,29 @@ impl Accounts {
         &self,
         account: Uuid,
         kind: SessionKind,
+        lifetime: Lifetime,
         client: &ClientInfo,
     ) -> AccountResult<Session> {
         let now = now_ms();
         let id = Uuid::new_v4();
         let ttl = self.tokens.ttl;
+        let (refresh_token, refresh_digest, expires_at) = match lifetime {
+            Lifetime::Fixed => (None, None, now + ttl),
+            Lifetime::Renewable => {
+                let (token, digest) = new_refresh(id)?;
+                (Some(token), Some(digest), now + self.cli_session.max(ttl))
+            }
+        };
         self.store
             .create_session(&NewSession {
                 id,
                 account,
                 kind: kind.as_str(),
                 created_at: now,
-                expires_at: now + ttl,
+                expires_at,
                 client_ip: client.origin.client_ip.as_deref(),
                 user_agent: client.origin.user_agent.as_deref(),
+                refresh_digest: refresh_digest.as_ref().map(|d| d.as_slice()),
             })
             .await?;
         let token = self
@@ -602,6 +678,7 @@ impl Accounts {
             id,
             token,
             expires_in: ttl.whole_seconds(),
+            refresh_token,
         })
     }
 }

@@ -86,6 +86,9 @@ fn what(kind: &str) -> &'static str {
         "two_factor_enabled" => "Two-factor sign-in turned on",
         "two_factor_disabled" => "Two-factor sign-in turned off",
         "recovery_code_used" => "Signed in with a recovery code",
+        "refresh_token_reused" => "A command-line session ended: its refresh token was used twice",
+        "service_token_created" => "Service token made",
+        "service_token_revoked" => "Service token revoked",
         _ => "Account event",
     }
 }
@@ -135,10 +138,10 @@ async fn account_page(
         .into_iter()
         .map(|s| SessionLine {
             id: s.id.to_string(),
-            kind: if s.kind == "browser" {
-                "Browser"
-            } else {
-                "API token (CLI or script)"
+            kind: match (s.kind.as_str(), s.refreshable) {
+                ("browser", _) => "Browser",
+                (_, true) => "Command line (stays signed in while used)",
+                (_, false) => "API token (CLI or script)",
             },
             client: client_text(s.client_ip.as_deref(), s.user_agent.as_deref()),
             created: when(s.created_at, now),

@@ -18,6 +18,7 @@ mod record;
 mod records;
 mod session;
 mod signin;
+mod tokens;
 mod view;
 
 use askama::Template;
@@ -55,6 +56,8 @@ pub fn router() -> Router<AppState> {
         .route("/records/{uuid}/select", post(record::preview_select))
         .route("/logs", get(logs::show))
         .route("/logs/export", get(logs::export))
+        .route("/tokens", get(tokens::show).post(tokens::create))
+        .route("/tokens/{id}/revoke", post(tokens::revoke))
         .route("/account", get(account::show))
         .route("/account/password", post(account::change_password))
         .route("/account/two-factor", post(account::two_factor))
@@ -85,6 +88,7 @@ pub enum Nav {
     Secrets,
     New,
     Logs,
+    Tokens,
     Account,
     None,
 }
@@ -117,6 +121,7 @@ impl Chrome {
             (Nav::Secrets, "secrets")
                 | (Nav::New, "new")
                 | (Nav::Logs, "logs")
+                | (Nav::Tokens, "tokens")
                 | (Nav::Account, "account")
         )
     }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::session::{MaybeSigned, Signed, Site};
 use super::{Chrome, Nav, PageResult, render, see_other};
-use crate::accounts::{AccountError, Accounts, Session, SessionKind, SignIn};
+use crate::accounts::{AccountError, Accounts, Lifetime, Session, SessionKind, SignIn};
 use crate::extract::ClientInfo;
 use crate::forms::FormGuard;
 
@@ -130,7 +130,14 @@ pub async fn submit(
     forms.check(&headers, form.form_token.as_deref())?;
     let email = form.email.trim();
     let result = accounts
-        .sign_in(email, form.password, None, &client, SessionKind::Browser)
+        .sign_in(
+            email,
+            form.password,
+            None,
+            &client,
+            SessionKind::Browser,
+            Lifetime::Fixed,
+        )
         .await;
     match result {
         Ok(SignIn::Session(session)) => Ok(signed_in(&site, &session)),
@@ -231,7 +238,13 @@ pub async fn signup(
     forms.check(&headers, form.form_token.as_deref())?;
     let email = form.email.trim();
     let result = accounts
-        .sign_up(email, form.password, &client, SessionKind::Browser)
+        .sign_up(
+            email,
+            form.password,
+            &client,
+            SessionKind::Browser,
+            Lifetime::Fixed,
+        )
         .await;
     let (mut email_error, mut password_error, mut error) = (None, None, None);
     let status = match result {
@@ -307,6 +320,7 @@ pub fn account_message(e: &AccountError) -> String {
         AccountError::CodeRequired => "Enter the code from your authenticator app.".into(),
         AccountError::Conflict(message) => (*message).into(),
         AccountError::NotFound => "There is no such session.".into(),
+        AccountError::RefreshRefused { .. } => "This session has ended; sign in again.".into(),
         AccountError::Fault(_) => "The server could not complete this; try again.".into(),
     }
 }

@@ -110,6 +110,7 @@ pub async fn sessions(
             expires_at: s.expires_at,
             client_ip: s.client_ip,
             user_agent: s.user_agent,
+            refreshable: s.refreshable,
         })
         .collect();
     Ok(Json(SessionList { sessions }))

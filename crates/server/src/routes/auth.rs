@@ -3,9 +3,10 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use brine_proto::{Credentials, TokenBody};
+use brine_proto::{Credentials, RefreshBody, TokenBody};
+use zeroize::Zeroizing;
 
-use crate::accounts::{AccountError, Accounts, Session, SessionKind, SignIn};
+use crate::accounts::{AccountError, Accounts, Lifetime, Session, SessionKind, SignIn};
 use crate::auth::Owner;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ClientInfo};
@@ -45,6 +46,18 @@ impl From<AccountError> for ApiError {
             }
             AccountError::NotFound => ApiError::not_found(),
             AccountError::Limited(decision) => ApiError::login_limited(decision),
+            AccountError::RefreshRefused { reused: false } => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "Session ended",
+                "This refresh token is not valid (the session expired or was ended); sign in \
+                 again.",
+            ),
+            AccountError::RefreshRefused { reused: true } => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "Session ended",
+                "This refresh token was already used, so a copy of it may exist: the session \
+                 has been ended everywhere. Sign in again.",
+            ),
             AccountError::Fault(fault) => fault.into(),
         }
     }
@@ -54,6 +67,16 @@ pub fn token(session: Session) -> TokenBody {
     TokenBody {
         token: session.token,
         expires_in: session.expires_in,
+        refresh_token: session.refresh_token.map(|t| t.as_str().to_owned()),
+    }
+}
+
+/// A session renewed with refresh tokens when the client asks for one.
+fn lifetime(refresh: bool) -> Lifetime {
+    if refresh {
+        Lifetime::Renewable
+    } else {
+        Lifetime::Fixed
     }
 }
 
@@ -73,7 +96,13 @@ pub async fn signup(
     ApiJson(body): ApiJson<Credentials>,
 ) -> ApiResult<(StatusCode, Json<TokenBody>)> {
     let session = accounts
-        .sign_up(&body.email, body.password, &client, SessionKind::Api)
+        .sign_up(
+            &body.email,
+            body.password,
+            &client,
+            SessionKind::Api,
+            lifetime(body.refresh),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(token(session))))
 }
@@ -81,7 +110,8 @@ pub async fn signup(
 /// Sign in.
 ///
 /// Answers in the same time whether or not the email exists. An account with two-factor
-/// sign-in needs `code` too: without it the answer is 401 "Code required".
+/// sign-in needs `code` too: without it the answer is 401 "Code required". With `"refresh":
+/// true` the answer also carries a refresh token that renews the session (for the CLI).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
     request_body = Credentials,
     responses(
@@ -102,6 +132,7 @@ pub async fn login(
             body.code,
             &client,
             SessionKind::Api,
+            lifetime(body.refresh),
         )
         .await?
     {
@@ -109,6 +140,27 @@ pub async fn login(
         // Only browsers get a challenge; an API sign-in without a code is refused above.
         SignIn::NeedsCode { .. } => Err(AccountError::CodeRequired.into()),
     }
+}
+
+/// Renew a session with its refresh token.
+///
+/// Returns a new bearer token and a new refresh token; the one sent stops working. Sending a
+/// refresh token that was already used ends the session (someone may hold a copy of it).
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "Renewed", body = TokenBody),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Not a valid refresh token, or one already used (the session is ended)", body = ErrorBody),
+    ))]
+pub async fn refresh(
+    State(accounts): State<Accounts>,
+    client: ClientInfo,
+    ApiJson(body): ApiJson<RefreshBody>,
+) -> ApiResult<Json<TokenBody>> {
+    let body = Zeroizing::new(body.refresh_token);
+    let session = accounts.refresh(&body, &client).await?;
+    Ok(Json(token(session)))
 }
 
 /// Sign out: the token stops working at once, on every node.

@@ -6,4 +6,5 @@ pub mod logs;
 pub mod pages;
 pub mod public;
 pub mod records;
+pub mod tokens;
 pub mod webhooks;
