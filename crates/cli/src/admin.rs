@@ -23,8 +23,12 @@ pub struct DatabaseArgs {
 }
 
 impl DatabaseArgs {
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
     /// The database URL; for the default SQLite file, its directory is created if missing.
-    fn url(&self) -> anyhow::Result<String> {
+    pub fn url(&self) -> anyhow::Result<String> {
         if let Some(url) = &self.database_url {
             return Ok(url.clone());
         }
@@ -176,7 +180,7 @@ fn summary(c: &Counts) -> String {
     )
 }
 
-fn progress_bar(len: u64, template: &str) -> ProgressBar {
+pub fn progress_bar(len: u64, template: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -188,7 +192,7 @@ fn progress_bar(len: u64, template: &str) -> ProgressBar {
 }
 
 /// A database URL without its password, for messages.
-fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];

@@ -1,7 +1,9 @@
 //! The `brine` binary: the server (`brine serve`) and a client for its API.
 
 mod admin;
+mod backup;
 mod client;
+mod keys;
 mod serve;
 
 use std::process::ExitCode;
@@ -29,7 +31,11 @@ enum Command {
     Export(admin::ExportArgs),
     /// Load a file written by `brine export` into an empty database.
     Import(admin::ImportArgs),
-    /// Operator commands for a locked-out owner.
+    /// Write a consistent snapshot of the SQLite database to a file, while brine serves.
+    Backup(backup::BackupArgs),
+    /// Put a backup written by `brine backup` in place of the database (brine stopped).
+    Restore(backup::RestoreArgs),
+    /// Operator commands: a locked-out owner, the master keyring.
     #[command(subcommand)]
     Admin(AdminCommand),
     #[command(flatten)]
@@ -61,6 +67,16 @@ enum AdminCommand {
     /// Set a new password for an account (ending all its sessions), e.g. when its owner is
     /// locked out. Works on the database directly, like `migrate`.
     ResetPassword(admin::ResetPasswordArgs),
+    /// Generate the next master-key version and add it to DATA_DIR/master.keyring (or print
+    /// the keyring for BRINE_MASTER_KEYS).
+    AddMasterKey(keys::AddKeyArgs),
+    /// Show the master-key versions the database knows and how many values each holds.
+    MasterKeyStatus(keys::KeyringArgs),
+    /// Re-wrap everything under the keyring's current master-key version, in resumable
+    /// batches (payloads are not re-encrypted). Safe to stop and run again.
+    RotateMasterKey(keys::RotateArgs),
+    /// Retire an old master-key version once nothing is under it any more.
+    RetireMasterKey(keys::RetireArgs),
 }
 
 fn main() -> ExitCode {
@@ -84,7 +100,13 @@ fn main() -> ExitCode {
             Command::Migrate(args) => admin::migrate(args).await,
             Command::Export(args) => admin::export(args).await,
             Command::Import(args) => admin::import(args).await,
+            Command::Backup(args) => backup::backup(args).await,
+            Command::Restore(args) => backup::restore(args).await,
             Command::Admin(AdminCommand::ResetPassword(args)) => admin::reset_password(args).await,
+            Command::Admin(AdminCommand::AddMasterKey(args)) => keys::add(args).await,
+            Command::Admin(AdminCommand::MasterKeyStatus(args)) => keys::status(args).await,
+            Command::Admin(AdminCommand::RotateMasterKey(args)) => keys::rotate(args).await,
+            Command::Admin(AdminCommand::RetireMasterKey(args)) => keys::retire(args).await,
             Command::Client(command) => client::run(command).await,
         }
     });

@@ -91,6 +91,7 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
             "data_dir",
             "database_url",
             "master_key",
+            "master_keys",
             "token_ttl_secs",
             "cli_session_days",
             "signup",

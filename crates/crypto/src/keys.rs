@@ -58,6 +58,12 @@ impl MasterKey {
         self.version
     }
 
+    /// The same key as version `version` of a keyring (keys are version 1 until placed).
+    pub fn with_version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
+    }
+
     /// A value that identifies this key without revealing it, stored in the database so that a
     /// server started with the wrong key refuses to run instead of failing on every record.
     pub fn check_value(&self) -> Result<[u8; 32], CryptoError> {

@@ -9,11 +9,13 @@
 #![forbid(unsafe_code)]
 
 mod aead;
+mod keyring;
 mod keys;
 mod passphrase;
 mod password;
 
 pub use aead::{Binding, open, seal};
+pub use keyring::{Keyring, KeyringError, Subkeys};
 pub use keys::{ApiKey, DataKey, Kek, MasterKey};
 pub use passphrase::generate_passphrase;
 pub use password::{Argon2Settings, SlotKdf, hash_account_password, verify_account_password};

@@ -231,3 +231,82 @@ proptest! {
         prop_assert!(master.kek().unwrap(Binding::new(b, "slot:server", 1), &wrapped).is_err());
     }
 }
+
+#[test]
+fn keyrings_parse_every_written_form_and_refuse_mistakes() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let (one, two) = (b64.encode([1u8; 32]), b64.encode([2u8; 32]));
+
+    // Lines with comments; `current` chooses the writer.
+    let ring = Keyring::parse(&format!("# keys\ncurrent: 1\n1: {one}\n2: {two} # new\n")).unwrap();
+    assert_eq!(ring.current().version(), 1);
+    assert_eq!(ring.versions().collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(ring.get(2).unwrap().to_base64().as_str(), two);
+    // One line for an environment variable; without `current`, the highest version writes.
+    let ring = Keyring::parse(&format!("1:{one},2:{two}")).unwrap();
+    assert_eq!(ring.current().version(), 2);
+    assert!(ring.get(3).is_none());
+    // What `to_text` writes reads back the same.
+    let again = Keyring::parse(&ring.to_text()).unwrap();
+    assert_eq!(again.current().version(), 2);
+    assert_eq!(again.get(1).unwrap().to_base64().as_str(), one);
+
+    assert_eq!(
+        Keyring::parse(&format!("1:{one} 1:{two}")).unwrap_err(),
+        KeyringError::Duplicate(1)
+    );
+    assert_eq!(
+        Keyring::parse(&format!("current:3 1:{one}")).unwrap_err(),
+        KeyringError::NoCurrent(3)
+    );
+    assert_eq!(
+        Keyring::parse("# nothing\n").unwrap_err(),
+        KeyringError::Empty
+    );
+    assert!(matches!(
+        Keyring::parse(&format!("0:{one}")),
+        Err(KeyringError::Syntax(_))
+    ));
+    assert!(matches!(Keyring::parse(&one), Err(KeyringError::Syntax(_))));
+    let short = Keyring::parse(&format!("2:{}", b64.encode([1u8; 16]))).unwrap_err();
+    assert_eq!(
+        short,
+        KeyringError::Key {
+            version: 2,
+            source: CryptoError::KeySize(16)
+        }
+    );
+    // No error or debug output shows key material.
+    let printed = format!("{ring:?} {:?}", ring.subkeys("p").unwrap());
+    assert!(!printed.contains(&one) && !printed.contains(&two));
+}
+
+#[test]
+fn subkeys_differ_by_version_and_the_current_one_comes_first() {
+    let ring = Keyring::new(
+        vec![
+            MasterKey::generate().unwrap(),
+            MasterKey::generate().unwrap().with_version(2),
+        ],
+        2,
+    )
+    .unwrap();
+    let subkeys = ring.subkeys("brine test v1").unwrap();
+    let (version, current) = subkeys.current();
+    assert_eq!(version, 2);
+    assert_ne!(current, subkeys.get(1).unwrap());
+    assert_eq!(
+        subkeys.all().map(|(v, _)| v).collect::<Vec<_>>(),
+        vec![2, 1]
+    );
+    // Version 1's subkey is what a single-key installation always derived.
+    assert_eq!(
+        subkeys.get(1).unwrap(),
+        &*ring.get(1).unwrap().derive_subkey("brine test v1").unwrap()
+    );
+    let bigger = ring.with_new_key(false).unwrap();
+    assert_eq!(bigger.versions().collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(bigger.current().version(), 2);
+    assert_eq!(bigger.with_new_key(true).unwrap().current().version(), 4);
+}

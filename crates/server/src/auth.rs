@@ -4,6 +4,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
+use brine_crypto::Subkeys;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
@@ -14,33 +15,52 @@ use axum::extract::FromRef;
 use crate::accounts::{Accounts, SessionKind};
 use crate::error::ApiError;
 
+/// Signing keys, one per master-key version: tokens are signed with the current version's key
+/// and name it in their `kid` header; a token signed with an older version still verifies while
+/// that version is in the keyring, so rotating the master key signs nobody out.
 pub struct TokenKeys {
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// The current version's `kid`.
+    kid: String,
+    /// Every version's key, by version.
+    decoding: Vec<(u32, DecodingKey)>,
     validation: Validation,
     pub ttl: Duration,
 }
 
 impl TokenKeys {
-    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+    pub fn new(keys: &Subkeys, ttl: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         // Expiry is also enforced exactly by the session row; no grace period here either.
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
+        let (current, secret) = keys.current();
         Self {
             encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            kid: current.to_string(),
+            decoding: keys
+                .all()
+                .map(|(v, k)| (v, DecodingKey::from_secret(k)))
+                .collect(),
             validation,
             ttl,
         }
     }
 
     pub fn issue(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding)
     }
 
     pub fn verify(&self, token: &str) -> Option<Claims> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        // Tokens from before versioned keys carry no `kid`: they were signed with version 1.
+        let version = match jsonwebtoken::decode_header(token).ok()?.kid {
+            Some(kid) => kid.parse::<u32>().ok()?,
+            None => 1,
+        };
+        let (_, key) = self.decoding.iter().find(|(v, _)| *v == version)?;
+        jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .ok()
             .map(|data| data.claims)
     }

@@ -23,8 +23,13 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `sqlite:` URL; defaults to `DATA_DIR/brine.db`.
     pub database_url: Option<String>,
-    /// Base64 of 32 bytes. When absent, `DATA_DIR/master.key` is used (created on first start).
+    /// Base64 of 32 bytes: the master key as version 1. When absent (and `master_keys` too),
+    /// `DATA_DIR/master.keyring` or else `DATA_DIR/master.key` is used (created on first start).
     pub master_key: Option<SecretString>,
+    /// A keyring of versioned master keys: `VERSION:BASE64` entries and an optional
+    /// `current:VERSION`, separated by commas, spaces or newlines (the highest version is
+    /// current when none is named). Every version reads; the current one writes.
+    pub master_keys: Option<SecretString>,
     /// Lifetime of a dashboard token, in seconds.
     pub token_ttl_secs: u64,
     /// How long a signed-in CLI stays signed in without being used, in days (its refresh token
@@ -138,6 +143,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("brine-data"),
             database_url: None,
             master_key: None,
+            master_keys: None,
             token_ttl_secs: 3600,
             cli_session_days: 30,
             signup: true,

@@ -25,6 +25,9 @@ use subtle::ConstantTimeEq;
 #[derive(Clone)]
 pub struct FormGuard {
     mac: Hmac<Sha256>,
+    /// The same key under the master key's other versions: a form loaded before the current
+    /// version changed still posts.
+    older: Vec<Hmac<Sha256>>,
     /// `https://vault.example.com`, when the operator set `public_url`.
     origin: Option<String>,
     cookie_name: &'static str,
@@ -55,6 +58,7 @@ impl FormGuard {
         let secure = public_url.is_some_and(|u| u.scheme() == "https");
         Ok(Self {
             mac: <Hmac<Sha256> as KeyInit>::new_from_slice(key)?,
+            older: Vec::new(),
             origin: public_url.map(|u| u.origin().ascii_serialization()),
             // The `__Host-` prefix pins the cookie to this host (no sibling subdomain can set
             // it); browsers accept it only on Secure cookies.
@@ -65,6 +69,18 @@ impl FormGuard {
             },
             secure,
         })
+    }
+
+    /// Also accepts tokens made under these keys (the form key under older master-key versions).
+    pub fn with_older_keys<'a>(
+        mut self,
+        keys: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Self, InvalidLength> {
+        for key in keys {
+            self.older
+                .push(<Hmac<Sha256> as KeyInit>::new_from_slice(key)?);
+        }
+        Ok(self)
     }
 
     /// The token for a form being shown, reusing the browser's cookie when it has one (so that
@@ -94,10 +110,14 @@ impl FormGuard {
             return Err(CrossSite::ForeignOrigin);
         }
         let cookie = self.cookie(request).ok_or(CrossSite::BadToken)?;
-        let expected = self.token_for(&cookie);
-        match token {
-            Some(token) if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) => Ok(()),
-            _ => Err(CrossSite::BadToken),
+        let token = token.ok_or(CrossSite::BadToken)?;
+        let matches = std::iter::once(&self.mac)
+            .chain(&self.older)
+            .any(|mac| bool::from(token.as_bytes().ct_eq(token_for(mac, &cookie).as_bytes())));
+        if matches {
+            Ok(())
+        } else {
+            Err(CrossSite::BadToken)
         }
     }
 
@@ -131,11 +151,15 @@ impl FormGuard {
     }
 
     fn token_for(&self, cookie: &str) -> String {
-        let mut mac = self.mac.clone();
-        mac.update(b"brine form token v1\0");
-        mac.update(cookie.as_bytes());
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        token_for(&self.mac, cookie)
     }
+}
+
+fn token_for(key: &Hmac<Sha256>, cookie: &str) -> String {
+    let mut mac = key.clone();
+    mac.update(b"brine form token v1\0");
+    mac.update(cookie.as_bytes());
+    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
 }
 
 #[cfg(test)]
@@ -204,6 +228,22 @@ mod tests {
         // A token made under another key does not pass.
         let (_, foreign) = loaded(&FormGuard::new(b"other key", None).unwrap());
         assert_eq!(g.check(&headers, Some(&foreign)), Err(CrossSite::BadToken));
+    }
+
+    #[test]
+    fn forms_loaded_under_an_older_master_key_version_still_post() {
+        let old = guard(None);
+        let (headers, token) = loaded(&old);
+        let rotated = FormGuard::new(b"new key", None)
+            .unwrap()
+            .with_older_keys([&b"test key"[..]])
+            .unwrap();
+        assert_eq!(rotated.check(&headers, Some(&token)), Ok(()));
+        // New forms are made under the new key, which the old guard does not know.
+        let fresh = rotated.issue(&headers).unwrap().token;
+        assert_ne!(fresh, token);
+        assert_eq!(old.check(&headers, Some(&fresh)), Err(CrossSite::BadToken));
+        assert_eq!(rotated.check(&headers, Some(&fresh)), Ok(()));
     }
 
     #[test]

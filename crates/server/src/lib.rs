@@ -24,7 +24,7 @@ mod intake;
 mod kdf;
 mod lockout;
 mod loop_guard;
-mod master_key;
+pub mod master_key;
 mod memory;
 mod metrics;
 mod open;
@@ -32,6 +32,7 @@ mod owner;
 mod page_loads;
 mod proxy;
 mod retention;
+pub mod rotation;
 mod routes;
 mod service_tokens;
 mod state;
@@ -159,7 +160,9 @@ impl Server {
     ) -> Result<Self, StartupError> {
         // The data directory holds the SQLite file and, unless the key comes from the
         // environment, the master key file.
-        if settings.database_url.is_none() || settings.master_key.is_none() {
+        if settings.database_url.is_none()
+            || (settings.master_key.is_none() && settings.master_keys.is_none())
+        {
             master_key::ensure_data_dir(&settings.data_dir)?;
         }
         let token_ttl = i64::try_from(settings.token_ttl_secs)
@@ -208,23 +211,38 @@ impl Server {
             Some(url) => Some(shared_limiter(url.expose_secret()).await?),
         };
         let store = brine_store::connect(&settings.database_url()).await?;
-        let master = Arc::new(master_key::load(&settings, store.as_ref()).await?);
+        let master = Arc::new(master_key::load(&settings, store.as_ref(), true).await?);
+        // Keys that only check (form tokens) accept every version; the current one makes them.
+        let older = |purpose: &str| -> Result<Vec<zeroize::Zeroizing<[u8; 32]>>, StartupError> {
+            let current = master.current().version();
+            Ok(master
+                .keys()
+                .iter()
+                .filter(|k| k.version() != current)
+                .map(|k| k.derive_subkey(purpose))
+                .collect::<Result<_, _>>()?)
+        };
         let loops = loop_guard::LoopGuard::load(store.as_ref()).await?;
         let key_error = |what: &str| StartupError::Setting(format!("cannot key the {what}"));
         let metrics = metrics::Metrics::default();
-        let tokens = TokenKeys::new(master.derive_subkey("brine jwt v1")?.as_slice(), token_ttl);
+        let tokens = TokenKeys::new(&master.subkeys("brine jwt v1")?, token_ttl);
         let limits = throttle::Limits::new(
             settings.rate_limits.clone(),
             shared_limits,
             store.clone(),
             metrics.clone(),
-            master.derive_subkey("brine login limits v1")?.as_slice(),
+            master
+                .current()
+                .derive_subkey("brine login limits v1")?
+                .as_slice(),
         )
         .map_err(|_| key_error("sign-in limits"))?;
+        let older_forms = older("brine forms v1")?;
         let forms = forms::FormGuard::new(
-            master.derive_subkey("brine forms v1")?.as_slice(),
+            master.current().derive_subkey("brine forms v1")?.as_slice(),
             public_url.as_ref(),
         )
+        .and_then(|g| g.with_older_keys(older_forms.iter().map(|k| k.as_slice())))
         .map_err(|_| key_error("form tokens"))?;
         store.keep_rollups(settings.usage_rollups);
         let geo = match &settings.geoip_db {
@@ -234,7 +252,10 @@ impl Server {
         let origins = client_origin::Origins::new(
             settings.keep_client_address,
             settings.keep_user_agent,
-            master.derive_subkey("brine client address v1")?.as_slice(),
+            master
+                .current()
+                .derive_subkey("brine client address v1")?
+                .as_slice(),
             geo,
         )
         .map_err(|_| key_error("client address hash"))?;
@@ -275,7 +296,7 @@ impl Server {
             .run(move || hash_account_password(b"decoy password, never a real one", argon2))
             .await
             .map_err(|_| StartupError::Setting("cannot run key derivation".into()))??;
-        let challenge_secret = master.derive_subkey("brine sign-in challenge v1")?;
+        let challenge_keys = master.subkeys("brine sign-in challenge v1")?;
         let totp = accounts::TotpKey::new(&master)?;
         let vault = Vault::new(master.clone(), kdf, argon2);
         let upstream = UpstreamClient::new(
@@ -355,7 +376,7 @@ impl Server {
                 store: store.clone(),
                 tokens: Arc::new(tokens),
                 cli_session,
-                challenge_secret,
+                challenge_keys,
                 totp,
                 vault,
                 limits,

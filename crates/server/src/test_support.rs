@@ -26,6 +26,7 @@ pub async fn temp_store() -> TempStore {
         password_hash: "$argon2id$stub".into(),
         created_at: now_ms(),
         totp_secret: None,
+        totp_key_version: 1,
     };
     store.create_account(&owner).await.unwrap();
     let now = now_ms();

@@ -5,9 +5,7 @@
 use std::sync::Arc;
 
 use brine_core::RecordPassword;
-use brine_crypto::{
-    ApiKey, Argon2Settings, Binding, CryptoError, DataKey, Kek, MasterKey, SlotKdf,
-};
+use brine_crypto::{ApiKey, Argon2Settings, Binding, CryptoError, DataKey, Kek, Keyring, SlotKdf};
 use brine_store::{KeySlot, Record, SlotKind};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -27,6 +25,10 @@ pub enum VaultError {
     Kdf,
     #[error("a stored key version is out of range")]
     Version,
+    /// Something was wrapped under a master-key version this node does not hold (start-up
+    /// refuses that; a keyring changed under a running node could still meet it).
+    #[error("master key version {0} is not in this node's keyring")]
+    MissingVersion(u32),
     #[error("a record's value is not text")]
     NotText,
     /// A sealed record has no server slot: only its key or password opens it.
@@ -34,10 +36,11 @@ pub enum VaultError {
     Sealed,
 }
 
-/// The master key and the key-derivation threads: everything that opens or closes a record.
+/// The master keyring and the key-derivation threads: everything that opens or closes a record.
 #[derive(Clone)]
 pub struct Vault {
-    master: Arc<MasterKey>,
+    /// Every master-key version this node holds; the current one wraps new server slots.
+    master: Arc<Keyring>,
     kdf: KdfPool,
     argon2: Argon2Settings,
 }
@@ -85,7 +88,7 @@ pub fn next_version(record: &Record, kind: SlotKind) -> i64 {
 }
 
 impl Vault {
-    pub fn new(master: Arc<MasterKey>, kdf: KdfPool, argon2: Argon2Settings) -> Self {
+    pub fn new(master: Arc<Keyring>, kdf: KdfPool, argon2: Argon2Settings) -> Self {
         Self {
             master,
             kdf,
@@ -93,7 +96,7 @@ impl Vault {
         }
     }
 
-    pub fn master(&self) -> &MasterKey {
+    pub fn keyring(&self) -> &Keyring {
         &self.master
     }
 
@@ -127,11 +130,13 @@ impl Vault {
 
     /// The slot that lets the server open the record (absent on sealed records).
     pub fn server_slot(&self, record: Uuid, dek: &DataKey) -> Result<KeySlot, VaultError> {
-        let version = i64::from(self.master.version());
+        let current = self.master.current();
+        // A server slot's version is the master-key version that wrapped it.
+        let version = i64::from(current.version());
         Ok(KeySlot {
             kind: SlotKind::Server,
             version,
-            wrapped: wrap(&self.master.kek(), record, SlotKind::Server, version, dek)?,
+            wrapped: wrap(&current.kek(), record, SlotKind::Server, version, dek)?,
             kdf: None,
             created_at: now_ms(),
         })
@@ -183,7 +188,40 @@ impl Vault {
     /// The data key through the server slot (public records, the owner's own operations).
     pub fn open_with_server(&self, record: &Record) -> Result<DataKey, VaultError> {
         let slot = record.slot(SlotKind::Server).ok_or(VaultError::Sealed)?;
-        unwrap(&self.master.kek(), record.uuid, slot).ok_or(VaultError::ServerSlot(record.uuid))
+        let version = version_u32(slot.version)?;
+        // A scan of the few versions held: no allocation, no database round trip.
+        let master = self
+            .master
+            .get(version)
+            .ok_or(VaultError::MissingVersion(version))?;
+        unwrap(&master.kek(), record.uuid, slot).ok_or(VaultError::ServerSlot(record.uuid))
+    }
+
+    /// A server slot's wrap, `wrapped` under master-key version `version`, re-wrapped under the
+    /// current version (the same data key; the payload is untouched). Returns the new version
+    /// and bytes.
+    pub fn rewrap_server_slot(
+        ring: &Keyring,
+        record: Uuid,
+        version: i64,
+        wrapped: &[u8],
+    ) -> Result<(i64, Vec<u8>), VaultError> {
+        let old = version_u32(version)?;
+        let master = ring.get(old).ok_or(VaultError::MissingVersion(old))?;
+        let slot = KeySlot {
+            kind: SlotKind::Server,
+            version,
+            wrapped: wrapped.to_vec(),
+            kdf: None,
+            created_at: now_ms(),
+        };
+        let dek = unwrap(&master.kek(), record, &slot).ok_or(VaultError::ServerSlot(record))?;
+        let current = ring.current();
+        let new = i64::from(current.version());
+        Ok((
+            new,
+            wrap(&current.kek(), record, SlotKind::Server, new, &dek)?,
+        ))
     }
 
     /// The data key through the X-API-Key slot, if `presented` is the record's key. The unwrap
@@ -246,13 +284,18 @@ mod tests {
     use brine_store::PageLimits;
 
     fn vault() -> Vault {
-        let master = MasterKey::generate().unwrap();
+        vault_with(Keyring::single(
+            brine_crypto::MasterKey::generate().unwrap(),
+        ))
+    }
+
+    fn vault_with(ring: Keyring) -> Vault {
         let fast = Argon2Settings {
             memory_kib: 64,
             iterations: 1,
             parallelism: 1,
         };
-        Vault::new(Arc::new(master), KdfPool::new(1).unwrap(), fast)
+        Vault::new(Arc::new(ring), KdfPool::new(1).unwrap(), fast)
     }
 
     fn record(vault: &Vault, value: &str) -> (Record, DataKey) {
@@ -348,6 +391,59 @@ mod tests {
         assert!(matches!(
             vault.open_with_server(&record),
             Err(VaultError::Sealed)
+        ));
+    }
+
+    #[test]
+    fn server_slots_open_under_any_held_version_and_rewrap_to_the_current_one() {
+        use brine_crypto::MasterKey;
+        let one = MasterKey::generate().unwrap();
+        let two = MasterKey::generate().unwrap().with_version(2);
+        let copy = |k: &MasterKey| {
+            MasterKey::from_base64(&k.to_base64())
+                .unwrap()
+                .with_version(k.version())
+        };
+        let old = vault_with(Keyring::single(copy(&one)));
+        let both = vault_with(Keyring::new(vec![copy(&one), copy(&two)], 2).unwrap());
+        let new_only = vault_with(Keyring::single(copy(&two)));
+
+        let (mut record, dek) = record(&old, "sk_live_rotate");
+        assert_eq!(record.slot(SlotKind::Server).unwrap().version, 1);
+        // A node holding both versions opens the old slot and writes new ones under version 2.
+        let opened = both.open_with_server(&record).unwrap();
+        assert_eq!(*both.decrypt(&record, &opened).unwrap(), "sk_live_rotate");
+        assert_eq!(both.server_slot(record.uuid, &dek).unwrap().version, 2);
+        assert!(matches!(
+            new_only.open_with_server(&record),
+            Err(VaultError::MissingVersion(1))
+        ));
+
+        let slot = record.slot(SlotKind::Server).unwrap().clone();
+        let (version, wrapped) =
+            Vault::rewrap_server_slot(both.keyring(), record.uuid, slot.version, &slot.wrapped)
+                .unwrap();
+        assert_eq!(version, 2);
+        record.slots.retain(|s| s.kind != SlotKind::Server);
+        record.slots.push(KeySlot {
+            version,
+            wrapped: wrapped.clone(),
+            ..slot
+        });
+        let opened = new_only.open_with_server(&record).unwrap();
+        assert_eq!(
+            *new_only.decrypt(&record, &opened).unwrap(),
+            "sk_live_rotate"
+        );
+        assert!(matches!(
+            old.open_with_server(&record),
+            Err(VaultError::MissingVersion(2))
+        ));
+        // The version is bound in: the new wrap claimed as version 1 opens nothing.
+        record.slots.last_mut().unwrap().version = 1;
+        assert!(matches!(
+            both.open_with_server(&record),
+            Err(VaultError::ServerSlot(_))
         ));
     }
 }

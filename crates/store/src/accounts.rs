@@ -18,6 +18,8 @@ pub struct Account {
     /// The TOTP secret, sealed by the server (see the accounts module of the server); `None`
     /// when two-factor sign-in is off.
     pub totp_secret: Option<Vec<u8>>,
+    /// The master-key version whose TOTP subkey sealed `totp_secret` (1 before rotation).
+    pub totp_key_version: i64,
 }
 
 /// A session being opened.
@@ -86,12 +88,25 @@ pub trait AccountStore: Send + Sync {
     -> Result<bool>;
 
     /// A secret shown to the owner and waiting for its first code (`None` clears it).
-    async fn set_totp_pending(&self, id: Uuid, sealed: Option<&[u8]>) -> Result<()>;
-    /// The pending secret, if any.
-    async fn totp_pending(&self, id: Uuid) -> Result<Option<Vec<u8>>>;
-    /// Turns two-factor sign-in on with `sealed` and these recovery-code digests (replacing any
-    /// earlier ones), atomically; clears the pending secret.
-    async fn enable_totp(&self, id: Uuid, sealed: &[u8], recovery: &[Vec<u8>]) -> Result<()>;
+    /// `key_version` is the master-key version that sealed it.
+    async fn set_totp_pending(
+        &self,
+        id: Uuid,
+        sealed: Option<&[u8]>,
+        key_version: i64,
+    ) -> Result<()>;
+    /// The pending secret and the master-key version that sealed it, if any.
+    async fn totp_pending(&self, id: Uuid) -> Result<Option<(Vec<u8>, i64)>>;
+    /// Turns two-factor sign-in on with `sealed` (under master-key version `key_version`) and
+    /// these recovery-code digests (replacing any earlier ones), atomically; clears the pending
+    /// secret.
+    async fn enable_totp(
+        &self,
+        id: Uuid,
+        sealed: &[u8],
+        key_version: i64,
+        recovery: &[Vec<u8>],
+    ) -> Result<()>;
     /// Turns two-factor sign-in off and deletes the recovery codes.
     async fn disable_totp(&self, id: Uuid) -> Result<()>;
     /// Records that the code of 30-second `step` was used, unless that step or a later one was
@@ -161,6 +176,7 @@ macro_rules! impl_account_store {
                     password_hash: row.try_get("password_hash")?,
                     created_at: from_ms(row.try_get("created_at")?)?,
                     totp_secret: row.try_get("totp_secret")?,
+                    totp_key_version: row.try_get("totp_secret_key_version")?,
                 })
             }
 
@@ -181,14 +197,15 @@ macro_rules! impl_account_store {
             impl AccountStore for $store {
                 async fn create_account(&self, account: &Account) -> Result<()> {
                     sqlx::query(
-                        "INSERT INTO accounts (id, email, password_hash, created_at, totp_secret) \
-                         VALUES ($1, $2, $3, $4, $5)",
+                        "INSERT INTO accounts (id, email, password_hash, created_at, totp_secret, \
+                         totp_secret_key_version) VALUES ($1, $2, $3, $4, $5, $6)",
                     )
                     .bind(account.id)
                     .bind(&account.email)
                     .bind(&account.password_hash)
                     .bind(to_ms(account.created_at))
                     .bind(account.totp_secret.as_deref())
+                    .bind(account.totp_key_version)
                     .execute(&self.pool)
                     .await
                     .map_err(|e| {
@@ -203,7 +220,7 @@ macro_rules! impl_account_store {
 
                 async fn account(&self, id: Uuid) -> Result<Option<Account>> {
                     let row = sqlx::query(
-                        "SELECT id, email, password_hash, created_at, totp_secret FROM accounts WHERE id = $1"
+                        "SELECT id, email, password_hash, created_at, totp_secret, totp_secret_key_version FROM accounts WHERE id = $1"
                     )
                     .bind(id)
                     .fetch_optional(&self.pool)
@@ -213,7 +230,7 @@ macro_rules! impl_account_store {
 
                 async fn account_by_email(&self, email: &str) -> Result<Option<Account>> {
                     let row = sqlx::query(
-                        "SELECT id, email, password_hash, created_at, totp_secret FROM accounts WHERE email = $1"
+                        "SELECT id, email, password_hash, created_at, totp_secret, totp_secret_key_version FROM accounts WHERE email = $1"
                     )
                     .bind(email)
                     .fetch_optional(&self.pool)
@@ -223,7 +240,7 @@ macro_rules! impl_account_store {
 
                 async fn accounts(&self) -> Result<Vec<Account>> {
                     let rows = sqlx::query(
-                        "SELECT id, email, password_hash, created_at, totp_secret FROM accounts ORDER BY created_at, id"
+                        "SELECT id, email, password_hash, created_at, totp_secret, totp_secret_key_version FROM accounts ORDER BY created_at, id"
                     )
                     .fetch_all(&self.pool)
                     .await?;
@@ -260,38 +277,51 @@ macro_rules! impl_account_store {
                     Ok(done.rows_affected() > 0)
                 }
 
-                async fn set_totp_pending(&self, id: Uuid, sealed: Option<&[u8]>) -> Result<()> {
-                    sqlx::query("UPDATE accounts SET totp_pending = $1 WHERE id = $2")
+                async fn set_totp_pending(
+                    &self,
+                    id: Uuid,
+                    sealed: Option<&[u8]>,
+                    key_version: i64,
+                ) -> Result<()> {
+                    sqlx::query(
+                        "UPDATE accounts SET totp_pending = $1, totp_pending_key_version = $2 \
+                         WHERE id = $3",
+                    )
                         .bind(sealed)
+                        .bind(key_version)
                         .bind(id)
                         .execute(&self.pool)
                         .await?;
                     Ok(())
                 }
 
-                async fn totp_pending(&self, id: Uuid) -> Result<Option<Vec<u8>>> {
-                    let row = sqlx::query("SELECT totp_pending FROM accounts WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    Ok(match row {
-                        Some(row) => row.try_get("totp_pending")?,
-                        None => None,
-                    })
+                async fn totp_pending(&self, id: Uuid) -> Result<Option<(Vec<u8>, i64)>> {
+                    let row = sqlx::query(
+                        "SELECT totp_pending, totp_pending_key_version FROM accounts WHERE id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    let Some(row) = row else { return Ok(None) };
+                    let sealed: Option<Vec<u8>> = row.try_get("totp_pending")?;
+                    let version: i64 = row.try_get("totp_pending_key_version")?;
+                    Ok(sealed.map(|s| (s, version)))
                 }
 
                 async fn enable_totp(
                     &self,
                     id: Uuid,
                     sealed: &[u8],
+                    key_version: i64,
                     recovery: &[Vec<u8>],
                 ) -> Result<()> {
                     let mut tx = self.pool.begin().await?;
                     sqlx::query(
-                        "UPDATE accounts SET totp_secret = $1, totp_pending = NULL, \
-                         totp_last_step = NULL WHERE id = $2",
+                        "UPDATE accounts SET totp_secret = $1, totp_secret_key_version = $2, \
+                         totp_pending = NULL, totp_last_step = NULL WHERE id = $3",
                     )
                     .bind(sealed)
+                    .bind(key_version)
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;

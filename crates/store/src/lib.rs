@@ -5,8 +5,10 @@
 //! an X-API-Key or a password.
 
 mod accounts;
+pub mod backup;
 mod handoffs;
 mod intake;
+pub mod key_versions;
 mod logs;
 mod model;
 mod postgres;
@@ -30,6 +32,7 @@ use uuid::Uuid;
 pub use accounts::{Account, AccountEvent, AccountStore, NewSession, Refresh, SessionRow};
 pub use handoffs::{Handoff, HandoffStore};
 pub use intake::{IntakeAttempts, IntakeLink, IntakeStore, IntakeTarget};
+pub use key_versions::{KeyVersionStore, SealedField, SealedValue, VersionCount};
 pub use logs::{DeletedRecord, LogStore, RecordName, RecordUsage, SeriesPoint, UsageRange};
 pub use model::{
     Appended, AuditEvent, KeySlot, LockoutEdges, NewAuditEvent, PageLimits, RecentFailures, Record,
@@ -189,6 +192,7 @@ pub trait Store:
     + AuditStore
     + LogStore
     + WebhookStore
+    + KeyVersionStore
     + TokenStore
     + HandoffStore
     + IntakeStore
@@ -202,6 +206,7 @@ impl<T> Store for T where
         + AuditStore
         + LogStore
         + WebhookStore
+        + KeyVersionStore
         + TokenStore
         + HandoffStore
         + IntakeStore

@@ -293,5 +293,6 @@ crate::accounts::impl_account_store!(PgStore, PgRow);
 crate::webhooks::impl_webhook_store!(PgStore, PgRow);
 crate::handoffs::impl_handoff_store!(PgStore, PgRow);
 crate::logs::impl_log_store!(PgStore, PgRow);
+crate::key_versions::impl_key_version_store!(PgStore, PgRow);
 crate::tokens::impl_token_store!(PgStore, PgRow);
 crate::intake::impl_intake_store!(PgStore, PgRow);

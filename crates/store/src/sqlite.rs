@@ -25,6 +25,9 @@ pub struct SqliteStore {
     audit: Arc<AuditWriter>,
     /// Whether that thread keeps the usage roll-ups.
     rollups: Arc<AtomicBool>,
+    /// A shared lock on the database file while it is open here: `brine restore` refuses to
+    /// replace a database in use (see `backup`).
+    _in_use: Arc<std::fs::File>,
 }
 
 impl SqliteStore {
@@ -38,6 +41,7 @@ impl SqliteStore {
             ));
         }
         owner_only(&path).map_err(StoreError::File)?;
+        let in_use = Arc::new(crate::backup::hold_in_use(&path)?);
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -57,6 +61,7 @@ impl SqliteStore {
             pool,
             audit,
             rollups,
+            _in_use: in_use,
         })
     }
 
@@ -119,5 +124,6 @@ crate::accounts::impl_account_store!(SqliteStore, SqliteRow);
 crate::webhooks::impl_webhook_store!(SqliteStore, SqliteRow);
 crate::handoffs::impl_handoff_store!(SqliteStore, SqliteRow);
 crate::logs::impl_log_store!(SqliteStore, SqliteRow);
+crate::key_versions::impl_key_version_store!(SqliteStore, SqliteRow);
 crate::tokens::impl_token_store!(SqliteStore, SqliteRow);
 crate::intake::impl_intake_store!(SqliteStore, SqliteRow);

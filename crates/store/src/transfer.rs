@@ -51,6 +51,10 @@ enum Line {
         format: String,
         version: u32,
         master_key_check: Option<String>,
+        /// The other master-key versions' check values and retirement marks (meta key →
+        /// base64), so the target refuses a wrong key of any version too.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        master_key_meta: std::collections::BTreeMap<String, String>,
     },
     Account {
         id: Uuid,
@@ -61,6 +65,9 @@ enum Line {
         /// with the same master key) and the unused recovery codes' digests (base64).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         totp_secret: Option<String>,
+        /// The master-key version that sealed it (files from before rotation existed: 1).
+        #[serde(default = "first_version", skip_serializing_if = "is_first_version")]
+        totp_key_version: i64,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         recovery_codes: Vec<String>,
     },
@@ -71,6 +78,10 @@ enum Line {
         record: Uuid,
         url: String,
         secret: String,
+        #[serde(default = "first_version", skip_serializing_if = "is_first_version")]
+        url_key_version: i64,
+        #[serde(default = "first_version", skip_serializing_if = "is_first_version")]
+        secret_key_version: i64,
         events: String,
         burst_threshold: i64,
         burst_window_secs: i64,
@@ -138,6 +149,14 @@ struct SlotLine {
     created_at: i64,
 }
 
+fn first_version() -> i64 {
+    1
+}
+
+fn is_first_version(v: &i64) -> bool {
+    *v == 1
+}
+
 fn write_line(out: &mut impl Write, line: &Line) -> Result<(), TransferError> {
     serde_json::to_writer(&mut *out, line).map_err(std::io::Error::from)?;
     out.write_all(b"\n")?;
@@ -152,12 +171,20 @@ pub async fn export(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Counts, TransferError> {
     let check = store.meta(CHECK_VALUE_KEY).await?;
+    let master_key_meta = store
+        .master_key_meta()
+        .await?
+        .into_iter()
+        .filter(|(key, _)| key != CHECK_VALUE_KEY)
+        .map(|(key, value)| (key, STANDARD.encode(value)))
+        .collect();
     write_line(
         out,
         &Line::Header {
             format: FORMAT.into(),
             version: VERSION,
             master_key_check: check.map(|c| STANDARD.encode(c)),
+            master_key_meta,
         },
     )?;
     let accounts = store.accounts().await?;
@@ -178,6 +205,7 @@ pub async fn export(
                 password_hash: account.password_hash,
                 created_at_ms: to_ms(account.created_at),
                 totp_secret: account.totp_secret.map(|s| STANDARD.encode(s)),
+                totp_key_version: account.totp_key_version,
                 recovery_codes,
             },
         )?;
@@ -194,6 +222,8 @@ pub async fn export(
                         record: uuid,
                         url: STANDARD.encode(&hook.url),
                         secret: STANDARD.encode(&hook.secret),
+                        url_key_version: hook.url_key_version,
+                        secret_key_version: hook.secret_key_version,
                         events: hook.events,
                         burst_threshold: hook.burst_threshold,
                         burst_window_secs: hook.burst_window_secs,
@@ -320,12 +350,19 @@ pub async fn import(
                 format,
                 version,
                 master_key_check,
+                master_key_meta,
             } if !saw_header => {
                 if format != FORMAT || version != VERSION {
                     return Err(bad(format!("not a {FORMAT} v{VERSION} file")));
                 }
                 saw_header = true;
-                adopt_check_value(store, master_key_check).await?;
+                adopt_check_value(store, CHECK_VALUE_KEY, master_key_check).await?;
+                for (key, value) in master_key_meta {
+                    if !key.starts_with("master_key_") {
+                        return Err(bad(format!("unexpected header entry {key}")));
+                    }
+                    adopt_check_value(store, &key, Some(value)).await?;
+                }
             }
             _ if !saw_header => return Err(bad("the file does not start with a header".into())),
             Line::Header { .. } => return Err(bad("a second header".into())),
@@ -335,6 +372,7 @@ pub async fn import(
                 password_hash,
                 created_at_ms,
                 totp_secret,
+                totp_key_version,
                 recovery_codes,
             } => {
                 let decode = |b64: &str| {
@@ -350,6 +388,7 @@ pub async fn import(
                         password_hash,
                         created_at: from_ms(created_at_ms)?,
                         totp_secret: None,
+                        totp_key_version: 1,
                     })
                     .await?;
                 if let Some(secret) = totp_secret {
@@ -357,7 +396,9 @@ pub async fn import(
                         .iter()
                         .map(|c| decode(c))
                         .collect::<Result<Vec<_>, _>>()?;
-                    store.enable_totp(id, &secret, &digests).await?;
+                    store
+                        .enable_totp(id, &secret, totp_key_version, &digests)
+                        .await?;
                 }
                 counts.accounts += 1;
             }
@@ -371,6 +412,8 @@ pub async fn import(
                 record,
                 url,
                 secret,
+                url_key_version,
+                secret_key_version,
                 events,
                 burst_threshold,
                 burst_window_secs,
@@ -387,6 +430,8 @@ pub async fn import(
                         record,
                         url: decode(&url)?,
                         secret: decode(&secret)?,
+                        url_key_version,
+                        secret_key_version,
                         events,
                         burst_threshold,
                         burst_window_secs,
@@ -437,14 +482,19 @@ pub async fn import(
     }
 }
 
-/// The target takes the source's master-key check value, or must already have the same one.
-async fn adopt_check_value(store: &dyn Store, check: Option<String>) -> Result<(), TransferError> {
+/// The target takes the source's master-key check value (of one version, under meta `key`), or
+/// must already have the same one.
+async fn adopt_check_value(
+    store: &dyn Store,
+    key: &str,
+    check: Option<String>,
+) -> Result<(), TransferError> {
     let Some(encoded) = check else { return Ok(()) };
     let check = STANDARD
         .decode(encoded)
         .map_err(|_| TransferError::Refused("malformed master key check value".into()))?;
-    if !store.insert_meta_if_absent(CHECK_VALUE_KEY, &check).await?
-        && store.meta(CHECK_VALUE_KEY).await?.as_deref() != Some(check.as_slice())
+    if !store.insert_meta_if_absent(key, &check).await?
+        && store.meta(key).await?.as_deref() != Some(check.as_slice())
     {
         return Err(TransferError::Refused(
             "the target database belongs to another master key".into(),

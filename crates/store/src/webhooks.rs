@@ -13,7 +13,11 @@ use crate::Result;
 pub struct Webhook {
     pub record: Uuid,
     pub url: Vec<u8>,
+    /// The master-key version whose webhook subkey sealed `url`.
+    pub url_key_version: i64,
     pub secret: Vec<u8>,
+    /// The master-key version whose webhook subkey sealed `secret`.
+    pub secret_key_version: i64,
     /// Event types, comma-separated.
     pub events: String,
     pub burst_threshold: i64,
@@ -93,11 +97,13 @@ pub trait WebhookStore: Send + Sync {
     async fn webhook(&self, record: Uuid) -> Result<Option<Webhook>>;
     /// Deletes the webhook and its queued deliveries; returns whether there was one.
     async fn delete_webhook(&self, record: Uuid) -> Result<bool>;
-    /// Replaces the sealed signing secret; returns whether there was a webhook.
+    /// Replaces the sealed signing secret (sealed under master-key version `key_version`);
+    /// returns whether there was a webhook.
     async fn set_webhook_secret(
         &self,
         record: Uuid,
         secret: &[u8],
+        key_version: i64,
         at: OffsetDateTime,
     ) -> Result<bool>;
     /// Every webhook's record and events (for each node's copy in memory).
@@ -161,10 +167,13 @@ macro_rules! impl_webhook_store {
                 async fn put_webhook(&self, hook: &Webhook) -> Result<()> {
                     sqlx::query(
                         "INSERT INTO webhooks (record_uuid, url, secret, events, burst_threshold, \
-                         burst_window_secs, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         burst_window_secs, created_at, updated_at, url_key_version, \
+                         secret_key_version) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                          ON CONFLICT (record_uuid) DO UPDATE SET url = excluded.url, \
                          secret = excluded.secret, events = excluded.events, \
+                         url_key_version = excluded.url_key_version, \
+                         secret_key_version = excluded.secret_key_version, \
                          burst_threshold = excluded.burst_threshold, \
                          burst_window_secs = excluded.burst_window_secs, \
                          updated_at = excluded.updated_at",
@@ -177,6 +186,8 @@ macro_rules! impl_webhook_store {
                     .bind(hook.burst_window_secs)
                     .bind(to_ms(hook.created_at))
                     .bind(to_ms(hook.updated_at))
+                    .bind(hook.url_key_version)
+                    .bind(hook.secret_key_version)
                     .execute(&self.pool)
                     .await?;
                     Ok(())
@@ -185,7 +196,8 @@ macro_rules! impl_webhook_store {
                 async fn webhook(&self, record: Uuid) -> Result<Option<Webhook>> {
                     let row = sqlx::query(
                         "SELECT record_uuid, url, secret, events, burst_threshold, \
-                         burst_window_secs, created_at, updated_at FROM webhooks \
+                         burst_window_secs, created_at, updated_at, url_key_version, \
+                         secret_key_version FROM webhooks \
                          WHERE record_uuid = $1",
                     )
                     .bind(record)
@@ -195,7 +207,9 @@ macro_rules! impl_webhook_store {
                     Ok(Some(Webhook {
                         record: row.try_get("record_uuid")?,
                         url: row.try_get("url")?,
+                        url_key_version: row.try_get("url_key_version")?,
                         secret: row.try_get("secret")?,
+                        secret_key_version: row.try_get("secret_key_version")?,
                         events: row.try_get("events")?,
                         burst_threshold: row.try_get("burst_threshold")?,
                         burst_window_secs: row.try_get("burst_window_secs")?,
@@ -216,12 +230,15 @@ macro_rules! impl_webhook_store {
                     &self,
                     record: Uuid,
                     secret: &[u8],
+                    key_version: i64,
                     at: OffsetDateTime,
                 ) -> Result<bool> {
                     let done = sqlx::query(
-                        "UPDATE webhooks SET secret = $1, updated_at = $2 WHERE record_uuid = $3",
+                        "UPDATE webhooks SET secret = $1, secret_key_version = $2, \
+                         updated_at = $3 WHERE record_uuid = $4",
                     )
                     .bind(secret)
+                    .bind(key_version)
                     .bind(to_ms(at))
                     .bind(record)
                     .execute(&self.pool)

@@ -34,6 +34,7 @@ async fn account(store: &dyn Store, email: &str) -> Account {
         password_hash: "$argon2id$stub".into(),
         created_at: now(),
         totp_secret: None,
+        totp_key_version: 1,
     };
     store.create_account(&account).await.unwrap();
     account
@@ -211,21 +212,22 @@ async fn two_factor(store: &dyn Store) {
     let ana = account(store, "ana-2fa@example.com").await;
     assert_eq!(store.totp_pending(ana.id).await.unwrap(), None);
     store
-        .set_totp_pending(ana.id, Some(b"pending"))
+        .set_totp_pending(ana.id, Some(b"pending"), 2)
         .await
         .unwrap();
     assert_eq!(
-        store.totp_pending(ana.id).await.unwrap().as_deref(),
-        Some(&b"pending"[..])
+        store.totp_pending(ana.id).await.unwrap(),
+        Some((b"pending".to_vec(), 2))
     );
     let digests = vec![vec![1u8; 32], vec![2u8; 32]];
     store
-        .enable_totp(ana.id, b"pending", &digests)
+        .enable_totp(ana.id, b"pending", 2, &digests)
         .await
         .unwrap();
     assert_eq!(store.totp_pending(ana.id).await.unwrap(), None);
     let found = store.account(ana.id).await.unwrap().unwrap();
     assert_eq!(found.totp_secret.as_deref(), Some(&b"pending"[..]));
+    assert_eq!(found.totp_key_version, 2);
     assert_eq!(store.recovery_codes(ana.id).await.unwrap(), digests);
 
     // Each time step's code works once, and never an older one.
@@ -1105,8 +1107,154 @@ async fn conformance(store: Arc<dyn Store>) {
     retention_deletes_only_what_is_old_enough(store.as_ref()).await;
     usage_rollups_and_history(store.as_ref()).await;
     handoffs_end_once_and_belong_to_their_owner(store.clone()).await;
+    master_key_versions(store.as_ref()).await;
     refresh_tokens_rotate_once(store.as_ref()).await;
     service_tokens(store.as_ref()).await;
+}
+
+/// Values under each master-key version: counted, walked in id order past a version, and
+/// replaced only while they are still what was read.
+async fn master_key_versions(store: &dyn Store) {
+    use brine_store::{SealedField, VersionCount};
+    store
+        .insert_meta_if_absent("master_key_check:2", b"two")
+        .await
+        .unwrap();
+    let meta = store.master_key_meta().await.unwrap();
+    assert!(meta.contains(&("master_key_check:2".to_owned(), b"two".to_vec())));
+    assert!(meta.iter().all(|(k, _)| k.starts_with("master_key_")));
+
+    let ana = account(store, "ana-keys@example.com").await;
+    let before: i64 = store
+        .sealed_counts(SealedField::ServerSlot)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.count)
+        .sum();
+    let mut uuids = Vec::new();
+    for _ in 0..3 {
+        let r = record(ana.id);
+        store.insert_record(&r).await.unwrap();
+        uuids.push(r.uuid);
+    }
+    uuids.sort();
+    assert!(!store.sealed_uses(SealedField::ServerSlot, 2).await.unwrap());
+    assert!(store.sealed_uses(SealedField::ServerSlot, 1).await.unwrap());
+
+    // A walk in batches of two, from the start, then after the last id seen.
+    let first = store
+        .sealed_not_under(SealedField::ServerSlot, 2, Uuid::nil(), 2)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    assert!(first[0].id < first[1].id);
+    let mine: Vec<_> = store
+        .sealed_not_under(SealedField::ServerSlot, 2, Uuid::nil(), 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|v| uuids.contains(&v.id))
+        .collect();
+    assert_eq!(mine.len(), 3);
+    let next = store
+        .sealed_not_under(SealedField::ServerSlot, 2, first[1].id, 1000)
+        .await
+        .unwrap();
+    assert!(next.iter().all(|v| v.id > first[1].id));
+
+    // A replacement applies once: the second, from the same old value, finds it changed.
+    let old = mine[0].clone();
+    assert_eq!(old.key_version, 1);
+    assert!(store.reseal(&old, 2, &[42; 60]).await.unwrap());
+    assert!(!store.reseal(&old, 2, &[43; 60]).await.unwrap());
+    let slot = store
+        .record(old.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .slot(SlotKind::Server)
+        .cloned()
+        .unwrap();
+    assert_eq!((slot.version, slot.wrapped), (2, vec![42; 60]));
+    // The other slots of the record are untouched.
+    let r = store.record(old.id).await.unwrap().unwrap();
+    assert_eq!(r.slot(SlotKind::ApiKey).unwrap().version, 1);
+    assert!(store.sealed_uses(SealedField::ServerSlot, 2).await.unwrap());
+    let counts = store.sealed_counts(SealedField::ServerSlot).await.unwrap();
+    assert!(counts.contains(&VersionCount {
+        key_version: 2,
+        count: 1
+    }));
+    assert_eq!(counts.iter().map(|c| c.count).sum::<i64>(), before + 3);
+
+    // TOTP secrets, enabled and pending, and webhooks' sealed fields.
+    store
+        .enable_totp(ana.id, b"secret-v1", 1, &[])
+        .await
+        .unwrap();
+    store
+        .set_totp_pending(ana.id, Some(b"pending-v1"), 1)
+        .await
+        .unwrap();
+    for field in [SealedField::TotpSecret, SealedField::TotpPending] {
+        let found: Vec<_> = store
+            .sealed_not_under(field, 2, Uuid::nil(), 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|v| v.id == ana.id)
+            .collect();
+        assert_eq!(found.len(), 1, "{field:?}");
+        assert!(store.reseal(&found[0], 2, b"resealed").await.unwrap());
+    }
+    let found = store.account(ana.id).await.unwrap().unwrap();
+    assert_eq!(
+        (found.totp_secret.as_deref(), found.totp_key_version),
+        (Some(&b"resealed"[..]), 2)
+    );
+    assert_eq!(
+        store.totp_pending(ana.id).await.unwrap(),
+        Some((b"resealed".to_vec(), 2))
+    );
+    assert!(
+        store
+            .sealed_uses(SealedField::TotpPending, 2)
+            .await
+            .unwrap()
+    );
+
+    let hooked = uuids[1];
+    store
+        .put_webhook(&brine_store::Webhook {
+            record: hooked,
+            url: vec![7; 40],
+            url_key_version: 1,
+            secret: vec![9; 60],
+            secret_key_version: 1,
+            events: "record.first_reveal".into(),
+            burst_threshold: 10,
+            burst_window_secs: 300,
+            created_at: now(),
+            updated_at: now(),
+        })
+        .await
+        .unwrap();
+    for field in [SealedField::WebhookUrl, SealedField::WebhookSecret] {
+        let found: Vec<_> = store
+            .sealed_not_under(field, 2, Uuid::nil(), 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|v| v.id == hooked)
+            .collect();
+        assert_eq!(found.len(), 1, "{field:?}");
+        assert!(store.reseal(&found[0], 2, &[1; 50]).await.unwrap());
+    }
+    let hook = store.webhook(hooked).await.unwrap().unwrap();
+    assert_eq!((hook.url_key_version, hook.secret_key_version), (2, 2));
+    assert_eq!((hook.url, hook.secret), (vec![1; 50], vec![1; 50]));
+    assert!(!store.sealed_uses(SealedField::WebhookUrl, 1).await.unwrap());
 }
 
 /// A renewable session's refresh digest is replaced once per use; an earlier digest ends the
@@ -1526,11 +1674,18 @@ async fn transfer_round_trip(src: Arc<dyn Store>, dst: Arc<dyn Store>) {
     src.insert_meta_if_absent("master_key_check", b"check-1")
         .await
         .unwrap();
+    // Later versions' check values and retirement marks move too.
+    src.insert_meta_if_absent("master_key_check:3", b"check-3")
+        .await
+        .unwrap();
+    src.insert_meta_if_absent("master_key_retired:1", b"1700000000")
+        .await
+        .unwrap();
     let ana = account(src.as_ref(), "ana@example.com").await;
     let bob = account(src.as_ref(), "bob@example.com").await;
     // Two-factor sign-in moves with the account.
     let digests = vec![vec![5u8; 32]];
-    src.enable_totp(bob.id, b"sealed-secret", &digests)
+    src.enable_totp(bob.id, b"sealed-secret", 3, &digests)
         .await
         .unwrap();
     let mut limited = record(ana.id);
@@ -1619,7 +1774,12 @@ async fn transfer_round_trip(src: Arc<dyn Store>, dst: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(login.password_hash, bob.password_hash);
     assert_eq!(login.totp_secret.as_deref(), Some(&b"sealed-secret"[..]));
+    assert_eq!(login.totp_key_version, 3);
     assert_eq!(dst.recovery_codes(bob.id).await.unwrap(), digests);
+    assert_eq!(
+        dst.master_key_meta().await.unwrap(),
+        src.master_key_meta().await.unwrap()
+    );
     let events = dst
         .events(limited.uuid, 10, &Default::default())
         .await

@@ -22,6 +22,7 @@ async fn account(store: &dyn Store) -> Uuid {
         password_hash: "$argon2id$stub".into(),
         created_at: now(),
         totp_secret: None,
+        totp_key_version: 1,
     };
     store.create_account(&account).await.unwrap();
     account.id

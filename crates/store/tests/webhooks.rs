@@ -26,6 +26,7 @@ async fn record(store: &dyn Store) -> Uuid {
         password_hash: "$argon2id$stub".into(),
         created_at: now(),
         totp_secret: None,
+        totp_key_version: 1,
     };
     store.create_account(&account).await.unwrap();
     let t = now();
@@ -59,7 +60,9 @@ fn hook(record: Uuid) -> Webhook {
     Webhook {
         record,
         url: vec![7; 40],
+        url_key_version: 1,
         secret: vec![9; 60],
+        secret_key_version: 1,
         events: "record.failed_attempts_burst".into(),
         burst_threshold: 10,
         burst_window_secs: 300,
@@ -103,14 +106,13 @@ async fn conformance(store: Arc<dyn Store>, other_node: Arc<dyn Store>) {
     assert_eq!(stored.burst_threshold, 3);
     assert!(
         store
-            .set_webhook_secret(uuid, &[5; 60], now())
+            .set_webhook_secret(uuid, &[5; 60], 2, now())
             .await
             .unwrap()
     );
-    assert_eq!(
-        store.webhook(uuid).await.unwrap().unwrap().secret,
-        vec![5; 60]
-    );
+    let stored = store.webhook(uuid).await.unwrap().unwrap();
+    assert_eq!(stored.secret, vec![5; 60]);
+    assert_eq!((stored.url_key_version, stored.secret_key_version), (1, 2));
     let watches = store.webhook_watches().await.unwrap();
     assert!(
         watches
@@ -119,7 +121,7 @@ async fn conformance(store: Arc<dyn Store>, other_node: Arc<dyn Store>) {
     );
     assert!(
         !store
-            .set_webhook_secret(Uuid::new_v4(), &[5], now())
+            .set_webhook_secret(Uuid::new_v4(), &[5], 1, now())
             .await
             .unwrap()
     );

@@ -10,6 +10,7 @@
 mod common;
 
 mod accounts;
+mod backup;
 mod batch;
 mod bridges;
 mod browser;
@@ -20,6 +21,7 @@ mod hardening;
 mod intake;
 mod intake_web;
 mod key_test;
+mod keyring;
 mod limits;
 mod logs;
 mod metrics;

@@ -34,6 +34,7 @@ async fn world(lockout: LockoutSettings) -> World {
         password_hash: "$argon2id$stub".into(),
         created_at: now_ms(),
         totp_secret: None,
+        totp_key_version: 1,
     };
     store.create_account(&owner).await.unwrap();
     let kdf = KdfPool::new(1).unwrap();
@@ -42,7 +43,13 @@ async fn world(lockout: LockoutSettings) -> World {
         iterations: 1,
         parallelism: 1,
     };
-    let vault = Vault::new(Arc::new(MasterKey::generate().unwrap()), kdf.clone(), fast);
+    let vault = Vault::new(
+        Arc::new(brine_crypto::Keyring::single(
+            MasterKey::generate().unwrap(),
+        )),
+        kdf.clone(),
+        fast,
+    );
     let metrics = Metrics::default();
     let audit = AuditLog::start(store.clone(), metrics.clone());
     let limits = Limits::new(

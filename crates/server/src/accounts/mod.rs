@@ -164,7 +164,8 @@ pub struct AccountsConfig {
     pub store: Arc<dyn Store>,
     pub tokens: Arc<TokenKeys>,
     pub cli_session: Duration,
-    pub challenge_secret: Zeroizing<[u8; 32]>,
+    /// The challenge-signing key under each master-key version.
+    pub challenge_keys: brine_crypto::Subkeys,
     pub totp: TotpKey,
     pub vault: Vault,
     pub limits: Limits,
@@ -178,7 +179,7 @@ impl Accounts {
             store: c.store,
             tokens: c.tokens,
             cli_session: c.cli_session,
-            challenges: TokenKeys::new(c.challenge_secret.as_slice(), CHALLENGE_TTL),
+            challenges: TokenKeys::new(&c.challenge_keys, CHALLENGE_TTL),
             totp: c.totp,
             vault: c.vault,
             limits: c.limits,
@@ -213,6 +214,7 @@ impl Accounts {
             password_hash,
             created_at: now_ms(),
             totp_secret: None,
+            totp_key_version: 1,
         };
         match self.store.create_account(&account).await {
             Ok(()) => {}
@@ -456,9 +458,9 @@ impl Accounts {
             return Err(AccountError::Conflict("Two-factor sign-in is already on."));
         }
         let secret = two_factor::new_secret()?;
-        let sealed = self.totp.seal(account.id, &secret)?;
+        let (sealed, key_version) = self.totp.seal(account.id, &secret)?;
         self.store
-            .set_totp_pending(account.id, Some(&sealed))
+            .set_totp_pending(account.id, Some(&sealed), key_version)
             .await?;
         let (secret, otpauth_uri) = two_factor::enrolment(&secret, &account.email)?;
         Ok(Enrolment {
@@ -470,10 +472,10 @@ impl Accounts {
     /// The setup in progress, if any (to show its QR code again).
     pub async fn pending_two_factor(&self, owner: Owner) -> AccountResult<Option<Enrolment>> {
         let account = self.account(owner.account).await?;
-        let Some(sealed) = self.store.totp_pending(account.id).await? else {
+        let Some((sealed, key_version)) = self.store.totp_pending(account.id).await? else {
             return Ok(None);
         };
-        let secret = self.totp.open(account.id, &sealed)?;
+        let secret = self.totp.open(account.id, key_version, &sealed)?;
         let (secret, otpauth_uri) = two_factor::enrolment(&secret, &account.email)?;
         Ok(Some(Enrolment {
             secret,
@@ -490,14 +492,14 @@ impl Accounts {
         client: &ClientInfo,
     ) -> AccountResult<Vec<Zeroizing<String>>> {
         let account = self.account(owner.account).await?;
-        let sealed = self
-            .store
-            .totp_pending(account.id)
-            .await?
-            .ok_or(AccountError::Conflict(
-                "Start the setup first: there is no secret waiting for a code.",
-            ))?;
-        let secret = self.totp.open(account.id, &sealed)?;
+        let (sealed, key_version) =
+            self.store
+                .totp_pending(account.id)
+                .await?
+                .ok_or(AccountError::Conflict(
+                    "Start the setup first: there is no secret waiting for a code.",
+                ))?;
+        let secret = self.totp.open(account.id, key_version, &sealed)?;
         let now = OffsetDateTime::now_utc().unix_timestamp().unsigned_abs();
         if two_factor::matching_step(&secret, &account.email, code, now).is_none() {
             return Err(AccountError::Invalid(ValidationError::new(
@@ -511,7 +513,7 @@ impl Accounts {
             .map(|c| two_factor::recovery_digest(account.id, c))
             .collect();
         self.store
-            .enable_totp(account.id, &sealed, &digests)
+            .enable_totp(account.id, &sealed, key_version, &digests)
             .await?;
         self.event(account.id, "two_factor_enabled", client).await?;
         Ok(codes)
@@ -570,7 +572,9 @@ impl Accounts {
         let accepted = match &account.totp_secret {
             None => true,
             Some(sealed) if two_factor::is_app_code(code) => {
-                let secret = self.totp.open(account.id, sealed)?;
+                let secret = self
+                    .totp
+                    .open(account.id, account.totp_key_version, sealed)?;
                 let now = OffsetDateTime::now_utc().unix_timestamp().unsigned_abs();
                 match two_factor::matching_step(&secret, &account.email, code, now) {
                     Some(step) => self.store.take_totp_step(account.id, step).await?,

@@ -6,7 +6,7 @@
 //! account does not open). Recovery codes carry 80 random bits each, so a SHA-256 digest bound
 //! to the account is enough to store them.
 
-use brine_crypto::{Binding, MasterKey, open, random_bytes, seal};
+use brine_crypto::{Binding, Keyring, Subkeys, open, random_bytes, seal};
 use sha2::{Digest, Sha256};
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 use uuid::Uuid;
@@ -21,24 +21,38 @@ const SECRET_BYTES: usize = 20;
 pub const RECOVERY_CODES: usize = 10;
 const ISSUER: &str = "brine";
 
-/// The key that seals TOTP secrets.
-pub struct TotpKey(Zeroizing<[u8; 32]>);
+/// The key that seals TOTP secrets, under each master-key version: the current one seals, the
+/// version a secret was sealed under opens it (and is bound into its associated data).
+pub struct TotpKey(Subkeys);
 
 impl TotpKey {
-    pub fn new(master: &MasterKey) -> Result<Self, brine_crypto::CryptoError> {
-        Ok(Self(master.derive_subkey("brine totp v1")?))
+    pub fn new(ring: &Keyring) -> Result<Self, brine_crypto::CryptoError> {
+        Ok(Self(ring.subkeys("brine totp v1")?))
     }
 
-    fn binding(account: Uuid) -> Binding<'static> {
-        Binding::new(account, "totp", 1)
+    fn binding(account: Uuid, version: u32) -> Binding<'static> {
+        Binding::new(account, "totp", version)
     }
 
-    pub fn seal(&self, account: Uuid, secret: &[u8]) -> Result<Vec<u8>, Fault> {
-        seal(&self.0, Self::binding(account), secret).map_err(crypto_fault)
+    /// The sealed secret and the master-key version that sealed it.
+    pub fn seal(&self, account: Uuid, secret: &[u8]) -> Result<(Vec<u8>, i64), Fault> {
+        let (version, key) = self.0.current();
+        let sealed = seal(key, Self::binding(account, version), secret).map_err(crypto_fault)?;
+        Ok((sealed, i64::from(version)))
     }
 
-    pub fn open(&self, account: Uuid, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, Fault> {
-        open(&self.0, Self::binding(account), sealed).map_err(crypto_fault)
+    pub fn open(
+        &self,
+        account: Uuid,
+        version: i64,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, Fault> {
+        let version = u32::try_from(version).map_err(|_| Fault::from(VaultError::Version))?;
+        let key = self
+            .0
+            .get(version)
+            .ok_or(Fault::from(VaultError::MissingVersion(version)))?;
+        open(key, Self::binding(account, version), sealed).map_err(crypto_fault)
     }
 }
 
@@ -177,14 +191,17 @@ mod tests {
 
     #[test]
     fn a_sealed_secret_opens_only_for_its_account() {
-        let master = MasterKey::generate().unwrap();
-        let key = TotpKey::new(&master).unwrap();
+        let ring = Keyring::single(brine_crypto::MasterKey::generate().unwrap());
+        let key = TotpKey::new(&ring).unwrap();
         let ana = Uuid::new_v4();
-        let sealed = key.seal(ana, b"01234567890123456789").unwrap();
+        let (sealed, version) = key.seal(ana, b"01234567890123456789").unwrap();
+        assert_eq!(version, 1);
         assert_eq!(
-            key.open(ana, &sealed).unwrap().as_slice(),
+            key.open(ana, 1, &sealed).unwrap().as_slice(),
             b"01234567890123456789"
         );
-        assert!(key.open(Uuid::new_v4(), &sealed).is_err());
+        assert!(key.open(Uuid::new_v4(), 1, &sealed).is_err());
+        // Claiming another version fails too (the version is bound in).
+        assert!(key.open(ana, 2, &sealed).is_err());
     }
 }

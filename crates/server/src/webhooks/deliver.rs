@@ -231,13 +231,18 @@ async fn send(
     };
     let opened = hooks
         .key
-        .open(d.record, URL_FIELD, &hook.url)
+        .open(d.record, URL_FIELD, hook.url_key_version, &hook.url)
         .ok()
         .and_then(|u| String::from_utf8(u.to_vec()).ok())
         .and_then(|u| url::Url::parse(&u).ok());
     let secret = hooks
         .key
-        .open(d.record, SECRET_FIELD, &hook.secret)
+        .open(
+            d.record,
+            SECRET_FIELD,
+            hook.secret_key_version,
+            &hook.secret,
+        )
         .and_then(SigningSecret::from_bytes);
     let (Some(url), Ok(secret)) = (opened, secret) else {
         tracing::error!(record = %d.record, "a webhook's URL or secret cannot be opened");

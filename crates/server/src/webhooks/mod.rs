@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use brine_crypto::{Binding, MasterKey, open, random_bytes, seal};
+use brine_crypto::{Binding, Keyring, Subkeys, open, random_bytes, seal};
 use brine_store::{Store, WebhookWatch};
 use serde::Deserialize;
 use tokio::sync::{Notify, watch};
@@ -131,20 +131,41 @@ impl WebhookSettings {
 /// The default burst: 10 refused attempts within 5 minutes.
 pub const DEFAULT_BURST: (i64, i64) = (10, 300);
 
-/// Seals webhook URLs and signing secrets, each bound to its record and field.
-struct WebhookKey(Zeroizing<[u8; 32]>);
+/// Seals webhook URLs and signing secrets, each bound to its record, field and master-key
+/// version: the current version seals, the version a value was sealed under opens it.
+pub(crate) struct WebhookKey(Subkeys);
 
 impl WebhookKey {
-    fn new(master: &MasterKey) -> Result<Self, brine_crypto::CryptoError> {
-        Ok(Self(master.derive_subkey("brine webhooks v1")?))
+    pub(crate) fn new(ring: &Keyring) -> Result<Self, brine_crypto::CryptoError> {
+        Ok(Self(ring.subkeys("brine webhooks v1")?))
     }
 
-    fn seal(&self, record: Uuid, field: &str, plain: &[u8]) -> Result<Vec<u8>, Fault> {
-        seal(&self.0, Binding::new(record, field, 1), plain).map_err(crypto_fault)
+    /// The sealed value and the master-key version that sealed it.
+    pub(crate) fn seal(
+        &self,
+        record: Uuid,
+        field: &str,
+        plain: &[u8],
+    ) -> Result<(Vec<u8>, i64), Fault> {
+        let (version, key) = self.0.current();
+        let sealed =
+            seal(key, Binding::new(record, field, version), plain).map_err(crypto_fault)?;
+        Ok((sealed, i64::from(version)))
     }
 
-    fn open(&self, record: Uuid, field: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, Fault> {
-        open(&self.0, Binding::new(record, field, 1), sealed).map_err(crypto_fault)
+    pub(crate) fn open(
+        &self,
+        record: Uuid,
+        field: &str,
+        version: i64,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, Fault> {
+        let version = u32::try_from(version).map_err(|_| Fault::from(VaultError::Version))?;
+        let key = self
+            .0
+            .get(version)
+            .ok_or(Fault::from(VaultError::MissingVersion(version)))?;
+        open(key, Binding::new(record, field, version), sealed).map_err(crypto_fault)
     }
 }
 
@@ -152,8 +173,8 @@ fn crypto_fault(e: brine_crypto::CryptoError) -> Fault {
     Fault::from(VaultError::from(e))
 }
 
-const URL_FIELD: &str = "webhook_url";
-const SECRET_FIELD: &str = "webhook_secret";
+pub(crate) const URL_FIELD: &str = "webhook_url";
+pub(crate) const SECRET_FIELD: &str = "webhook_secret";
 
 /// A signing secret: `whsec_` and 32 random bytes in base64url. Its bytes, prefix included, are
 /// the HMAC key. No `Debug`: it never reaches a log line.
@@ -231,7 +252,7 @@ pub struct Parts {
 
 impl Webhooks {
     pub fn new(
-        master: &MasterKey,
+        master: &Keyring,
         settings: WebhookSettings,
         allow_private: bool,
         audit: AuditLog,

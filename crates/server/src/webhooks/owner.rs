@@ -121,7 +121,11 @@ impl Webhooks {
         let now = now_ms();
         let earlier = self.store.webhook(uuid).await?;
         let (secret, sealed, created_at) = match &earlier {
-            Some(hook) => (None, hook.secret.clone(), hook.created_at),
+            Some(hook) => (
+                None,
+                (hook.secret.clone(), hook.secret_key_version),
+                hook.created_at,
+            ),
             None => {
                 let secret = SigningSecret::generate()?;
                 let sealed = self
@@ -130,12 +134,15 @@ impl Webhooks {
                 (Some(secret), sealed, now)
             }
         };
+        let (url, url_key_version) =
+            self.key
+                .seal(uuid, URL_FIELD, setup.url.as_str().as_bytes())?;
         let hook = Webhook {
             record: uuid,
-            url: self
-                .key
-                .seal(uuid, URL_FIELD, setup.url.as_str().as_bytes())?,
-            secret: sealed,
+            url,
+            url_key_version,
+            secret: sealed.0,
+            secret_key_version: sealed.1,
             events: events_text(&setup.events),
             burst_threshold: setup.burst.0,
             burst_window_secs: setup.burst.1,
@@ -160,7 +167,9 @@ impl Webhooks {
         let Some(hook) = self.store.webhook(uuid).await? else {
             return Ok(None);
         };
-        let url = self.key.open(uuid, URL_FIELD, &hook.url)?;
+        let url = self
+            .key
+            .open(uuid, URL_FIELD, hook.url_key_version, &hook.url)?;
         let url = String::from_utf8(url.to_vec())
             .map_err(|_| crate::fault::Fault::Internal("a webhook URL that is not text"))?;
         Ok(Some(self.view(&hook, url).await?))
@@ -190,12 +199,12 @@ impl Webhooks {
     ) -> OwnerResult<Option<SigningSecret>> {
         self.owned(owner, uuid).await?;
         let secret = SigningSecret::generate()?;
-        let sealed = self
-            .key
-            .seal(uuid, SECRET_FIELD, secret.expose().as_bytes())?;
+        let (sealed, key_version) =
+            self.key
+                .seal(uuid, SECRET_FIELD, secret.expose().as_bytes())?;
         if !self
             .store
-            .set_webhook_secret(uuid, &sealed, now_ms())
+            .set_webhook_secret(uuid, &sealed, key_version, now_ms())
             .await?
         {
             return Ok(None);
