@@ -310,3 +310,43 @@ fn subkeys_differ_by_version_and_the_current_one_comes_first() {
     assert_eq!(bigger.current().version(), 2);
     assert_eq!(bigger.with_new_key(true).unwrap().current().version(), 4);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Whatever an operator (or a damaged file) puts in a keyring, parsing answers with a
+    /// keyring or an error, never a panic.
+    #[test]
+    fn any_keyring_text_parses_or_is_refused(text in "\\PC{0,200}") {
+        let _ = Keyring::parse(&text);
+    }
+
+    /// A keyring written by `to_text` reads back as the same versions, keys and current one.
+    #[test]
+    fn written_keyrings_read_back(
+        keys in proptest::collection::btree_map(1u32..10_000, any::<[u8; 32]>(), 1..6),
+        pick in any::<proptest::sample::Index>(),
+    ) {
+        use base64::Engine;
+        let versions: Vec<u32> = keys.keys().copied().collect();
+        let current = versions[pick.index(versions.len())];
+        let ring = Keyring::new(
+            keys.iter()
+                .map(|(v, bytes)| {
+                    let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+                    MasterKey::from_base64(&text).unwrap().with_version(*v)
+                })
+                .collect(),
+            current,
+        )
+        .unwrap();
+        let again = Keyring::parse(&ring.to_text()).unwrap();
+        prop_assert_eq!(again.versions().collect::<Vec<_>>(), versions);
+        prop_assert_eq!(again.current().version(), current);
+        for (version, bytes) in &keys {
+            let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+            let read_back = again.get(*version).unwrap().to_base64();
+            prop_assert_eq!(read_back.as_str(), text.as_str());
+        }
+    }
+}

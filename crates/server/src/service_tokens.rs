@@ -321,4 +321,20 @@ mod tests {
             assert_eq!(parse(&bad), None, "{bad}");
         }
     }
+
+    proptest::proptest! {
+        /// Any X-API-Key value that looks like a token is parsed or refused, never a panic.
+        #[test]
+        fn any_presented_token_parses_or_is_refused(tail in "\\PC{0,120}") {
+            let _ = parse(&format!("{PREFIX}{tail}"));
+        }
+
+        /// A well-formed token always names its id, and its digest is its secret's.
+        #[test]
+        fn well_formed_tokens_name_their_id(id in proptest::prelude::any::<u128>(), secret in "[A-Za-z0-9_-]{43}") {
+            let id = Uuid::from_u128(id);
+            let token = format!("{PREFIX}{}_{secret}", id.simple());
+            proptest::prop_assert_eq!(parse(&token), Some((id, digest(&secret))));
+        }
+    }
 }

@@ -55,4 +55,12 @@ mod tests {
         assert_eq!(parse_refresh(&token[..token.len() - 1]), None);
         assert_eq!(parse_refresh("brst_whatever"), None);
     }
+
+    proptest::proptest! {
+        /// Whatever is sent as a refresh token is parsed or refused, never a panic.
+        #[test]
+        fn any_refresh_token_parses_or_is_refused(text in "(brrt_)?\\PC{0,120}") {
+            let _ = parse_refresh(&text);
+        }
+    }
 }
