@@ -22,6 +22,7 @@ mod intake;
 mod intake_web;
 mod key_test;
 mod keyring;
+mod leaks;
 mod limits;
 mod logs;
 mod metrics;
