@@ -20,6 +20,7 @@ mod fault;
 mod forms;
 mod handoffs;
 mod http;
+mod id_token;
 mod intake;
 mod kdf;
 mod lockout;

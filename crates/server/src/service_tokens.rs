@@ -9,12 +9,8 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use brine_core::RecordKind;
-use brine_crypto::random_bytes;
 use brine_store::{NewServiceToken, Record, ServiceTokenRow, Store, StoreError};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -23,9 +19,13 @@ use zeroize::Zeroizing;
 use crate::clock::now_ms;
 use crate::extract::ClientInfo;
 use crate::fault::Fault;
-use crate::vault::VaultError;
+use crate::id_token::IdToken;
 
 pub const PREFIX: &str = "brst_";
+const SERVICE: IdToken = IdToken {
+    prefix: PREFIX,
+    domain: b"brine service token v1\0",
+};
 /// The longest a token may live.
 pub const MAX_LIFETIME: Duration = Duration::days(366);
 const MAX_NAME: usize = 64;
@@ -47,10 +47,8 @@ pub enum Verdict {
 /// Why a token was not made.
 #[derive(Debug)]
 pub enum TokenError {
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
+    /// The input breaks a rule; the message says which.
+    Invalid(String),
     NameTaken,
     Fault(Fault),
 }
@@ -67,11 +65,8 @@ impl From<StoreError> for TokenError {
     }
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> TokenError {
-    TokenError::Invalid {
-        field,
-        message: message.into(),
-    }
+fn invalid(message: impl Into<String>) -> TokenError {
+    TokenError::Invalid(message.into())
 }
 
 /// A token just made: the secret, shown once.
@@ -145,18 +140,16 @@ impl ServiceTokens {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control)
         {
-            return Err(invalid(
-                "name",
-                format!("Give the token a name of 1 to {MAX_NAME} characters."),
-            ));
+            return Err(invalid(format!(
+                "Give the token a name of 1 to {MAX_NAME} characters."
+            )));
         }
         let now = now_ms();
         if expires_at <= now {
-            return Err(invalid("expires_at", "The expiry must be in the future."));
+            return Err(invalid("The expiry must be in the future."));
         }
         if expires_at - now > MAX_LIFETIME {
             return Err(invalid(
-                "expires_at",
                 "A service token lives at most 366 days; make a new one when it ends.",
             ));
         }
@@ -164,47 +157,30 @@ impl ServiceTokens {
         scope.sort_unstable();
         scope.dedup();
         if scope.is_empty() || scope.len() > MAX_RECORDS {
-            return Err(invalid(
-                "records",
-                format!("Name 1 to {MAX_RECORDS} records the token may read."),
-            ));
+            return Err(invalid(format!(
+                "Name 1 to {MAX_RECORDS} records the token may read."
+            )));
         }
         let owned = self.store.records_of(account).await.map_err(Fault::from)?;
         for uuid in &scope {
             let Some(record) = owned.iter().find(|r| r.uuid == *uuid) else {
-                return Err(invalid(
-                    "records",
-                    format!("{uuid} is not one of your records."),
-                ));
+                return Err(invalid(format!("{uuid} is not one of your records.")));
             };
             if record.kind == RecordKind::Bridge {
-                return Err(invalid(
-                    "records",
-                    format!(
-                        "'{}' is a bridge; a service token reads credentials.",
-                        record.name
-                    ),
-                ));
+                return Err(invalid(format!(
+                    "'{}' is a bridge; a service token reads credentials.",
+                    record.name
+                )));
             }
             if record.sealed {
-                return Err(invalid(
-                    "records",
-                    format!(
-                        "'{}' is sealed: only its own X-API-Key opens it, so a token cannot.",
-                        record.name
-                    ),
-                ));
+                return Err(invalid(format!(
+                    "'{}' is sealed: only its own X-API-Key opens it, so a token cannot.",
+                    record.name
+                )));
             }
         }
-        let secret: Zeroizing<[u8; 32]> =
-            Zeroizing::new(random_bytes().map_err(|e| Fault::from(VaultError::from(e)))?);
         let id = Uuid::new_v4();
-        let mut token = Zeroizing::new(String::with_capacity(PREFIX.len() + 32 + 1 + 43));
-        token.push_str(PREFIX);
-        token.push_str(&id.simple().to_string());
-        token.push('_');
-        URL_SAFE_NO_PAD.encode_string(secret.as_slice(), &mut token);
-        let digest = digest(&token[PREFIX.len() + 33..]);
+        let (token, digest) = SERVICE.issue(id)?;
         let new = NewServiceToken {
             id,
             account,
@@ -282,21 +258,12 @@ impl ServiceTokens {
 
 /// The token's id and the digest of its secret, when it has the token's shape.
 fn parse(presented: &str) -> Option<(Uuid, [u8; 32])> {
-    let rest = presented.strip_prefix(PREFIX)?;
-    let (id, secret) = rest.split_at_checked(32)?;
-    let secret = secret.strip_prefix('_')?;
-    if secret.len() != 43 {
-        return None;
-    }
-    let id = Uuid::try_parse(id).ok()?;
-    Some((id, digest(secret)))
+    SERVICE.parse(presented)
 }
 
+#[cfg(test)]
 fn digest(secret: &str) -> [u8; 32] {
-    let mut hash = Sha256::new();
-    hash.update(b"brine service token v1\0");
-    hash.update(secret.as_bytes());
-    hash.finalize().into()
+    SERVICE.digest(secret)
 }
 
 #[cfg(test)]

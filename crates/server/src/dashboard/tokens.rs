@@ -205,7 +205,7 @@ pub async fn create(
         Err(TokenError::Fault(fault)) => return Err(fault.into()),
         Err(e) => {
             let (message, status) = match e {
-                TokenError::Invalid { message, .. } => (message, StatusCode::BAD_REQUEST),
+                TokenError::Invalid(message) => (message, StatusCode::BAD_REQUEST),
                 _ => (
                     "You have a token of that name; choose another name or revoke it first."
                         .to_owned(),

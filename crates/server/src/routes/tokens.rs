@@ -23,7 +23,7 @@ use crate::service_tokens::{ServiceTokens, TokenError};
 impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> Self {
         match e {
-            TokenError::Invalid { message, .. } => ApiError::bad_request(message),
+            TokenError::Invalid(message) => ApiError::bad_request(message),
             TokenError::NameTaken => ApiError::new(
                 StatusCode::CONFLICT,
                 "Name taken",
