@@ -161,6 +161,16 @@ impl ApiError {
         )
     }
 
+    /// The database cannot be reached or written; the caller may retry.
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service unavailable",
+            "The server cannot reach or write its database right now; retry shortly.",
+        )
+        .retry_after(5)
+    }
+
     fn retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds.max(1));
         self
@@ -296,6 +306,9 @@ impl From<Fault> for ApiError {
     fn from(fault: Fault) -> Self {
         // Faults carry SQL, row and key-version details, never values (those are ciphertext).
         tracing::error!(error = %fault, "request failed");
+        if fault.is_unavailable() {
+            return Self::unavailable();
+        }
         Self::internal()
     }
 }

@@ -1,6 +1,7 @@
 //! What can go wrong inside the server that is nobody's input: storage, cryptography, the audit
-//! log. Domain refusals (a wrong key, a locked page) are their own types; a fault is always a
-//! 500 to the caller and an error in the log (see `error.rs`).
+//! log. Domain refusals (a wrong key, a locked page) are their own types; a fault is a 503 to
+//! the caller when the database is unreachable or cannot be written, else a 500, and always an
+//! error in the log (see `error.rs`).
 
 use brine_store::StoreError;
 
@@ -24,6 +25,17 @@ pub enum Fault {
     /// the gate starts the request again from the stored record.
     #[error("the record changed while it was being served")]
     Stale,
+}
+
+impl Fault {
+    /// The database (or the audit log in it) cannot be reached or written right now.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Fault::Store(e) => e.is_unavailable(),
+            Fault::Audit => true,
+            Fault::Vault(_) | Fault::Token | Fault::Internal(_) | Fault::Stale => false,
+        }
+    }
 }
 
 impl From<AuditError> for Fault {

@@ -66,6 +66,51 @@ pub enum StoreError {
     Writer(String),
 }
 
+impl StoreError {
+    /// Whether the database could not be reached or written for a reason outside the request:
+    /// connections refused or lost, a pool with no free connection in time, the server shutting
+    /// down, a read-only or full volume. Callers answer 503 and may retry; every other error is a
+    /// fault of its own (500).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Database(e) => sqlx_unavailable(e),
+            // The audit writer and the database file fail only on I/O.
+            StoreError::File(_) | StoreError::Writer(_) => true,
+            StoreError::Conflict(_)
+            | StoreError::Corrupt(_)
+            | StoreError::UnsupportedUrl(_)
+            | StoreError::Migrate(_) => false,
+        }
+    }
+}
+
+fn sqlx_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                // SQLSTATE classes 08 (connection), 53 (resources, e.g. disk full), 57P0x
+                // (shutting down / starting up), and 25006 (read-only transaction).
+                let code = pg.code();
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || code.starts_with("57P0")
+                    || code == "25006"
+            } else {
+                // SQLite's primary result codes: BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN.
+                db.code()
+                    .and_then(|code| code.parse::<i32>().ok())
+                    .is_some_and(|code| matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
+            }
+        }
+        _ => false,
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         StoreError::Database(e)
