@@ -139,6 +139,7 @@ impl TestServer {
 
     /// A server with exactly these settings; fails as start-up fails.
     pub async fn start_settings(settings: Settings) -> Result<Self, brine_server::StartupError> {
+        crate::canary::capture_logs();
         let data_dir = settings.data_dir.clone();
         let database_url = settings.database_url.clone();
         let server = Server::bind(settings).await?;
@@ -171,6 +172,8 @@ impl TestServer {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
+        crate::canary::scan_data_dir(&self.data_dir);
+        crate::canary::assert_clean();
         Leftovers {
             data_dir: self.data_dir.clone(),
             _tmp: self._tmp.take(),
@@ -224,6 +227,7 @@ impl TestServer {
 
     /// Signs up a new account and returns its token.
     pub async fn signup(&self, email: &str) -> String {
+        crate::canary::register(PASSWORD);
         let res = self
             .post("/api/v1/auth/signup")
             .json(&json!({"email": email, "password": PASSWORD}))
@@ -236,6 +240,7 @@ impl TestServer {
 
     /// Creates a record and returns the whole 201 body (`record` and maybe `api_key`).
     pub async fn create(&self, token: &str, spec: Value) -> Value {
+        crate::canary::register_json(&spec);
         let res = self
             .post("/api/v1/records")
             .bearer_auth(token)
@@ -261,6 +266,8 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+            crate::canary::scan_data_dir(&self.data_dir);
+            crate::canary::assert_clean();
         }
     }
 }
@@ -307,15 +314,20 @@ impl LoadedForm {
     }
 }
 
+/// The JSON body of an answer; the secrets in it (keys, tokens, values) become canaries.
 pub async fn body(res: Response) -> Value {
     let text = res.text().await.unwrap();
-    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+    let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    crate::canary::register_json(&value);
+    value
 }
 
 /// Asserts the error envelope: exactly `error` and `message`, both non-empty strings.
 pub async fn expect_error(res: Response, status: StatusCode) -> Value {
     assert_eq!(res.status(), status);
-    let value = body(res).await;
+    let text = res.text().await.unwrap();
+    crate::canary::scan("an error body", text.as_bytes());
+    let value: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
     let object = value.as_object().expect("error body is an object");
     assert_eq!(
         object.len(),
@@ -354,6 +366,7 @@ impl BrineProcess {
             .arg("serve")
             .args(args)
             .env("BRINE_LOG_FORMAT", "json")
+            .env("BRINE_LOG", crate::canary::LOG_FILTER)
             .env_remove("BRINE_MASTER_KEY")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -367,6 +380,7 @@ impl BrineProcess {
             let mut log = String::new();
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                crate::canary::scan("a brine serve log", line.as_bytes());
                 if let Ok(v) = serde_json::from_str::<Value>(&line)
                     && let Some(addr) = v["fields"]["addr"].as_str()
                 {
@@ -402,7 +416,9 @@ impl BrineProcess {
             self.child.wait().unwrap().success(),
             "clean exit on SIGTERM"
         );
-        self.log.take().unwrap().join().unwrap()
+        let log = self.log.take().unwrap().join().unwrap();
+        crate::canary::assert_clean();
+        log
     }
 }
 

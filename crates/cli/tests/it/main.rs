@@ -14,6 +14,7 @@ mod backup;
 mod batch;
 mod bridges;
 mod browser;
+mod canary;
 mod cli;
 mod dashboard;
 mod handoffs;

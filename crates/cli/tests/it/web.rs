@@ -243,6 +243,13 @@ impl Web {
     }
 
     pub async fn fill(&self, label: &str, text: &str) {
+        let lower = label.to_lowercase();
+        if ["password", "secret", "value", "key"]
+            .iter()
+            .any(|word| lower.contains(word))
+        {
+            crate::canary::register(text);
+        }
         let field = self.field(label).await;
         field.clear().await.unwrap();
         field.send_keys(text).await.unwrap();
