@@ -16,6 +16,7 @@ mod bridges;
 mod browser;
 mod cli;
 mod dashboard;
+mod faults;
 mod handoffs;
 mod hardening;
 mod intake;
