@@ -445,3 +445,27 @@ pub fn failed_start(args: &[&str], envs: &[(&str, &str)]) -> String {
     assert!(!out.status.success(), "start-up should have failed");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Whether this test may mount volumes (it runs as root). Otherwise it is skipped with a printed
+/// reason, unless `BRINE_TEST_REQUIRE_ROOT=1` (as CI sets), which turns the skip into a failure.
+pub fn root_or_skip(test: &str) -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false);
+    if !root {
+        assert!(
+            std::env::var("BRINE_TEST_REQUIRE_ROOT").as_deref() != Ok("1"),
+            "BRINE_TEST_REQUIRE_ROOT=1 but {test} does not run as root"
+        );
+        eprintln!(
+            "skipped {test}: mounting its volume needs root (BRINE_TEST_REQUIRE_ROOT=1 makes this fail)"
+        );
+    }
+    root
+}

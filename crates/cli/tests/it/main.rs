@@ -17,6 +17,7 @@ mod browser;
 mod canary;
 mod cli;
 mod dashboard;
+mod faults;
 mod handoffs;
 mod hardening;
 mod intake;

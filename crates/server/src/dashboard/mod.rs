@@ -149,6 +149,8 @@ pub enum PageError {
     NotFound,
     /// The form did not come from brine's own page (another site, or a stale page).
     CrossSite,
+    /// The database cannot be reached or written right now (see `Fault::is_unavailable`).
+    Unavailable,
     Internal,
 }
 
@@ -164,6 +166,9 @@ impl From<crate::forms::CrossSite> for PageError {
 impl From<crate::fault::Fault> for PageError {
     fn from(fault: crate::fault::Fault) -> Self {
         tracing::error!(error = ?fault, "a dashboard page failed");
+        if fault.is_unavailable() {
+            return PageError::Unavailable;
+        }
         PageError::Internal
     }
 }
@@ -189,6 +194,12 @@ impl IntoResponse for PageError {
                 "It was sent from another site, or the page was out of date. Go back, reload \
                  the page and try again.",
             ),
+            PageError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable for a moment",
+                "The server cannot reach or write its database right now. Nothing was changed; \
+                 try again in a moment.",
+            ),
             PageError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
@@ -196,10 +207,16 @@ impl IntoResponse for PageError {
                  moment.",
             ),
         };
-        match (ErrorPage { title, message }).render() {
+        let mut response = match (ErrorPage { title, message }).render() {
             Ok(html) => (status, Html(html)).into_response(),
             Err(_) => status.into_response(),
+        };
+        if let PageError::Unavailable = self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, 5.into());
         }
+        response
     }
 }
 
@@ -215,6 +232,7 @@ impl PageError {
                 "This request did not come from brine's own page; reload the page.",
             )
             .into_response(),
+            PageError::Unavailable => ApiError::unavailable().into_response(),
             PageError::Internal => ApiError::internal().into_response(),
         }
     }

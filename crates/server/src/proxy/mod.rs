@@ -266,10 +266,11 @@ impl Proxy {
         }
         let sent = body.sent.clone();
         let audit = self.audit.clone();
-        let body = body.into_body_then(move || {
+        let body = body.into_body_then(move |broken| {
             drop(ticket);
             done.bytes = Some(sent.load(Ordering::Relaxed));
-            audit.settle_now(event, Outcome::Ok, done.json());
+            // The head went out as `ok`; a body the upstream broke off is not a success.
+            audit.settle_now(event, broken.unwrap_or(Outcome::Ok), done.json());
         });
         let mut response = Response::new(body);
         *response.status_mut() = status;

@@ -437,8 +437,10 @@ pub struct ScrubbedBody {
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Bytes relayed so far (for the audit log).
     pub sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    /// Runs once, when the body has ended or was dropped (the caller went away).
-    on_end: Option<Box<dyn FnOnce() + Send>>,
+    /// Why the body broke off before its end, when it did (the upstream failed or stalled).
+    broken: Option<Outcome>,
+    /// Runs once, when the body has ended or was dropped (the caller went away), with `broken`.
+    on_end: Option<Box<dyn FnOnce(Option<Outcome>) + Send>>,
 }
 
 impl ScrubbedBody {
@@ -453,6 +455,7 @@ impl ScrubbedBody {
             ready: None,
             deadline: Some(Box::pin(tokio::time::sleep_until(deadline))),
             sent: Default::default(),
+            broken: None,
             on_end: None,
         }
     }
@@ -465,6 +468,7 @@ impl ScrubbedBody {
             ready: Some(body),
             deadline: None,
             sent,
+            broken: None,
             on_end: None,
         }
     }
@@ -501,6 +505,7 @@ impl Stream for ScrubbedBody {
         {
             self.inner = None;
             self.scrub = None;
+            self.broken = Some(Outcome::Timeout);
             return Poll::Ready(Some(Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 "the bridge's total timeout ended the answer",
@@ -520,7 +525,9 @@ impl Stream for ScrubbedBody {
                 Poll::Ready(Some(Ok(out)))
             }
             Poll::Ready(Some(Err(e))) => {
+                // A reset, or a close short of the promised length: the caller's body fails too.
                 self.inner = None;
+                self.broken = Some(Outcome::Unreachable);
                 Poll::Ready(Some(Err(std::io::Error::other(e))))
             }
             Poll::Ready(None) => {
@@ -538,8 +545,9 @@ impl Stream for ScrubbedBody {
 }
 
 impl ScrubbedBody {
-    /// The body for axum, calling `on_end` once it has been relayed (or abandoned).
-    pub fn into_body_then(mut self, on_end: impl FnOnce() + Send + 'static) -> Body {
+    /// The body for axum, calling `on_end` once it has been relayed (or abandoned), with the
+    /// outcome of a body that broke off (`None` when it ended, or the caller left).
+    pub fn into_body_then(mut self, on_end: impl FnOnce(Option<Outcome>) + Send + 'static) -> Body {
         self.on_end = Some(Box::new(on_end));
         Body::from_stream(self)
     }
@@ -548,7 +556,7 @@ impl ScrubbedBody {
 impl Drop for ScrubbedBody {
     fn drop(&mut self) {
         if let Some(on_end) = self.on_end.take() {
-            on_end();
+            on_end(self.broken);
         }
     }
 }

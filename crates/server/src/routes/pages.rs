@@ -32,6 +32,8 @@ pub enum PageState<'a> {
     Refused,
     /// Minutes until unlocking is possible again.
     Locked(u64),
+    /// The database cannot be reached or written: nothing was checked or shown.
+    Unavailable,
     Revealed(&'a Revealed),
 }
 
@@ -144,12 +146,14 @@ pub async fn show(
                     Ok(event) => loads.stored(uuid, from, event),
                     // The page changed meanwhile: this load is not worth another look.
                     Err(Fault::Stale) => {}
-                    Err(fault) => return Err(fault.into()),
+                    Err(fault) => return fault_page(&forms, &headers, fault, label.as_deref()),
                 }
             }
         }
         Err(GateError::Refused(_)) => {}
-        Err(e) => return Err(e.into()),
+        Err(GateError::Fault(fault)) => {
+            return fault_page(&forms, &headers, fault, label.as_deref());
+        }
     }
     page(
         &forms,
@@ -249,8 +253,33 @@ pub async fn unlock(
             PageState::Failed,
             label.as_deref(),
         ),
-        Err(GateError::Fault(fault)) => Err(fault.into()),
+        Err(GateError::Fault(fault)) => fault_page(&forms, &headers, fault, label.as_deref()),
     }
+}
+
+/// A fault on the page: the database out of reach is a page saying so (503, `Retry-After`), for
+/// a person rather than a script; any other fault is the usual 500.
+fn fault_page(
+    forms: &FormGuard,
+    headers: &HeaderMap,
+    fault: Fault,
+    label: Option<&str>,
+) -> ApiResult<Response> {
+    if !fault.is_unavailable() {
+        return Err(fault.into());
+    }
+    tracing::error!(error = %fault, "the secure page cannot reach its database");
+    let mut response = page(
+        forms,
+        headers,
+        StatusCode::SERVICE_UNAVAILABLE,
+        PageState::Unavailable,
+        label,
+    )?;
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(5u64));
+    Ok(response)
 }
 
 /// One try of a reveal: the value once the password is right. `label` gets the page's label as
