@@ -10,6 +10,9 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod headers;
 pub mod scrub;
 pub mod select;

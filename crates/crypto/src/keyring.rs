@@ -190,12 +190,19 @@ fn parse_version(text: &str) -> Result<u32, KeyringError> {
         .ok()
         .filter(|v| *v >= 1)
         .ok_or_else(|| {
-            KeyringError::Syntax(format!(
-                "'{}' is not a key version (a whole number from 1)",
-                text.chars().take(12).collect::<String>()
-            ))
+            // A key written where a version belongs (`KEY:1`, `current: KEY`) must not reach
+            // the logs, not even its first characters: only short text is shown.
+            let text = text.trim();
+            KeyringError::Syntax(if text.chars().count() <= MAX_SHOWN_VERSION {
+                format!("'{text}' is not a key version (a whole number from 1)")
+            } else {
+                "a key version must be a whole number from 1 (found a long word instead)".into()
+            })
         })
 }
+
+/// Longest text quoted back in a "not a key version" error; keys are 44 characters.
+const MAX_SHOWN_VERSION: usize = 8;
 
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -9,6 +9,9 @@
 #![forbid(unsafe_code)]
 
 mod aead;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod keyring;
 mod keys;
 mod passphrase;

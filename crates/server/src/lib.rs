@@ -18,6 +18,9 @@ mod error;
 mod extract;
 mod fault;
 mod forms;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handoffs;
 mod http;
 mod id_token;

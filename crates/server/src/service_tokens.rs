@@ -257,7 +257,7 @@ impl ServiceTokens {
 }
 
 /// The token's id and the digest of its secret, when it has the token's shape.
-fn parse(presented: &str) -> Option<(Uuid, [u8; 32])> {
+pub(crate) fn parse(presented: &str) -> Option<(Uuid, [u8; 32])> {
     SERVICE.parse(presented)
 }
 

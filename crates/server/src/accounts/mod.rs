@@ -3,7 +3,7 @@
 //! and the account's own audit log. The pages, the JSON API and the CLI all come through here,
 //! so no way in skips the second factor or the sign-in limits.
 
-mod refresh;
+pub(crate) mod refresh;
 mod two_factor;
 
 use std::sync::Arc;

@@ -76,7 +76,7 @@ fn asked_for(text: &str) -> Result<String, ValidationError> {
 }
 
 /// A template for a header value: `{{value}}` once, at most 1000 characters.
-fn template(text: &str) -> Result<String, ValidationError> {
+pub(crate) fn template(text: &str) -> Result<String, ValidationError> {
     if text.matches(PLACEHOLDER).count() != 1 || text.len() > 1000 {
         return Err(ValidationError::new(
             "template",

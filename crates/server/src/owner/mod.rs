@@ -3,7 +3,7 @@
 //! the dashboard's pages. Nothing here knows HTTP: failures are [`OwnerError`]s.
 
 mod change;
-mod create;
+pub(crate) mod create;
 mod enable;
 pub mod intake;
 mod keys;

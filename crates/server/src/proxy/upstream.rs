@@ -301,7 +301,7 @@ fn is_refusal(e: &reqwest::Error) -> bool {
 
 /// The caller's headers that may go upstream, then the stored ones on top (replacing any the
 /// caller sent under the same name: a client can never override the stored key).
-fn outbound_headers(caller: &HeaderMap, bridge: &Bridge) -> HeaderMap {
+pub(crate) fn outbound_headers(caller: &HeaderMap, bridge: &Bridge) -> HeaderMap {
     let listed = connection_listed(caller);
     let mut out = HeaderMap::with_capacity(caller.len() + bridge.headers.len());
     for (name, value) in caller {
@@ -314,6 +314,18 @@ fn outbound_headers(caller: &HeaderMap, bridge: &Bridge) -> HeaderMap {
         out.insert(name.clone(), value.clone());
     }
     out
+}
+
+/// The upstream's headers that may go back to the caller, each scrubbed of stored secrets.
+pub(crate) fn returned_headers(upstream: &HeaderMap, scrubber: &Scrubber) -> HeaderMap {
+    let listed = connection_listed(upstream);
+    let mut headers = HeaderMap::with_capacity(upstream.len());
+    for (name, value) in upstream {
+        if return_response_header(name) && !listed.contains(name) {
+            headers.append(name.clone(), scrub_header(scrubber, value));
+        }
+    }
+    headers
 }
 
 async fn relay(
@@ -334,13 +346,7 @@ async fn relay(
     {
         return Err(Failure::Compressed);
     }
-    let listed = connection_listed(response.headers());
-    let mut headers = HeaderMap::with_capacity(response.headers().len());
-    for (name, value) in response.headers() {
-        if return_response_header(name) && !listed.contains(name) {
-            headers.append(name.clone(), scrub_header(scrubber, value));
-        }
-    }
+    let mut headers = returned_headers(response.headers(), scrubber);
     let is_json = is_json(&headers);
     let total = Duration::from_millis(bridge.policy.total_timeout_ms);
     let deadline = tokio::time::Instant::now() + total.saturating_sub(latency);

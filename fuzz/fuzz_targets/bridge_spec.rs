@@ -1,0 +1,4 @@
+//! See `brine_server::fuzzing::bridge_spec` for the input format and the properties checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| brine_server::fuzzing::bridge_spec(data));

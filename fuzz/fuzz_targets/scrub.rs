@@ -1,0 +1,4 @@
+//! See `brine_bridge::fuzzing::scrub` for the input format and the properties checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| brine_bridge::fuzzing::scrub(data));
