@@ -137,20 +137,28 @@ impl PgCluster {
             self.dir.path().display()
         );
         let log = self.dir.path().join("server.log");
-        as_postgres(
-            &self.bin.join("pg_ctl"),
-            &[
-                "-D",
-                self.data.to_str().unwrap(),
-                "-o",
-                &options,
-                "-l",
-                log.to_str().unwrap(),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
+        let log_text = || std::fs::read_to_string(self.dir.path().join("server.log"));
+        let started = std::panic::catch_unwind(|| {
+            as_postgres(
+                &self.bin.join("pg_ctl"),
+                &[
+                    "-D",
+                    self.data.to_str().unwrap(),
+                    "-o",
+                    &options,
+                    "-l",
+                    log.to_str().unwrap(),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ],
+            )
+        });
+        assert!(
+            started.is_ok(),
+            "the cluster did not start:\n{log_text:?}",
+            log_text = log_text()
         );
         self.running = true;
     }
@@ -189,21 +197,34 @@ impl PgCluster {
 
     /// SIGKILL to the postmaster and every process it started, at once: killing the
     /// postmaster alone leaves its backends holding the shared memory, and a new postmaster
-    /// refuses to start until they are gone.
+    /// refuses to start until they are gone. The postmaster is stopped (SIGSTOP) first, so
+    /// that it starts no process after its children are listed.
     fn kill_all(&self) {
         let pid_file = std::fs::read_to_string(self.data.join("postmaster.pid")).unwrap();
         let postmaster = pid_file.lines().next().unwrap().trim().to_owned();
-        let mut pids = children_of(&postmaster);
-        pids.push(postmaster.clone());
-        let status = Command::new("kill")
-            .arg("-KILL")
-            .args(&pids)
+        let stopped = Command::new("kill")
+            .args(["-STOP", &postmaster])
             .status()
             .unwrap();
-        assert!(status.success(), "SIGKILL the cluster's processes {pids:?}");
+        assert!(stopped.success(), "SIGSTOP the postmaster {postmaster}");
+        let mut pids = children_of(&postmaster);
+        pids.push(postmaster);
+        // A backend may have ended since it was listed: `kill` then says so and fails; the
+        // check below is what counts.
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .args(&pids)
+            .stderr(std::process::Stdio::null())
+            .status();
         // Gone once /proc no longer lists the postmaster and none of its processes.
         for _ in 0..600 {
-            if pids.iter().all(|p| !Path::new("/proc").join(p).exists()) {
+            if !pids.iter().any(|p| alive(p)) {
+                // The lock files of a dead postmaster (data directory and socket): PostgreSQL
+                // takes an unreaped one (a zombie keeps its pid) for a running server.
+                let _ = std::fs::remove_file(self.data.join("postmaster.pid"));
+                let socket = format!(".s.PGSQL.{}", self.port);
+                let _ = std::fs::remove_file(self.dir.path().join(format!("{socket}.lock")));
+                let _ = std::fs::remove_file(self.dir.path().join(socket));
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
@@ -215,6 +236,16 @@ impl PgCluster {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
+}
+
+/// Whether `pid` is still running (a zombie, dead but not yet reaped, holds nothing).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat
+            .rfind(')')
+            .and_then(|end| stat[end + 1..].split_whitespace().next());
+        state != Some("Z")
+    })
 }
 
 /// The process ids whose parent is `parent` (from /proc/PID/stat's fourth field).
