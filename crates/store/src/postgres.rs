@@ -141,7 +141,9 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)?.application_name("brine");
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
+            // A connection not free (or not made) in 5 s means PostgreSQL is down or the node
+            // overloaded: answer 503 rather than pile requests up behind a longer wait.
+            .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
         Ok(Self {

@@ -463,9 +463,7 @@ pub fn root_or_skip(test: &str) -> bool {
             std::env::var("BRINE_TEST_REQUIRE_ROOT").as_deref() != Ok("1"),
             "BRINE_TEST_REQUIRE_ROOT=1 but {test} does not run as root"
         );
-        eprintln!(
-            "skipped {test}: mounting its volume needs root (BRINE_TEST_REQUIRE_ROOT=1 makes this fail)"
-        );
+        eprintln!("skipped {test}: it needs root (BRINE_TEST_REQUIRE_ROOT=1 makes this fail)");
     }
     root
 }
