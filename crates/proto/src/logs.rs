@@ -168,8 +168,9 @@ pub struct LogQuery {
     #[param(value_type = Option<String>, format = DateTime)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<Timestamp>,
-    /// At most this many events (default 100).
-    #[param(minimum = 1, maximum = 500)]
+    /// At most this many events (default 100); values outside 1 to 500 are clamped to it.
+    /// (Any 32-bit unsigned number is accepted: the document says so for fuzzers and clients.)
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
     /// Only events older than this event id (the `next_before` of the previous page).

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DataBody {
     /// The value (a string), or the part of a JSON value that `select` picked.
-    #[schema(value_type = Object, example = "sk_live_51H...")]
+    #[schema(value_type = Value, example = "sk_live_51H...")]
     pub data: Box<RawValue>,
 }
 
@@ -43,7 +43,7 @@ pub struct BatchItem {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     /// A string is sent as is; anything else as JSON.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<serde_json::Value>,
 }
@@ -54,7 +54,7 @@ pub struct BatchResult {
     pub status: u16,
     pub headers: BTreeMap<String, String>,
     /// What the single call would have returned: JSON when it is JSON, else a string.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub body: serde_json::Value,
 }
 

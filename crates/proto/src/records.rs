@@ -103,7 +103,7 @@ pub struct ApiKeyBody {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RevealBody {
     /// A credential's value (a string), or a bridge's `{url, headers, fallback_urls}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub data: serde_json::Value,
 }
 
@@ -328,8 +328,9 @@ pub struct EventList {
 #[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
-    /// At most this many events (default 100).
-    #[param(minimum = 1, maximum = 500)]
+    /// At most this many events (default 100); values outside 1 to 500 are clamped to it.
+    /// (Any 32-bit unsigned number is accepted: the document says so for fuzzers and clients.)
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
     /// Only events older than this event id (for paging: the `id` of the last event of the
@@ -366,7 +367,7 @@ pub struct TryCall {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// A string is sent as is; anything else as JSON.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -379,7 +380,7 @@ pub struct TryResult {
     pub status: u16,
     pub headers: BTreeMap<String, String>,
     /// JSON when the answer is JSON, else text.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub body: serde_json::Value,
     /// 0 when the primary URL answered, 1 for the first fallback, ...
     pub hop: usize,

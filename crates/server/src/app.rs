@@ -19,6 +19,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::BodyReadTimeout;
+use crate::openapi::SharedResponses;
 use crate::routes::{
     account, auth, batch, handoffs, health, intake, intake_page, logs, pages, public, records,
     tokens, webhooks,
@@ -148,7 +149,9 @@ fn api() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document, as served at `/api/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().into_openapi()
+    let mut spec = api().into_openapi();
+    SharedResponses.modify(&mut spec);
+    spec
 }
 
 fn set_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
@@ -157,7 +160,8 @@ fn set_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<H
 
 pub fn router(state: AppState, max_body_bytes: usize, body_read_timeout: Duration) -> axum::Router {
     let metrics = state.gate.records.metrics().clone();
-    let (router, spec) = api().split_for_parts();
+    let (router, mut spec) = api().split_for_parts();
+    SharedResponses.modify(&mut spec);
     let spec = std::sync::Arc::new(spec);
     router
         .route(

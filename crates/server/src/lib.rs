@@ -32,6 +32,7 @@ pub mod master_key;
 mod memory;
 mod metrics;
 mod open;
+mod openapi;
 mod owner;
 mod page_loads;
 mod proxy;

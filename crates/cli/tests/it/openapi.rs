@@ -122,3 +122,122 @@ async fn openapi_lists_every_route_with_its_errors() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
 }
+
+/// Found by the schemathesis run (scripts/api-fuzz): a body that is not JSON answers 415 on
+/// every operation that takes JSON, and the document did not say so on most of them. Each such
+/// answer is now documented, with the envelope, and this checks it against the real server.
+#[tokio::test]
+async fn every_json_operation_documents_its_answer_to_a_body_that_is_not_json() {
+    let s = TestServer::start().await;
+    let token = s.signup("spec-415@example.com").await;
+    let record = uuid_of(
+        &s.create(
+            &token,
+            serde_json::json!({"name": "n", "access": "private", "data": "canary-spec-415"}),
+        )
+        .await,
+    );
+    let doc = serde_json::to_value(brine_server::openapi()).unwrap();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if op["requestBody"]["content"]["application/json"].is_null() {
+                continue;
+            }
+            let url = path
+                .replace("{uuid}", &record)
+                .replace("{id}", "00000000-0000-4000-8000-000000000000")
+                .replace("{token}", "no-such-token");
+            let res = s
+                .request(method.to_uppercase().parse().unwrap(), &url)
+                .bearer_auth(&token)
+                .header("Content-Type", "text/plain")
+                .body("canary-spec-415 is not JSON")
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            let documented = &op["responses"][status.as_str()];
+            assert!(
+                documented.is_object(),
+                "{method} {path} answers {status}, which its document does not list"
+            );
+            assert!(status.is_client_error(), "{method} {path}: {status}");
+            let text = res.text().await.unwrap();
+            assert!(!text.contains("canary-spec-415"), "{method} {path}: {text}");
+            let envelope: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert!(envelope["error"].is_string() && envelope["message"].is_string());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "only {checked} JSON operations");
+}
+
+/// Found by the schemathesis run: the document typed a read's `data` (and the owner's reveal,
+/// a batch item's body, the playground's body) as an object, while a credential's value is a
+/// string; and it gave `limit` the bounds 1 and 500, which the server clamps to instead of
+/// refusing (and a 32-bit signed range, where the server takes any unsigned 32-bit number).
+#[tokio::test]
+async fn the_document_types_values_as_any_json_and_limits_as_clamped() {
+    let s = TestServer::start().await;
+    let doc = serde_json::to_value(brine_server::openapi()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field) in [
+        ("DataBody", "data"),
+        ("RevealBody", "data"),
+        ("BatchResult", "body"),
+        ("TryResult", "body"),
+    ] {
+        let property = &schemas[schema]["properties"][field];
+        assert!(property.is_object(), "{schema}.{field} is documented");
+        assert!(
+            property.get("type").is_none(),
+            "{schema}.{field} takes any JSON: {property}"
+        );
+    }
+    let token = s.signup("spec-limit@example.com").await;
+    for path in ["/api/v1/logs/events", "/api/v1/logs/export"] {
+        let res = s
+            .get(&format!("{path}?limit=0"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+    }
+    let events = &doc["paths"]["/api/v1/logs/events"]["get"]["parameters"];
+    let limit = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    // Any u32 is accepted (and clamped), so the document may not promise a 400 for 0 or 501.
+    assert_eq!(limit["schema"]["minimum"], 0, "{limit}");
+    assert_eq!(limit["schema"]["maximum"], u64::from(u32::MAX), "{limit}");
+}
+
+/// The stateful fuzzer follows these: the record a create call returns is the one that the
+/// operations on `{uuid}` act on.
+#[test]
+fn a_created_record_links_to_the_operations_on_it() {
+    let doc = serde_json::to_value(brine_server::openapi()).unwrap();
+    let links = doc["paths"]["/api/v1/records"]["post"]["responses"]["201"]["links"]
+        .as_object()
+        .unwrap();
+    let targets: Vec<&str> = links
+        .values()
+        .map(|l| l["operationRef"].as_str().unwrap())
+        .collect();
+    for target in [
+        "#/paths/~1api~1v1~1records~1{uuid}/get",
+        "#/paths/~1api~1v1~1records~1{uuid}/patch",
+        "#/paths/~1api~1v1~1records~1{uuid}/delete",
+        "#/paths/~1r~1{uuid}/get",
+    ] {
+        assert!(targets.contains(&target), "{target} in {targets:?}");
+    }
+    for link in links.values() {
+        assert_eq!(link["parameters"]["uuid"], "$response.body#/record/uuid");
+    }
+}

@@ -18,7 +18,7 @@ use crate::proxy::{Incoming, Proxy};
     params(("uuid" = uuid::Uuid, Path, description = "The record's uuid")),
     security((), ("api_key" = [])),
     responses(
-        (status = 200, description = "The value", body = DataBody),
+        (status = 200, description = "The value; for a bridge, the upstream's answer as it is", body = DataBody),
         (status = 401, description = "Missing or wrong X-API-Key", body = ErrorBody),
         (status = 403, description = "The record is owner-only", body = ErrorBody),
         (status = 404, description = "Unknown, expired or used up", body = ErrorBody),
@@ -42,7 +42,7 @@ pub async fn read(
     request_body(content = Option<UnlockBody>, description = "The record password (none when an X-API-Key header is sent)"),
     security((), ("api_key" = [])),
     responses(
-        (status = 200, description = "The value", body = DataBody),
+        (status = 200, description = "The value; for a bridge, the upstream's answer as it is", body = DataBody),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Missing or wrong password or key", body = ErrorBody),
         (status = 403, description = "The record is owner-only", body = ErrorBody),
