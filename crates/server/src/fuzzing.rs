@@ -315,18 +315,17 @@ fn bearer(data: &[u8], text: &str) {
 /// checked probe never counts 401/403 as accepted; a template renders to a header value whose
 /// refusal never shows the value.
 pub fn bridge_spec(data: &[u8]) {
-    if let Ok(body) = serde_json::from_slice::<brine_proto::BridgeBody>(data) {
-        if let Ok((value, checked)) =
+    if let Ok(body) = serde_json::from_slice::<brine_proto::BridgeBody>(data)
+        && let Ok((value, checked)) =
             crate::owner::create::content(RecordKind::Bridge, None, Some(body), None)
-        {
-            let stored = serde_json::from_slice::<BridgeSecrets>(value.as_bytes());
-            assert!(stored.is_ok(), "a stored bridge does not read back");
-            if let (Ok(stored), brine_core::Policy::Bridge(policy)) = (stored, checked) {
-                assert!(
-                    Bridge::compile(&stored, policy).is_ok(),
-                    "a stored bridge does not compile"
-                );
-            }
+    {
+        let stored = serde_json::from_slice::<BridgeSecrets>(value.as_bytes());
+        assert!(stored.is_ok(), "a stored bridge does not read back");
+        if let (Ok(stored), brine_core::Policy::Bridge(policy)) = (stored, checked) {
+            assert!(
+                Bridge::compile(&stored, policy).is_ok(),
+                "a stored bridge does not compile"
+            );
         }
     }
     if let Ok(stored) = serde_json::from_slice::<BridgeSecrets>(data) {
