@@ -117,6 +117,9 @@ async fn shared_limiter(url: &str) -> Result<brine_limits::RedisLimiter, Startup
     Ok(limiter)
 }
 
+/// The longest a dashboard token may live (366 days).
+const MAX_TOKEN_TTL_SECS: i64 = 366 * 24 * 3600;
+
 pub struct Server {
     listener: TcpListener,
     /// The metrics listener, when configured, with what it reports.
@@ -170,11 +173,17 @@ impl Server {
         {
             master_key::ensure_data_dir(&settings.data_dir)?;
         }
+        // Capped at 366 days: a longer dashboard token makes no sense, and an absurd one would
+        // overflow the expiry time at every sign-in.
         let token_ttl = i64::try_from(settings.token_ttl_secs)
             .ok()
-            .filter(|s| *s > 0)
+            .filter(|s| (1..=MAX_TOKEN_TTL_SECS).contains(s))
             .map(time::Duration::seconds)
-            .ok_or_else(|| StartupError::Setting("token_ttl_secs must be positive".into()))?;
+            .ok_or_else(|| {
+                StartupError::Setting(format!(
+                    "token_ttl_secs must be between 1 and {MAX_TOKEN_TTL_SECS} (366 days)"
+                ))
+            })?;
         let cli_session = i64::try_from(settings.cli_session_days)
             .ok()
             .filter(|d| (1..=3650).contains(d))

@@ -455,6 +455,11 @@ async fn settings_come_from_file_environment_and_flags() {
     assert!(err.contains("/nonexistent/brine.toml"), "{err}");
     let err = failed_start(&["--config", config], &[("BRINE_TOKEN_TTL_SECS", "soon")]);
     assert!(err.to_lowercase().contains("token_ttl_secs"), "{err}");
+    let err = failed_start(
+        &["--config", config],
+        &[("BRINE_TOKEN_TTL_SECS", "9223372036854775807")],
+    );
+    assert!(err.contains("token_ttl_secs must be between 1 and"), "{err}");
     let err = failed_start(&["--config", config], &[("BRINE_MASTER_KEY", "c2hvcnQ=")]);
     assert!(err.contains("32 bytes"), "{err}");
 }
