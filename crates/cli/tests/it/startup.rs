@@ -459,7 +459,10 @@ async fn settings_come_from_file_environment_and_flags() {
         &["--config", config],
         &[("BRINE_TOKEN_TTL_SECS", "9223372036854775807")],
     );
-    assert!(err.contains("token_ttl_secs must be between 1 and"), "{err}");
+    assert!(
+        err.contains("token_ttl_secs must be between 1 and"),
+        "{err}"
+    );
     let err = failed_start(&["--config", config], &[("BRINE_MASTER_KEY", "c2hvcnQ=")]);
     assert!(err.contains("32 bytes"), "{err}");
 }
