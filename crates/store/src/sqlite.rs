@@ -52,6 +52,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .before_acquire(|conn, _| Box::pin(async move { Ok(settled(conn)) }))
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
@@ -80,6 +81,27 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+}
+
+/// Whether a pooled connection is fit to hand out again: not inside a transaction as sqlx
+/// counts them. When a COMMIT fails with "database or disk is full", SQLite may already have
+/// rolled the transaction back; the ROLLBACK sqlx then sends fails ("no transaction is active"),
+/// and sqlx still counts one transaction open. On that connection the next `begin()` would be a
+/// SAVEPOINT that opens a real transaction, and a failed RELEASE then leaves it open for good:
+/// later "commits" only release savepoints inside it (acknowledged writes never saved) and its
+/// write lock makes every other writer fail with "database is locked". The pool closes such a
+/// connection (closing rolls back whatever SQLite still holds) and opens a fresh one.
+///
+/// Checked when the connection is taken from the pool, not when it is given back: a transaction
+/// dropped without a commit rolls back on the connection's worker after the drop, and the
+/// pool's ping on release and on acquire waits for that. The check reads one counter.
+fn settled(conn: &mut sqlx::SqliteConnection) -> bool {
+    use sqlx::Connection;
+    let settled = !conn.is_in_transaction();
+    if !settled {
+        tracing::warn!("closing a database connection left inside a failed transaction");
+    }
+    settled
 }
 
 /// Makes the database file readable by its owner only (it holds ciphertext, but also who opened

@@ -78,7 +78,10 @@ impl AuditWriter {
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("brine-audit".into())
-            .spawn(move || run(conn, queue, &rollups))
+            .spawn({
+                let path = path.to_path_buf();
+                move || run(conn, &path, queue, &rollups)
+            })
             .map_err(writer_error)?;
         Ok(Self {
             jobs: Mutex::new(Some(jobs)),
@@ -144,14 +147,39 @@ impl AuditWriter {
     }
 }
 
-fn run(mut conn: Connection, queue: mpsc::Receiver<Job>, rollups: &AtomicBool) {
+fn run(mut conn: Connection, path: &Path, queue: mpsc::Receiver<Job>, rollups: &AtomicBool) {
     while let Ok(job) = queue.recv() {
         let keep = rollups.load(Ordering::Relaxed);
         let result = write_group(&mut conn, &job.events, &job.settles, keep).map_err(writer_error);
         if let Err(e) = &result {
             tracing::error!(error = %e, "cannot store audit events");
+            if !conn.is_autocommit() {
+                conn = reopened(conn, path);
+            }
         }
         let _ = job.done.send(result);
+    }
+}
+
+/// A fresh connection for one still inside a transaction after a failed write. rusqlite rolls a
+/// failed transaction back when it is dropped (unless SQLite already did, as it may after "disk
+/// full"), but ignores an error from that ROLLBACK: a connection left inside the transaction
+/// would hold the write lock, and every other writer would get "database is locked" until a
+/// restart. Closing it rolls back whatever SQLite still holds. Only on the error path.
+fn reopened(conn: Connection, path: &Path) -> Connection {
+    if conn.execute_batch("ROLLBACK").is_ok() && conn.is_autocommit() {
+        return conn;
+    }
+    match open(path) {
+        Ok(fresh) => {
+            tracing::warn!("reopened the audit writer's connection, left inside a transaction");
+            drop(conn);
+            fresh
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot reopen the audit writer's connection");
+            conn
+        }
     }
 }
 
