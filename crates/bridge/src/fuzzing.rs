@@ -28,7 +28,7 @@ pub fn select(data: &[u8]) {
     // serde_json refuses a lone surrogate escape (`"\ude00"`), which the JSON grammar allows
     // (and JavaScript's JSON.parse reads) and the select engine passes through: with one, the
     // body and the selection are JSON though serde_json says not.
-    let surrogate = has_surrogate_escape(body);
+    let surrogate = std::str::from_utf8(body).is_ok() && has_surrogate_escape(body);
     let body_is_json = surrogate || serde_json::from_slice::<serde_json::Value>(body).is_ok();
     match selector.apply(body) {
         Ok(out) => {
