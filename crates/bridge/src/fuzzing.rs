@@ -225,32 +225,7 @@ fn split_on<'a>(hay: &'a [u8], sep: &[u8]) -> Vec<&'a [u8]> {
 mod tests {
     //! Replays the committed seeds and every kept crash through the same checks.
 
-    use std::path::PathBuf;
-
-    fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-        let mut out = Vec::new();
-        for kind in ["corpus", "regressions"] {
-            let Ok(dir) = std::fs::read_dir(root.join(kind).join(target)) else {
-                continue;
-            };
-            for entry in dir.flatten() {
-                if let Ok(bytes) = std::fs::read(entry.path()) {
-                    out.push((entry.path(), bytes));
-                }
-            }
-        }
-        out
-    }
-
-    fn replay(target: &str, check: fn(&[u8])) {
-        let all = inputs(target);
-        assert!(!all.is_empty(), "no seeds for {target}");
-        for (path, bytes) in all {
-            eprintln!("{}", path.display());
-            check(&bytes);
-        }
-    }
+    include!("../../../fuzz/replay.rs");
 
     #[test]
     fn select_seeds_and_regressions() {

@@ -205,25 +205,7 @@ pub fn keyring(data: &[u8]) {
 mod tests {
     //! Replays the committed seeds and every kept crash through the same checks.
 
-    use std::path::PathBuf;
-
-    fn replay(target: &str, check: fn(&[u8])) {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-        let mut seen = 0;
-        for kind in ["corpus", "regressions"] {
-            let Ok(dir) = std::fs::read_dir(root.join(kind).join(target)) else {
-                continue;
-            };
-            for entry in dir.flatten() {
-                if let Ok(bytes) = std::fs::read(entry.path()) {
-                    eprintln!("{}", entry.path().display());
-                    check(&bytes);
-                    seen += 1;
-                }
-            }
-        }
-        assert!(seen > 0, "no seeds for {target}");
-    }
+    include!("../../../fuzz/replay.rs");
 
     #[test]
     fn envelope_seeds_and_regressions() {

@@ -35,6 +35,9 @@ pub struct ApiError {
     pub refusal: Option<&'static str>,
 }
 
+/// `Retry-After` of every answer (JSON or page) given while the database is out of reach.
+pub const UNAVAILABLE_RETRY_SECS: u64 = 5;
+
 /// Marks an answer as brine's own refusal (`busy`, `limits`, `loop`) rather than an upstream's.
 /// A bridge whose upstream is another brine never tries its fallbacks after such an answer, so
 /// bridges that call each other cannot multiply one call.
@@ -161,14 +164,15 @@ impl ApiError {
         )
     }
 
-    /// The database cannot be reached or written; the caller may retry.
+    /// The database cannot be reached or written; the caller may retry (after
+    /// [`UNAVAILABLE_RETRY_SECS`]).
     pub fn unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Service unavailable",
             "The server cannot reach or write its database right now; retry shortly.",
         )
-        .retry_after(5)
+        .retry_after(UNAVAILABLE_RETRY_SECS)
     }
 
     fn retry_after(mut self, seconds: u64) -> Self {

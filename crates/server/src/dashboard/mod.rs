@@ -212,9 +212,10 @@ impl IntoResponse for PageError {
             Err(_) => status.into_response(),
         };
         if let PageError::Unavailable = self {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, 5.into());
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                crate::error::UNAVAILABLE_RETRY_SECS.into(),
+            );
         }
         response
     }

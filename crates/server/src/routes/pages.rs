@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 use crate::access::{Credential, Found, Gate, GateError, Refusal, Try};
 use crate::audit::{Channel, Outcome};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, UNAVAILABLE_RETRY_SECS};
 use crate::extract::{ClientInfo, canonical_uuid};
 use crate::fault::Fault;
 use crate::forms::FormGuard;
@@ -276,9 +276,10 @@ fn fault_page(
         PageState::Unavailable,
         label,
     )?;
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(5u64));
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(UNAVAILABLE_RETRY_SECS),
+    );
     Ok(response)
 }
 

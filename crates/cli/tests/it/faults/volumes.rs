@@ -265,6 +265,32 @@ async fn login(http: &reqwest::Client, s: &TestServer) -> Response {
         .unwrap()
 }
 
+/// What a test stores before it breaks the volume: one small record per access mode given
+/// (acknowledged, so they must survive) and a secure page, with its form loaded as a person's
+/// browser would have it open. Returns the records, the page's URL and the loaded form.
+async fn before_the_fault(
+    s: &TestServer,
+    http: &reqwest::Client,
+    token: &str,
+    accesses: &[&str],
+) -> (Vec<Kept>, String, LoadedForm) {
+    let mut kept = Vec::new();
+    for (i, access) in accesses.iter().enumerate() {
+        let data = value(&format!("before-{i}"), 100);
+        kept.push(kept_from(create(s, http, token, access, &data).await, &data).await);
+    }
+    let page = s
+        .create(
+            token,
+            json!({"name": "page", "access": "private", "data": "canary-fault-page",
+                   "secure_page": {"enabled": true, "password": "page password 1"}}),
+        )
+        .await;
+    let page_url = s.url(&format!("/secure/{}", uuid_of(&page)));
+    let form = LoadedForm::load(http.get(&page_url)).await;
+    (kept, page_url, form)
+}
+
 /// A server on a 16 MiB tmpfs with some records, the volume then filled to the last byte and
 /// creates sent until the first is refused (checked to be a clean 503). Returns what was
 /// acknowledged so far, the secure page's URL and a form loaded before the disk filled.
@@ -277,23 +303,13 @@ async fn full_volume(
         .await
         .unwrap();
     let token = s.signup("ana@example.com").await;
-    let mut kept = Vec::new();
-    for (i, access) in ["public", "private", "public", "private"]
-        .iter()
-        .enumerate()
-    {
-        let data = value(&format!("before-{i}"), 100);
-        kept.push(kept_from(create(&s, &http, &token, access, &data).await, &data).await);
-    }
-    let page = s
-        .create(
-            &token,
-            json!({"name": "page", "access": "private", "data": "canary-fault-page",
-                               "secure_page": {"enabled": true, "password": "page password 1"}}),
-        )
-        .await;
-    let page_url = s.url(&format!("/secure/{}", uuid_of(&page)));
-    let form = LoadedForm::load(http.get(&page_url)).await;
+    let (mut kept, page_url, form) = before_the_fault(
+        &s,
+        &http,
+        &token,
+        &["public", "private", "public", "private"],
+    )
+    .await;
 
     fill(&volume.dir.join("ballast"));
 
@@ -418,20 +434,8 @@ async fn a_volume_gone_read_only_refuses_writes_with_503_and_loses_nothing() {
         .await
         .unwrap();
     let token = s.signup("ana@example.com").await;
-    let mut kept = Vec::new();
-    for (i, access) in ["public", "private"].iter().enumerate() {
-        let data = value(&format!("before-{i}"), 100);
-        kept.push(kept_from(create(&s, &http, &token, access, &data).await, &data).await);
-    }
-    let page = s
-        .create(
-            &token,
-            json!({"name": "page", "access": "private", "data": "canary-fault-page",
-                               "secure_page": {"enabled": true, "password": "page password 1"}}),
-        )
-        .await;
-    let page_url = s.url(&format!("/secure/{}", uuid_of(&page)));
-    let form = LoadedForm::load(http.get(&page_url)).await;
+    let (mut kept, page_url, form) =
+        before_the_fault(&s, &http, &token, &["public", "private"]).await;
     let signin_url = s.url("/signin");
     let signin = LoadedForm::load(http.get(&signin_url)).await;
     // Everything so far reaches the disk. SQLite runs with `synchronous = NORMAL`: a commit is in
