@@ -197,8 +197,8 @@ impl IntoResponse for PageError {
             PageError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Unavailable for a moment",
-                "The server cannot reach or write its database right now. Nothing was changed; \
-                 try again in a moment.",
+                "The server cannot reach or write its database right now. Reload the page in \
+                 a moment to see where things stand, then try again.",
             ),
             PageError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
