@@ -186,9 +186,9 @@ pub fn keyring(data: &[u8]) {
 }
 
 /// A keyring error holds no text of the keyring but a quoted version of at most 8 characters
-/// (a key is 44): every other message is fixed but for numbers. Checked on the
-/// error's variants, not by searching its message for key text, which would call a version
-/// that happens to repeat part of a key a leak.
+/// (a key is 44): every other message is fixed but for numbers. Checked on the error's
+/// variants, not by searching its message for key text, which would call a version that
+/// happens to repeat part of a key a leak.
 fn shows_no_key_text(e: &KeyringError) -> bool {
     match e {
         KeyringError::Syntax(message) => {

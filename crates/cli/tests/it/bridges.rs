@@ -508,6 +508,8 @@ async fn bad_bridges_are_refused() {
         json!({"url": "https://api.example.com/", "allowed_methods": []}),
         json!({"url": "https://api.example.com/", "allowed_paths": ["no-slash"]}),
         json!({"url": "https://api.example.com/", "headers": {"Bad Header": "x"}}),
+        json!({"url": "https://api.example.com/",
+               "headers": {"X-Api-Key": "first-0123456789", "x-api-key": "second-0123456789"}}),
         json!({"url": "https://api.example.com/", "timeout_ms": 0}),
         json!({"url": "https://api.example.com/", "colour": "blue"}),
     ] {

@@ -2,8 +2,8 @@
 //! values and passwords, bridge URLs and headers, X-API-Keys, account passwords, bearer, refresh
 //! and service tokens — is registered here. Every log line of every server (in-process ones
 //! through a process-wide tracing subscriber at debug level, `brine serve` processes through
-//! their stderr), every error body a test checks and every SQLite file a test server leaves is
-//! scanned for all of them; a hit fails the suite at the next server shutdown, naming the secret
+//! their stderr), every error body a test checks, every SQLite file a test server leaves and
+//! every row of the PostgreSQL database a test server ran on is scanned for all of them; a hit fails the suite at the next server shutdown, naming the secret
 //! and where it was seen.
 
 use std::io::Write;
@@ -163,6 +163,68 @@ pub fn scan_data_dir(dir: &std::path::Path) {
     }
 }
 
+/// Scans a PostgreSQL test database: every row of every table, as PostgreSQL writes a row out
+/// as text, with `bytea` in the escape format so that printable bytes show as they are (a
+/// secret written unencrypted into a binary column is found). A database that cannot be read
+/// counts as a hit: an unscanned database must not pass for a clean one.
+pub fn scan_postgres(url: &str) {
+    let url = url.to_owned();
+    // Called from Drop too, maybe inside a runtime: the work runs on a thread with its own.
+    let dumped = std::thread::spawn(move || -> Result<Vec<(String, String)>, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime
+            .block_on(dump_postgres(&url))
+            .map_err(|e| e.to_string())
+    })
+    .join();
+    match dumped {
+        Ok(Ok(tables)) => {
+            for (table, rows) in tables {
+                scan(&format!("PostgreSQL table {table}"), rows.as_bytes());
+            }
+        }
+        Ok(Err(e)) => registry()
+            .hits
+            .push(format!("the PostgreSQL database could not be scanned: {e}")),
+        Err(_) => registry()
+            .hits
+            .push("scanning the PostgreSQL database panicked".to_owned()),
+    }
+}
+
+/// Every table of the `public` schema, with its rows as text, one per line.
+async fn dump_postgres(url: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    sqlx::raw_sql("SET bytea_output = 'escape'")
+        .execute(&mut conn)
+        .await?;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables \
+         WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+    )
+    .fetch_all(&mut conn)
+    .await?;
+    let mut dump = Vec::with_capacity(tables.len());
+    for table in tables {
+        // The name comes from the catalogue, quoted as an identifier; the alias names the
+        // whole row (a short one could be a column's name).
+        let select = format!(
+            "SELECT canary_scan_row::text FROM \"{}\" canary_scan_row",
+            table.replace('"', "\"\"")
+        );
+        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(select))
+            .fetch_all(&mut conn)
+            .await?;
+        dump.push((table, rows.join("\n")));
+    }
+    conn.close().await?;
+    Ok(dump)
+}
+
 /// Fails (once per hit) if any canary was seen anywhere so far.
 pub fn assert_clean() {
     if std::thread::panicking() {
@@ -217,4 +279,40 @@ fn registered_secrets_are_found_and_nothing_else() {
     register(&uuid);
     let text = format!("short {uuid}");
     assert!(first_hit(text.as_bytes()).is_none());
+}
+
+/// The PostgreSQL scan reads text and binary columns alike.
+#[tokio::test]
+async fn postgres_rows_are_scanned_with_their_bytes() {
+    use brine_store::testing::{PostgresForTests, TempDatabase, postgres_for_tests};
+    let PostgresForTests::Available(admin) = postgres_for_tests().unwrap() else {
+        eprintln!("skipped: no BRINE_TEST_POSTGRES_URL");
+        return;
+    };
+    let database = TempDatabase::create(&admin).await.unwrap();
+    let in_text = format!("canary-pg-text-{}", uuid::Uuid::new_v4().simple());
+    let in_bytes = format!("canary-pg-bytes-{}", uuid::Uuid::new_v4().simple());
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&database.url).await.unwrap();
+        sqlx::raw_sql("CREATE TABLE leak (t text, b bytea)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO leak VALUES ($1, $2)")
+            .bind(&in_text)
+            .bind(in_bytes.as_bytes())
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    }
+    let dump = dump_postgres(&database.url).await.unwrap();
+    let (table, rows) = dump.iter().find(|(t, _)| t == "leak").unwrap();
+    assert_eq!(table, "leak");
+    register(&in_text);
+    register(&in_bytes);
+    assert_eq!(first_hit(rows.as_bytes()).unwrap().0, in_text);
+    let after_text = rows.replace(&in_text, "");
+    assert_eq!(first_hit(after_text.as_bytes()).unwrap().0, in_bytes);
 }

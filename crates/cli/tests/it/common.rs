@@ -173,6 +173,9 @@ impl TestServer {
             task.await.unwrap().unwrap();
         }
         crate::canary::scan_data_dir(&self.data_dir);
+        if let Some(database) = &self.database {
+            crate::canary::scan_postgres(&database.url);
+        }
         crate::canary::assert_clean();
         Leftovers {
             data_dir: self.data_dir.clone(),
@@ -267,6 +270,9 @@ impl Drop for TestServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
             crate::canary::scan_data_dir(&self.data_dir);
+            if let Some(database) = &self.database {
+                crate::canary::scan_postgres(&database.url);
+            }
             crate::canary::assert_clean();
         }
     }

@@ -30,6 +30,14 @@ impl BridgeSecrets {
                 "fallback_urls: at most {MAX_FALLBACKS} fallback URLs are allowed."
             )));
         }
+        let mut names = std::collections::BTreeSet::new();
+        for name in self.headers.keys() {
+            if !names.insert(name.to_ascii_lowercase()) {
+                return Err(invalid(format!(
+                    "headers: '{name}' is given twice (header names are not case-sensitive)."
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -93,7 +101,12 @@ impl Bridge {
             if !BENIGN_HEADERS.contains(&header.as_str()) {
                 values.push(value.clone());
             }
-            headers.push((header, value_header));
+            // Spellings of one name (stored before `check_new` refused them) are one header:
+            // the last in the stored order wins, as it always did on the wire.
+            match headers.iter_mut().find(|(n, _)| *n == header) {
+                Some(same) => same.1 = value_header,
+                None => headers.push((header, value_header)),
+            }
         }
         values.extend(url_secrets(
             std::iter::once(&secrets.url).chain(&secrets.fallback_urls),
@@ -174,6 +187,24 @@ mod tests {
         assert_eq!(bridge.hops.len(), 1 + MAX_FALLBACKS);
         let last = bridge.hops.last().unwrap().render(&|_| None).unwrap();
         assert_eq!(last.host_str(), Some("fallback-2.example"));
+    }
+
+    #[test]
+    fn a_header_name_in_two_spellings_is_refused_and_old_ones_send_one_value() {
+        let mut twice = secrets("https://api.example/v1", 0);
+        twice.headers = BTreeMap::from([
+            ("API-Key".to_owned(), "first-secret-value".to_owned()),
+            ("api-key".to_owned(), "second-secret-value".to_owned()),
+        ]);
+        let refused = twice.check_new().unwrap_err();
+        assert!(refused.message.contains("'api-key' is given twice"));
+        assert!(!refused.message.contains("secret-value"));
+        let bridge = Bridge::compile(&twice, BridgePolicy::default().checked().unwrap()).unwrap();
+        assert_eq!(bridge.headers.len(), 1);
+        assert_eq!(bridge.headers[0].1, "second-secret-value");
+        // Both values stay secrets: an upstream echoing either is scrubbed.
+        assert!(bridge.secrets.iter().any(|s| s == "first-secret-value"));
+        assert!(bridge.secrets.iter().any(|s| s == "second-secret-value"));
     }
 
     #[test]
