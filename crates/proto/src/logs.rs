@@ -10,9 +10,12 @@ use crate::records::EventView;
 
 // Query structs repeat `from` and `to` rather than flatten a shared struct: a flattened query
 // string reaches numbers as text, which serde then refuses.
+// Every query struct here and in `records` refuses unknown parameters: a misspelt filter
+// (`outcom=denied`) must not silently widen what an owner reads from the audit log.
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct SummaryQuery {
     /// Start of the range (RFC 3339); by default 24 hours before `to`.
     #[param(value_type = Option<String>, format = DateTime)]
@@ -32,6 +35,7 @@ pub struct SummaryQuery {
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct SeriesQuery {
     /// Start of the range (RFC 3339); by default 24 hours before `to`.
     #[param(value_type = Option<String>, format = DateTime)]
@@ -159,6 +163,7 @@ pub struct UsageSeries {
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct LogQuery {
     /// Start of the range (RFC 3339); by default 24 hours before `to`.
     #[param(value_type = Option<String>, format = DateTime)]

@@ -327,6 +327,7 @@ pub struct EventList {
 
 #[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct EventQuery {
     /// At most this many events (default 100); values outside 1 to 500 are clamped to it.
     /// (Any 32-bit unsigned number is accepted: the document says so for fuzzers and clients.)

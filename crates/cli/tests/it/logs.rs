@@ -211,6 +211,11 @@ async fn bad_log_queries_get_the_error_envelope() {
         "/api/v1/logs/series?from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z",
         "/api/v1/logs/events?limit=ten",
         "/api/v1/logs/export?format=xml",
+        // A misspelt filter is refused, not ignored (it would widen the answer).
+        "/api/v1/logs/events?outcom=denied",
+        "/api/v1/logs/summary?sort=name&extra=1",
+        "/api/v1/logs/series?bukket=hour",
+        "/api/v1/logs/export?format=csv&recrd=x",
     ] {
         let res = s.get(path).bearer_auth(&token).send().await.unwrap();
         expect_error(res, StatusCode::BAD_REQUEST).await;

@@ -392,6 +392,14 @@ async fn every_attempt_is_audited_without_secrets() {
         .await
         .unwrap();
     expect_error(res, StatusCode::BAD_REQUEST).await;
+    // An unknown (misspelt) filter is refused rather than ignored.
+    let res = s
+        .get(&format!("/api/v1/records/{uuid}/events?chanel=read"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::BAD_REQUEST).await;
 
     // Filters, alone and together, and with paging.
     let filtered = |query: String| {
